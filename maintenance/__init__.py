@@ -1,0 +1,1 @@
+"""Staff accounts and maintenance access (see the maintenance-access issue)."""

@@ -1,0 +1,70 @@
+"""QALITEL Host: the application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from qalitel.config import Settings, load
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``config``: a Settings, or overrides of the environment's settings."""
+    settings = config if isinstance(config, Settings) else load(config)
+    settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    settings.sqlite_tenant_dir.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__, template_folder=str(ROOT / "templates"),
+                instance_path=str(settings.instance_dir), instance_relative_config=False)
+    app.extensions["qalitel_settings"] = settings
+    app.config.from_mapping(
+        SECRET_KEY=settings.secret_key,
+        SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=_platform_engine_options(settings),
+        SESSION_COOKIE_NAME="qalitel_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.https,
+        PREFERRED_URL_SCHEME="https" if settings.https else "http",
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        **dict(settings.extra),
+    )
+
+    from qalitel import cli, i18n, security, views
+    from qalitel.auth import views as auth
+    from qalitel.extensions import db
+    from tenants import resolution
+
+    db.init_app(app)
+    _platform_sqlite_pragmas(app)
+    resolution.init_app(app)
+    i18n.init_app(app)
+    security.init_app(app)
+    auth.init_app(app)
+    views.init_app(app)
+    cli.init_app(app)
+    return app
+
+
+def _platform_engine_options(settings: Settings) -> dict[str, Any]:
+    if settings.database_url.startswith("sqlite"):
+        return {"connect_args": {"check_same_thread": False}}
+    return {"pool_size": settings.platform_pool_size, "max_overflow": 2,
+            "pool_pre_ping": True, "pool_recycle": 1800}
+
+
+def _platform_sqlite_pragmas(app: Flask) -> None:
+    from sqlalchemy import event
+
+    from qalitel.extensions import db
+    from tenants.engines import harden_sqlite
+
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", lambda conn, _r: harden_sqlite(conn))

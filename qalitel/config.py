@@ -1,0 +1,164 @@
+"""Typed, frozen configuration read from ``QALITEL_*`` environment variables.
+
+Every setting has one entry in :data:`VARIABLES`, which also feeds the README's table.
+Tests patch configuration by passing overrides to :func:`load` or ``create_app``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration cannot serve (e.g. production without a secret)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    instance_dir: Path = Path("instance")
+    database_url: str = ""
+    secret_key: str = ""
+    secret_key_fallbacks: tuple[str, ...] = ()
+    encryption_key: str = ""
+    tenant_server_url: str = ""
+    server_name: str = ""
+    https: bool = False
+    engine_cache_size: int = 16
+    tenant_pool_size: int = 2
+    tenant_pool_timeout: float = 10.0
+    platform_pool_size: int = 2
+    migrate_connection_budget: int = 8
+    template_database: str = "qalitel_tenant_template"
+    pg_name_prefix: str = "qt_"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    mail_from: str = "qalitel@localhost"
+    ratelimit_storage_uri: str = "memory://"
+    remember_days: int = 30
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def sqlite_tenant_dir(self) -> Path:
+        return self.instance_dir / "tenants"
+
+
+# name, attribute, type, default shown in the README, description
+VARIABLES: list[tuple[str, str, type, str, str]] = [
+    ("QALITEL_ENV", "env", str, "development",
+     "`production` refuses to start without an explicit secret and encryption key."),
+    ("QALITEL_INSTANCE_DIR", "instance_dir", Path, "instance",
+     "Folder of the embedded default: platform SQLite file, tenant SQLite files, generated keys."),
+    ("QALITEL_DATABASE_URL", "database_url", str, "sqlite:///<instance>/platform.sqlite3",
+     "SQLAlchemy URL of the platform database (SQLite or PostgreSQL)."),
+    ("QALITEL_SECRET_KEY", "secret_key", str, "generated into the instance folder",
+     "Signs session and preference cookies."),
+    ("QALITEL_SECRET_KEY_FALLBACKS", "secret_key_fallbacks", tuple, "(none)",
+     "Comma-separated previous secret keys still accepted while rotating."),
+    ("QALITEL_ENCRYPTION_KEY", "encryption_key", str, "generated into the instance folder",
+     "Fernet key encrypting tenant role passwords and server DSNs at rest."),
+    ("QALITEL_TENANT_SERVER_URL", "tenant_server_url", str, "(none: SQLite tenants)",
+     "Admin DSN of the PostgreSQL server new tenants are created on, e.g. "
+     "`postgresql://postgres@127.0.0.1:5432/postgres`."),
+    ("QALITEL_SERVER_NAME", "server_name", str, "(none)",
+     "When set, `<slug>.<server name>` also reaches a tenant."),
+    ("QALITEL_HTTPS", "https", bool, "0", "Served behind HTTPS: `Secure` cookies and HSTS."),
+    ("QALITEL_ENGINE_CACHE_SIZE", "engine_cache_size", int, "16",
+     "Tenant engines kept open per process (LRU)."),
+    ("QALITEL_TENANT_POOL_SIZE", "tenant_pool_size", int, "2",
+     "Connections per tenant engine (no overflow)."),
+    ("QALITEL_TENANT_POOL_TIMEOUT", "tenant_pool_timeout", float, "10",
+     "Seconds a request waits for a tenant connection."),
+    ("QALITEL_PLATFORM_POOL_SIZE", "platform_pool_size", int, "2",
+     "Connections to the platform database per process (PostgreSQL)."),
+    ("QALITEL_MIGRATE_CONNECTION_BUDGET", "migrate_connection_budget", int, "8",
+     "Most tenant databases `tenants migrate` works on at once."),
+    ("QALITEL_TEMPLATE_DATABASE", "template_database", str, "qalitel_tenant_template",
+     "Name of the pre-migrated PostgreSQL template database."),
+    ("QALITEL_PG_NAME_PREFIX", "pg_name_prefix", str, "qt_",
+     "Prefix of tenant database and role names on PostgreSQL."),
+    ("QALITEL_SMTP_HOST", "smtp_host", str, "127.0.0.1", "SMTP server for outgoing mail."),
+    ("QALITEL_SMTP_PORT", "smtp_port", int, "25", "SMTP port."),
+    ("QALITEL_SMTP_USER", "smtp_user", str, "(none)", "SMTP login, if any."),
+    ("QALITEL_SMTP_PASSWORD", "smtp_password", str, "(none)", "SMTP password, if any."),
+    ("QALITEL_SMTP_STARTTLS", "smtp_starttls", bool, "0", "Use STARTTLS."),
+    ("QALITEL_MAIL_FROM", "mail_from", str, "qalitel@localhost", "Sender address."),
+    ("QALITEL_RATELIMIT_STORAGE_URI", "ratelimit_storage_uri", str, "memory://",
+     "Flask-Limiter storage, e.g. `redis://127.0.0.1:6379/0`."),
+    ("QALITEL_REMEMBER_DAYS", "remember_days", int, "30",
+     "Lifetime of the optional 'keep me signed in' cookie (at most 365)."),
+]
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _convert(kind: type, raw: str) -> Any:
+    if kind is bool:
+        return raw.strip().lower() in _TRUE
+    if kind is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if kind is Path:
+        return Path(raw)
+    return kind(raw)
+
+
+def _read_or_create(path: Path, make: Any) -> str:
+    """Read a generated key from the instance folder, creating it (mode 0600) once."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+def load(overrides: Mapping[str, Any] | None = None,
+         environ: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from the environment, then apply ``overrides`` (by attribute)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, attr, kind, _default, _doc in VARIABLES:
+        raw = environ.get(name)
+        if raw not in (None, ""):
+            try:
+                values[attr] = _convert(kind, raw)
+            except ValueError as exc:
+                raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from exc
+    values.update(overrides or {})
+    settings = Settings(**values)
+    instance = Path(settings.instance_dir).resolve()
+    changes: dict[str, Any] = {"instance_dir": instance}
+    if not settings.database_url:
+        changes["database_url"] = f"sqlite:///{instance / 'platform.sqlite3'}"
+    if not settings.secret_key:
+        if settings.production:
+            raise ConfigError("QALITEL_SECRET_KEY is required in production")
+        changes["secret_key"] = _read_or_create(instance / "secret_key",
+                                                lambda: secrets.token_urlsafe(48))
+    if not settings.encryption_key:
+        if settings.production:
+            raise ConfigError("QALITEL_ENCRYPTION_KEY is required in production")
+        changes["encryption_key"] = _read_or_create(instance / "encryption_key",
+                                                    lambda: Fernet.generate_key().decode())
+    if not 1 <= settings.remember_days <= 365:
+        raise ConfigError("QALITEL_REMEMBER_DAYS must be between 1 and 365")
+    if settings.engine_cache_size < 1 or settings.tenant_pool_size < 1:
+        raise ConfigError("engine cache size and tenant pool size must be at least 1")
+    return dataclasses.replace(settings, **changes)

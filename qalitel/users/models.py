@@ -1,0 +1,61 @@
+"""Users of one client company, stored in its tenant database."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import UTC, datetime
+
+from flask_login import UserMixin
+from sqlalchemy import DateTime, Enum, Integer, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tenants.schema import TenantBase
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Profile(enum.StrEnum):
+    USER = "user"
+    MANAGER = "manager"
+    ADMIN = "admin"
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class User(UserMixin, TenantBase):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    profile: Mapped[Profile] = mapped_column(
+        Enum(Profile, native_enum=False, length=20,
+             values_callable=lambda e: [m.value for m in e]),
+        nullable=False, default=Profile.USER)
+    session_token: Mapped[str] = mapped_column(String(64), nullable=False,
+                                               default=new_session_token)
+    suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=_utcnow, nullable=False)
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_at is not None
+
+    @property
+    def is_active(self) -> bool:  # type: ignore[override]
+        return not self.is_suspended
+
+    def get_id(self) -> str:
+        from qalitel.auth.views import login_id
+
+        return login_id(self)

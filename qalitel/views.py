@@ -1,0 +1,61 @@
+"""Platform pages (home, health) and the tenant blueprint every client page hangs from."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, g, jsonify, render_template
+from flask_login import login_required
+from sqlalchemy import text
+
+from qalitel.extensions import db
+from tenants import resolution
+
+platform = Blueprint("platform", __name__)
+tenant = Blueprint("tenant", __name__, url_prefix="/t/<slug:slug>")
+resolution.attach(tenant)
+
+
+@platform.get("/")
+def home():
+    return render_template("platform/home.html")
+
+
+@platform.get("/healthz")
+def healthz():
+    try:
+        db.session.execute(text("SELECT 1"))
+        state, status = "ok", 200
+    except Exception:  # the answer is the state, not a traceback
+        db.session.rollback()
+        state, status = "unavailable", 503
+    return jsonify(status="ok" if status == 200 else "error",
+                   platform_database=state), status
+
+
+@tenant.get("/")
+@login_required
+def index():
+    from qalitel.records.views import dashboard
+
+    return dashboard()
+
+
+def _error(code: int, template: str):
+    def handler(error):
+        return render_template(template, error=error, reason=g.get("tenant_error"),
+                               tenant_name=g.get("tenant_name")), code
+    return handler
+
+
+def init_app(app: Flask) -> None:
+    from qalitel.auth.views import bp as auth_bp
+    from qalitel.records.views import bp as records_bp
+
+    tenant.register_blueprint(auth_bp)
+    tenant.register_blueprint(records_bp)
+    app.register_blueprint(platform)
+    app.register_blueprint(tenant)
+    app.register_error_handler(404, _error(404, "errors/404.html"))
+    app.register_error_handler(403, _error(403, "errors/403.html"))
+    app.register_error_handler(410, _error(410, "errors/tenant_status.html"))
+    app.register_error_handler(423, _error(423, "errors/tenant_status.html"))
+    app.register_error_handler(429, _error(429, "errors/429.html"))

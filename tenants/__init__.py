@@ -1,0 +1,1 @@
+"""Tenancy: registry, provisioning, resolution, engine cache and migrations."""

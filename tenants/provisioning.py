@@ -1,0 +1,469 @@
+"""Provisioning: a database per tenant, cloned from a pre-migrated template, all or nothing.
+
+Order of work, each step named for fault injection (``fault=`` callback, used by tests):
+
+``registry``   a registry row in state ``provisioning`` (the unique slug serialises racers)
+``template``   the template is at the head revision (migrated under an exclusive lock)
+``role``       PostgreSQL: a login role of the tenant's own, random password kept encrypted
+``database``   the clone (``CREATE DATABASE … TEMPLATE … OWNER``) / SQLite: the file copy
+``privileges`` PostgreSQL: objects handed to the tenant role, ``CONNECT`` revoked from PUBLIC
+``identity``   the identity row naming the tenant
+``admin``      the first client admin, written through the tenant's own credentials
+``activate``   the registry row becomes ``active``
+
+A failure at any step undoes every earlier one (database, role, file, registry row).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from psycopg2 import sql
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import NullPool
+
+from qalitel.config import Settings
+from qalitel.crypto import decrypt, encrypt
+from qalitel.extensions import db
+from tenants import migrations, pg
+from tenants.engines import TenantInfo, build_engine, harden_sqlite, sqlite_path
+from tenants.registry import Backend, DatabaseServer, Tenant, TenantStatus, validate_slug
+
+log = logging.getLogger(__name__)
+
+EMAIL_RE = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+STEPS = ("registry", "template", "role", "database", "privileges", "identity", "admin",
+         "activate")
+
+
+class ProvisioningError(RuntimeError):
+    """Provisioning failed; nothing it created is left behind."""
+
+
+@dataclass
+class ProvisionResult:
+    tenant: Tenant
+    admin_email: str
+    admin_password: str | None
+    generated_password: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_ms(self) -> float:
+        return sum(self.timings.values())
+
+    @property
+    def without_hash_ms(self) -> float:
+        return self.total_ms - self.timings.get("hash", 0.0)
+
+
+def validate_email(email: object) -> str:
+    if not isinstance(email, str) or len(email) > 254 or not EMAIL_RE.fullmatch(email.strip()):
+        raise ProvisioningError(f"invalid email address {str(email)[:80]!r}")
+    return email.strip().lower()
+
+
+def validate_name(name: object, what: str = "name") -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ProvisioningError(f"{what} is required")
+    cleaned = name.strip()
+    if len(cleaned) > 200 or any(ord(c) < 32 for c in cleaned):
+        raise ProvisioningError(f"{what} must be at most 200 printable characters")
+    return cleaned
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(15)
+
+
+# ---------------------------------------------------------------- servers
+
+
+def server_for_new_tenant(settings: Settings, backend: str | None,
+                          server_name: str | None) -> DatabaseServer | None:
+    """The PostgreSQL server a new tenant goes to, or None for SQLite."""
+    if backend == Backend.SQLITE.value:
+        return None
+    if server_name:
+        server = db.session.execute(
+            select(DatabaseServer).where(DatabaseServer.name == server_name)).scalar_one_or_none()
+        if server is None:
+            raise ProvisioningError(f"no database server named {server_name!r}")
+        return server
+    if settings.tenant_server_url:
+        return ensure_server(settings, "default", settings.tenant_server_url)
+    server = db.session.execute(select(DatabaseServer).order_by(DatabaseServer.id)).scalars().first()
+    if server is None and backend == Backend.POSTGRESQL.value:
+        raise ProvisioningError("no PostgreSQL server configured (QALITEL_TENANT_SERVER_URL "
+                                "or `qalitel servers add`)")
+    return server
+
+
+def ensure_server(settings: Settings, name: str, url: str) -> DatabaseServer:
+    """Register (or update) a PostgreSQL server by name."""
+    pg.libpq_dsn(url)
+    server = db.session.execute(
+        select(DatabaseServer).where(DatabaseServer.name == name)).scalar_one_or_none()
+    if server is None:
+        server = DatabaseServer(name=name, url_encrypted=encrypt(settings.encryption_key, url))
+        db.session.add(server)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            return ensure_server(settings, name, url)
+    elif decrypt(settings.encryption_key, server.url_encrypted) != url:
+        server.url_encrypted = encrypt(settings.encryption_key, url)
+        server.template_revision = None
+        db.session.commit()
+    return server
+
+
+def server_url(settings: Settings, server: DatabaseServer) -> str:
+    return decrypt(settings.encryption_key, server.url_encrypted)
+
+
+# ---------------------------------------------------------------- templates
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def sqlite_template_path(settings: Settings) -> Path:
+    return settings.sqlite_tenant_dir / f".template-{migrations.head('tenant')}.sqlite3"
+
+
+def ensure_sqlite_template(settings: Settings) -> Path:
+    """The SQLite template file at head; its name carries the revision, so no check is needed."""
+    path = sqlite_template_path(settings)
+    if path.exists():
+        return path
+    with _file_lock(settings.sqlite_tenant_dir / ".template.lock"):
+        if path.exists():
+            return path
+        tmp = path.with_name(path.name + f".tmp-{secrets.token_hex(4)}")
+        try:
+            engine = create_engine(f"sqlite:///{tmp}", poolclass=NullPool)
+            event.listen(engine, "connect", lambda c, _r: harden_sqlite(c, wal=False))
+            with engine.begin() as conn:
+                migrations.upgrade(conn, "tenant")
+            engine.dispose()
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        for old in settings.sqlite_tenant_dir.glob(".template-*.sqlite3"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    return path
+
+
+def migrate_pg_template(settings: Settings, server: DatabaseServer, *, force: bool = False) -> str:
+    """Bring the server's template database to head under the exclusive template lock."""
+    target = migrations.head("tenant")
+    if server.template_revision == target and not force:
+        return target
+    url = server_url(settings, server)
+    name = settings.template_database
+    with pg.admin_connection(url) as conn, pg.advisory_lock(conn, f"template:{name}"):
+        pg.ensure_template_owner(conn)
+        if not pg.database_exists(conn, name):
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+                    sql.Identifier(name)))
+        with pg.admin_connection(url, name) as tconn, tconn.cursor() as cur:
+            cur.execute(sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {}").format(
+                sql.Identifier(pg.TEMPLATE_OWNER)))
+        engine = create_engine(pg.libpq_dsn(url, name).replace("postgresql://",
+                                                               "postgresql+psycopg2://", 1),
+                               poolclass=NullPool)
+        try:
+            with engine.begin() as sconn:
+                sconn.execute(text(f'SET ROLE "{pg.TEMPLATE_OWNER}"'))
+                revision = migrations.upgrade(sconn, "tenant")
+        finally:
+            engine.dispose()
+    server.template_revision = revision
+    db.session.commit()
+    return revision or target
+
+
+# ---------------------------------------------------------------- create
+
+
+def create_tenant(settings: Settings, slug: str, name: str, admin_email: str,
+                  admin_password: str | None = None, *, admin_name: str | None = None,
+                  backend: str | None = None, server_name: str | None = None,
+                  password_hash: str | None = None,
+                  fault: Callable[[str], None] | None = None) -> ProvisionResult:
+    """Create a tenant with its own database and first admin; all or nothing."""
+    from qalitel.users.service import hash_password
+
+    slug = validate_slug(slug)
+    name = validate_name(name)
+    admin_email = validate_email(admin_email)
+    admin_name = validate_name(admin_name or admin_email.split("@")[0], "admin name")
+    generated = admin_password is None
+    if admin_password is None:
+        admin_password = generate_password()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def step(label: str) -> None:
+        nonlocal clock
+        if fault is not None:
+            fault(label)
+        now = time.perf_counter()
+        timings[label] = timings.get(label, 0.0) + (now - clock) * 1000
+        clock = now
+
+    if password_hash is None:
+        password_hash = hash_password(admin_password)
+    timings["hash"] = (time.perf_counter() - clock) * 1000
+    clock = time.perf_counter()
+
+    server = server_for_new_tenant(settings, backend, server_name)
+    tenant = Tenant(slug=slug, name=name, status=TenantStatus.PROVISIONING,
+                    backend=Backend.POSTGRESQL if server else Backend.SQLITE,
+                    server_id=server.id if server else None,
+                    database_name=(f"{settings.pg_name_prefix}{slug}" if server
+                                   else f"{slug}.sqlite3"))
+    db.session.add(tenant)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise ProvisioningError(f"tenant {slug!r} already exists") from None
+    undo: list[Callable[[], None]] = []
+    try:
+        step("registry")
+        if server is not None:
+            _create_postgres(settings, tenant, server, step, undo)
+            _create_first_admin(settings, tenant, admin_email, admin_name, password_hash)
+        else:
+            publish = _create_sqlite(settings, tenant, step, undo)
+            _create_first_admin(settings, tenant, admin_email, admin_name, password_hash)
+            publish()
+        step("admin")
+        tenant.status = TenantStatus.ACTIVE
+        tenant.schema_revision = migrations.head("tenant")
+        db.session.commit()
+        step("activate")
+    except BaseException as exc:
+        db.session.rollback()
+        _compensate(tenant, undo)
+        if isinstance(exc, ProvisioningError):
+            raise
+        if isinstance(exc, Exception):
+            raise ProvisioningError(f"provisioning {slug!r} failed: {exc}") from exc
+        raise
+    return ProvisionResult(tenant=tenant, admin_email=admin_email,
+                           admin_password=admin_password, generated_password=generated,
+                           timings=timings)
+
+
+def _compensate(tenant: Tenant, undo: list[Callable[[], None]]) -> None:
+    for action in reversed(undo):
+        try:
+            action()
+        except Exception:  # keep undoing; the sweep catches what is left
+            log.exception("compensation step failed for tenant %s", tenant.slug)
+    try:
+        db.session.execute(Tenant.__table__.delete().where(Tenant.id == tenant.id))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("could not delete registry row of tenant %s", tenant.slug)
+    with contextlib.suppress(Exception):
+        db.session.expunge(tenant)
+
+
+def _create_sqlite(settings: Settings, tenant: Tenant, step: Callable[[str], None],
+                   undo: list[Callable[[], None]]) -> Callable[[], None]:
+    """Build the tenant's file under a work name; returns the step that publishes it."""
+    template = ensure_sqlite_template(settings)
+    step("template")
+    step("role")
+    final = sqlite_path(settings, tenant.database_name)
+    work = final.with_name(f".{final.name}.{secrets.token_hex(4)}.provisioning")
+
+    def remove_work() -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{work}{suffix}").unlink(missing_ok=True)
+
+    undo.append(remove_work)
+    shutil.copyfile(template, work)
+    step("database")
+    step("privileges")
+    conn = sqlite3.connect(work)
+    try:
+        conn.execute("INSERT INTO tenant_identity (id, slug, tenant_uid) VALUES (1, ?, ?)",
+                     (tenant.slug, tenant.uid))
+        conn.commit()
+    finally:
+        conn.close()
+    step("identity")
+    tenant.database_name = work.name
+
+    def publish() -> None:
+        try:
+            os.link(work, final)
+        except FileExistsError:
+            raise ProvisioningError(
+                f"a database file for {tenant.slug!r} already exists; "
+                "run `qalitel tenants sweep`") from None
+        undo.append(lambda: final.unlink(missing_ok=True))
+        work.unlink()
+        tenant.database_name = final.name
+
+    return publish
+
+
+def _create_postgres(settings: Settings, tenant: Tenant, server: DatabaseServer,
+                     step: Callable[[str], None], undo: list[Callable[[], None]]) -> None:
+    migrate_pg_template(settings, server)
+    step("template")
+    url = server_url(settings, server)
+    role = tenant.database_name
+    password = secrets.token_urlsafe(32)
+    tenant.role_name = role
+    tenant.role_password_encrypted = encrypt(settings.encryption_key, password)
+    with pg.admin_connection(url) as conn:
+        if pg.role_exists(conn, role) or pg.database_exists(conn, tenant.database_name):
+            raise ProvisioningError(
+                f"a database or role named {role!r} already exists; run `qalitel tenants sweep`")
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s NOINHERIT CONNECTION LIMIT %s")
+                        .format(sql.Identifier(role)),
+                        (password, settings.engine_cache_size * settings.tenant_pool_size * 4))
+        undo.append(lambda: _drop_pg(url, None, role))
+        step("role")
+        with pg.advisory_lock(conn, f"template:{settings.template_database}", shared=True):
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                    sql.Identifier(tenant.database_name),
+                    sql.Identifier(settings.template_database), sql.Identifier(role)))
+        undo.append(lambda: _drop_pg(url, tenant.database_name, None))
+        step("database")
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+                sql.Identifier(tenant.database_name)))
+    with pg.admin_connection(url, tenant.database_name) as tconn, tconn.cursor() as cur:
+        cur.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(
+            sql.Identifier(pg.TEMPLATE_OWNER), sql.Identifier(role)))
+        cur.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(pg.TEMPLATE_OWNER)))
+        step("privileges")
+        cur.execute("INSERT INTO tenant_identity (id, slug, tenant_uid) VALUES (1, %s, %s)",
+                    (tenant.slug, tenant.uid))
+        step("identity")
+
+
+def _drop_pg(url: str, database: str | None, role: str | None) -> None:
+    with pg.admin_connection(url) as conn:
+        if database:
+            pg.drop_database(conn, database)
+        if role:
+            pg.drop_role(conn, role)
+
+
+def _create_first_admin(settings: Settings, tenant: Tenant, email: str, name: str,
+                        password_hash: str) -> None:
+    from qalitel.users.models import Profile, User
+    from tenants.context import tenant_context
+
+    info = TenantInfo.from_row(tenant)
+    engine = build_engine(info, settings, pooled=False)
+    try:
+        with tenant_context(info, engine) as ctx:
+            ctx.session.add(User(email=email, name=name, password_hash=password_hash,
+                                 profile=Profile.ADMIN))
+            ctx.session.commit()
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------- destroy and sweep
+
+
+def destroy_tenant(settings: Settings, tenant: Tenant) -> None:
+    """Drop a tenant's database (and role) and its registry row. Irreversible."""
+    from flask import current_app
+
+    cache = current_app.extensions.get("qalitel_engines")
+    if cache is not None:
+        cache.invalidate(tenant.uid)
+    if tenant.backend is Backend.POSTGRESQL and tenant.server is not None:
+        _drop_pg(server_url(settings, tenant.server), tenant.database_name, tenant.role_name)
+    else:
+        path = sqlite_path(settings, tenant.database_name)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    db.session.delete(tenant)
+    db.session.commit()
+
+
+def sweep(settings: Settings, *, older_than_s: float = 600.0) -> list[str]:
+    """Remove what crashed provisionings left: stale ``provisioning`` rows and their databases,
+    and databases, roles or files of this platform's naming that no registry row claims."""
+    from datetime import UTC, datetime, timedelta
+
+    removed: list[str] = []
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    for tenant in db.session.execute(
+            select(Tenant).where(Tenant.status == TenantStatus.PROVISIONING)).scalars().all():
+        created = tenant.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        if created <= cutoff:
+            removed.append(f"registry:{tenant.slug}")
+            destroy_tenant(settings, tenant)
+    claimed = {t.database_name for t in db.session.execute(select(Tenant)).scalars()}
+    folder = settings.sqlite_tenant_dir
+    if folder.exists():
+        for path in folder.iterdir():
+            if path.name.endswith(".provisioning") and time.time() - path.stat().st_mtime > \
+                    older_than_s:
+                path.unlink(missing_ok=True)
+                removed.append(f"file:{path.name}")
+            elif path.suffix == ".sqlite3" and not path.name.startswith(".") \
+                    and path.name not in claimed:
+                path.unlink(missing_ok=True)
+                removed.append(f"file:{path.name}")
+    prefix = settings.pg_name_prefix
+    for server in db.session.execute(select(DatabaseServer)).scalars():
+        url = server_url(settings, server)
+        with pg.admin_connection(url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                        (prefix,))
+            databases = [r[0] for r in cur.fetchall()]
+            cur.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (prefix,))
+            roles = [r[0] for r in cur.fetchall()]
+        for name in databases:
+            if name not in claimed:
+                _drop_pg(url, name, None)
+                removed.append(f"database:{name}")
+        for name in roles:
+            if name not in claimed:
+                _drop_pg(url, None, name)
+                removed.append(f"role:{name}")
+    return removed

@@ -1,0 +1,102 @@
+"""Resolving the tenant of a request: once, from the URL (``/t/<slug>/…``) or the host
+(``<slug>.<server name>``), never from a header, query parameter or cookie."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+from flask import Blueprint, Flask, abort, current_app, g
+from sqlalchemy import select
+from werkzeug.routing import BaseConverter
+
+from qalitel.extensions import db
+from tenants import context
+from tenants.engines import EngineCache, TenantInfo
+from tenants.registry import SLUG_RE, Tenant, TenantStatus
+
+
+class SlugConverter(BaseConverter):
+    regex = r"[a-z][a-z0-9-]{1,39}"
+
+
+def load_tenant(slug: str) -> TenantInfo | None:
+    if not SLUG_RE.fullmatch(slug or ""):
+        return None
+    row = db.session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none()
+    return TenantInfo.from_row(row) if row is not None else None
+
+
+class SubdomainMiddleware:
+    """Maps ``<slug>.<server name>/path`` to ``/t/<slug>/path``.
+
+    A path naming another tenant than the host is refused (404) rather than served.
+    """
+
+    def __init__(self, app, server_name: str) -> None:
+        self.app = app
+        self.suffix = "." + server_name.lower().strip(".")
+
+    def __call__(self, environ, start_response):
+        host = environ.get("HTTP_HOST", "").lower().rsplit(":", 1)[0]
+        if host.endswith(self.suffix):
+            slug = host[: -len(self.suffix)]
+            path = environ.get("PATH_INFO", "") or "/"
+            environ["qalitel.subdomain"] = slug
+            if not SLUG_RE.fullmatch(slug):
+                environ["PATH_INFO"] = "/t/-invalid-/"
+            elif path.startswith("/t/"):
+                if not (path == f"/t/{slug}" or path.startswith(f"/t/{slug}/")):
+                    environ["PATH_INFO"] = "/t/-mismatch-/"
+            elif not path.startswith("/static/") and path != "/healthz":
+                environ["PATH_INFO"] = f"/t/{slug}{path}"
+        return self.app(environ, start_response)
+
+
+def _open_tenant(_endpoint: str | None, values: dict | None) -> None:
+    slug = (values or {}).pop("slug", None)
+    if slug is None:
+        abort(404)
+    info = load_tenant(slug)
+    if info is None or info.status is TenantStatus.PROVISIONING:
+        g.tenant_error = "unknown"
+        abort(404)
+    if info.status is TenantStatus.SUSPENDED:
+        g.tenant_error = "suspended"
+        g.tenant_name = info.name
+        abort(423)
+    if info.status is TenantStatus.CLOSED:
+        g.tenant_error = "closed"
+        g.tenant_name = info.name
+        abort(410)
+    cache: EngineCache = current_app.extensions["qalitel_engines"]
+    stack = ExitStack()
+    engine = stack.enter_context(cache.lease(info))
+    token = context.enter(info, engine)
+    stack.callback(context.leave, token)
+    g._tenant_stack = stack
+
+
+def _add_slug(endpoint: str, values: dict) -> None:
+    if "slug" not in values and context.has_tenant():
+        values["slug"] = context.current_tenant().slug
+
+
+def _close_tenant(_exc: BaseException | None) -> None:
+    stack = g.pop("_tenant_stack", None)
+    if stack is not None:
+        stack.close()
+
+
+def attach(bp: Blueprint) -> None:
+    """Make ``bp`` (prefixed ``/t/<slug:slug>``) resolve its tenant for every request."""
+    bp.url_value_preprocessor(_open_tenant)
+    bp.url_defaults(_add_slug)
+
+
+def init_app(app: Flask) -> None:
+    app.url_map.converters["slug"] = SlugConverter
+    app.extensions["qalitel_engines"] = EngineCache(app.extensions["qalitel_settings"])
+    app.teardown_request(_close_tenant)
+    server_name = app.extensions["qalitel_settings"].server_name
+    if server_name:
+        app.wsgi_app = SubdomainMiddleware(app.wsgi_app, server_name)  # type: ignore[method-assign]
