@@ -34,7 +34,8 @@ def init_command() -> None:
     ensure_sqlite_template(settings())
     if settings().tenant_server_url:
         server = ensure_server(settings(), "default", settings().tenant_server_url)
-        click.echo(f"PostgreSQL template on server default at {migrate_pg_template(settings(), server)}")
+        revision = migrate_pg_template(settings(), server)
+        click.echo(f"PostgreSQL template on server default at {revision}")
 
 
 tenants_group = click.Group("tenants", help="Client companies and their databases.")

@@ -1,7 +1,7 @@
 """Every tenant-database model, imported so ``TenantBase.metadata`` is complete."""
 
 from qalitel.records.models import NonConformity
-from qalitel.users.models import User
+from qalitel.users.models import Group, User, UserGroup
 from tenants.schema import TenantBase, TenantIdentity
 
-__all__ = ["NonConformity", "TenantBase", "TenantIdentity", "User"]
+__all__ = ["Group", "NonConformity", "TenantBase", "TenantIdentity", "User", "UserGroup"]

@@ -46,12 +46,19 @@ def _error(code: int, template: str):
     return handler
 
 
-def init_app(app: Flask) -> None:
+def _tenant_modules() -> None:
+    """Hang every client module's blueprint under ``/t/<slug>`` (once per process)."""
     from qalitel.auth.views import bp as auth_bp
     from qalitel.records.views import bp as records_bp
 
-    tenant.register_blueprint(auth_bp)
-    tenant.register_blueprint(records_bp)
+    for child in (auth_bp, records_bp):
+        tenant.register_blueprint(child)
+
+
+_tenant_modules()
+
+
+def init_app(app: Flask) -> None:
     app.register_blueprint(platform)
     app.register_blueprint(tenant)
     app.register_error_handler(404, _error(404, "errors/404.html"))

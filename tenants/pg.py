@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import psycopg2
 from psycopg2 import sql
@@ -85,9 +85,6 @@ def drop_role(conn: PgConnection, name: str) -> None:
 def ensure_template_owner(conn: PgConnection) -> None:
     """The NOLOGIN role owning the template's objects, handed over at each clone."""
     if not role_exists(conn, TEMPLATE_OWNER):
-        with conn.cursor() as cur:
-            try:
-                cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(
-                    sql.Identifier(TEMPLATE_OWNER)))
-            except psycopg2.errors.DuplicateObject:
-                pass
+        with conn.cursor() as cur, suppress(psycopg2.errors.DuplicateObject):
+            cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(
+                sql.Identifier(TEMPLATE_OWNER)))

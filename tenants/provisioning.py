@@ -104,7 +104,8 @@ def server_for_new_tenant(settings: Settings, backend: str | None,
         return server
     if settings.tenant_server_url:
         return ensure_server(settings, "default", settings.tenant_server_url)
-    server = db.session.execute(select(DatabaseServer).order_by(DatabaseServer.id)).scalars().first()
+    first = select(DatabaseServer).order_by(DatabaseServer.id)
+    server = db.session.execute(first).scalars().first()
     if server is None and backend == Backend.POSTGRESQL.value:
         raise ProvisioningError("no PostgreSQL server configured (QALITEL_TENANT_SERVER_URL "
                                 "or `qalitel servers add`)")
@@ -442,10 +443,7 @@ def sweep(settings: Settings, *, older_than_s: float = 600.0) -> list[str]:
     if folder.exists():
         for path in folder.iterdir():
             if path.name.endswith(".provisioning") and time.time() - path.stat().st_mtime > \
-                    older_than_s:
-                path.unlink(missing_ok=True)
-                removed.append(f"file:{path.name}")
-            elif path.suffix == ".sqlite3" and not path.name.startswith(".") \
+                    older_than_s or path.suffix == ".sqlite3" and not path.name.startswith(".") \
                     and path.name not in claimed:
                 path.unlink(missing_ok=True)
                 removed.append(f"file:{path.name}")
