@@ -359,11 +359,11 @@ def _create_postgres(settings: Settings, tenant: Tenant, server: DatabaseServer,
                         (password, settings.engine_cache_size * settings.tenant_pool_size * 4))
         undo.append(lambda: _drop_pg(url, None, role))
         step("role")
-        with pg.advisory_lock(conn, f"template:{settings.template_database}", shared=True):
-            with conn.cursor() as cur:
-                cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
-                    sql.Identifier(tenant.database_name),
-                    sql.Identifier(settings.template_database), sql.Identifier(role)))
+        lock = pg.advisory_lock(conn, f"template:{settings.template_database}", shared=True)
+        with lock, conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                sql.Identifier(tenant.database_name),
+                sql.Identifier(settings.template_database), sql.Identifier(role)))
         undo.append(lambda: _drop_pg(url, tenant.database_name, None))
         step("database")
         with conn.cursor() as cur:
