@@ -35,7 +35,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         **dict(settings.extra),
     )
 
-    from qalitel import cli, i18n, security, views
+    from qalitel import cli, i18n, prefs, security, views
     from qalitel.auth import views as auth
     from qalitel.extensions import db
     from tenants import resolution
@@ -46,6 +46,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     security.init_app(app)
     auth.init_app(app)
+    prefs.init_app(app)
     views.init_app(app)
     cli.init_app(app)
     return app
