@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export QALITEL_INSTANCE_DIR ?= $(CURDIR)/instance
 
-.PHONY: run test lint bench install clean-instance
+.PHONY: run test lint bench install clean-instance compile messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,22 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+# Translations: the .po is committed, the .mo is built here (messages: re-extract, update fr).
+PO_FR := qalitel/translations/fr/LC_MESSAGES/messages.po
+$(PO_FR:.po=.mo): $(PO_FR) $(STAMP)
+	$(BIN)/pybabel compile -d qalitel/translations
+
+compile: $(PO_FR:.po=.mo)
+
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -o qalitel/translations/messages.pot --no-wrap .
+	$(BIN)/pybabel update -i qalitel/translations/messages.pot -d qalitel/translations -l fr --no-wrap
+
+run: $(STAMP) compile
 	$(BIN)/qalitel demo
 	$(BIN)/qalitel run --host 127.0.0.1 --port 5000
 
-test: $(STAMP)
+test: $(STAMP) compile
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 

@@ -140,3 +140,18 @@ class AccessLogEntry(db.Model):
     detail: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+
+
+class AccessLogHead(db.Model):
+    """Per-tenant anchor of the access log: how many entries and the last hash, sealed with an
+    HMAC under the platform's encryption key (``maintenance.audit``), so dropping the newest
+    entries is detected even though the chain alone still verifies."""
+
+    __tablename__ = "access_log_heads"
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
+                                           primary_key=True, autoincrement=False)
+    entry_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    seal: Mapped[str] = mapped_column(String(64), nullable=False)
+    updated_at: Mapped[str] = mapped_column(String(40), nullable=False)

@@ -49,6 +49,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     prefs.init_app(app)
     views.init_app(app)
     cli.init_app(app)
+    from maintenance import console as staff_console
+
+    staff_console.init_app(app)
     return app
 
 

@@ -9,6 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from maintenance.cli import audit_group
 from qalitel.config import Settings
 from tenants.registry import InvalidSlugError
 
@@ -146,14 +147,16 @@ def tenants_migrate(slugs: tuple[str, ...], all_: bool, jobs: int | None,
         fail(str(exc))
         return
     click.echo(f"head {report.head}: {len(report.migrated)} migrated, {len(report.skipped)} "
-               f"already at head, {len(report.failed)} failed in {report.duration_ms:.0f} ms")
+               f"skipped (already at head), {len(report.failed)} failed, "
+               f"{report.workers} worker(s), {report.duration_ms:.0f} ms")
     for outcome in report.migrated:
         click.echo(f"  migrated {outcome.slug}: {outcome.from_revision} -> "
                    f"{outcome.to_revision} ({outcome.duration_ms:.0f} ms)")
     if report.failed:
         for outcome in report.failed:
-            click.secho(f"  FAILED {outcome.slug}: {outcome.error}", fg="red", err=True)
-        sys.exit(1)
+            click.secho(f"  FAILED {outcome.slug}: {outcome.summary}", fg="red", err=True)
+        fail(f"{len(report.failed)} failed: {', '.join(o.slug for o in report.failed)} "
+             "(details in the migration ledger; fix, then rerun with --retry-failed)")
 
 
 @tenants_group.command("sweep")
@@ -219,6 +222,10 @@ def demo_command() -> None:
 def init_app(app: Flask) -> None:
     for command in (init_command, tenants_group, servers_group, demo_command):
         app.cli.add_command(command)
+    app.cli.add_command(audit_group)
+    from maintenance import cli_staff
+
+    cli_staff.init_app(app)
 
 
 def main() -> None:

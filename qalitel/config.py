@@ -47,6 +47,10 @@ class Settings:
     mail_from: str = "qalitel@localhost"
     ratelimit_storage_uri: str = "memory://"
     remember_days: int = 30
+    maintenance_default_hours: float = 2.0
+    maintenance_max_hours: float = 4.0
+    maintenance_pending_hours: float = 12.0
+    reset_link_minutes: int = 60
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -102,6 +106,14 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
      "Flask-Limiter storage, e.g. `redis://127.0.0.1:6379/0`."),
     ("QALITEL_REMEMBER_DAYS", "remember_days", int, "30",
      "Lifetime of the optional 'keep me signed in' cookie (at most 365)."),
+    ("QALITEL_MAINTENANCE_DEFAULT_HOURS", "maintenance_default_hours", float, "2",
+     "Duration of a maintenance window when a request names none, in hours."),
+    ("QALITEL_MAINTENANCE_MAX_HOURS", "maintenance_max_hours", float, "4",
+     "Longest maintenance window an engineer may request, in hours."),
+    ("QALITEL_MAINTENANCE_PENDING_HOURS", "maintenance_pending_hours", float, "12",
+     "Hours a maintenance request waits for the client's decision before it expires."),
+    ("QALITEL_RESET_LINK_MINUTES", "reset_link_minutes", int, "60",
+     "Lifetime of an emailed password-reset link, in minutes (single use)."),
 ]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -159,6 +171,11 @@ def load(overrides: Mapping[str, Any] | None = None,
                                                     lambda: Fernet.generate_key().decode())
     if not 1 <= settings.remember_days <= 365:
         raise ConfigError("QALITEL_REMEMBER_DAYS must be between 1 and 365")
+    if not 0 < settings.maintenance_default_hours <= settings.maintenance_max_hours <= 24 \
+            or not 0 < settings.maintenance_pending_hours <= 7 * 24:
+        raise ConfigError("maintenance hours: 0 < default <= max <= 24, 0 < pending <= 168")
+    if not 5 <= settings.reset_link_minutes <= 7 * 24 * 60:
+        raise ConfigError("QALITEL_RESET_LINK_MINUTES must be between 5 and 10080")
     if settings.engine_cache_size < 1 or settings.tenant_pool_size < 1:
         raise ConfigError("engine cache size and tenant pool size must be at least 1")
     return dataclasses.replace(settings, **changes)

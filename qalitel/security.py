@@ -1,8 +1,9 @@
-"""Security headers on every response, CSRF protection on every form."""
+"""Security headers on every response (pages, error pages, static files), CSRF protection
+on every form. HSTS only behind HTTPS (``settings.https``)."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, render_template
+from flask import Flask, Response, current_app, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 csrf = CSRFProtect()
@@ -12,14 +13,13 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
 
 
 def _headers(response: Response) -> Response:
-    from flask import current_app
-
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if current_app.extensions["qalitel_settings"].https:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")

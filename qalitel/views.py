@@ -48,11 +48,16 @@ def _error(code: int, template: str):
 
 def _tenant_modules() -> None:
     """Hang every client module's blueprint under ``/t/<slug>`` (once per process)."""
+    from maintenance.log_views import bp as audit_log_bp
     from qalitel.auth.views import bp as auth_bp
+    from qalitel.prefs_views import bp as prefs_bp
     from qalitel.records.views import bp as records_bp
+    from qalitel.users.views import account as account_bp
+    from qalitel.users.views import bp as users_bp
 
-    for child in (auth_bp, records_bp):
+    for child in (auth_bp, records_bp, prefs_bp, users_bp, account_bp):
         tenant.register_blueprint(child)
+    tenant.register_blueprint(audit_log_bp)
 
 
 _tenant_modules()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,7 +88,8 @@ def harden_sqlite(dbapi_connection: sqlite3.Connection, wal: bool = True) -> Non
     dbapi_connection.set_authorizer(_deny_attach)
 
 
-def _check_identity(dbapi_connection, expected_uid: str, slug: str) -> None:
+def check_identity(dbapi_connection, expected_uid: str, slug: str) -> None:
+    """Refuse a connection whose database does not name this tenant in its identity row."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("SELECT tenant_uid, slug FROM tenant_identity WHERE id = 1")
@@ -123,33 +125,57 @@ def build_engine(info: TenantInfo, settings: Settings, *, pooled: bool = True) -
     def _on_connect(dbapi_connection, _record):  # pragma: no branch
         if info.backend is Backend.SQLITE:
             harden_sqlite(dbapi_connection)
-        _check_identity(dbapi_connection, info.uid, info.slug)
+        check_identity(dbapi_connection, info.uid, info.slug)
 
     return engine
 
 
-class _Entry:
-    __slots__ = ("engine", "leases", "retired")
+class EngineCacheFullError(TimeoutError):
+    """Every cached engine is in use and no slot freed up within the pool timeout."""
 
-    def __init__(self, engine: Engine) -> None:
+
+class _Entry:
+    __slots__ = ("engine", "leases", "retired", "uid")
+
+    def __init__(self, uid: str, engine: Engine) -> None:
+        self.uid = uid
         self.engine = engine
         self.leases = 0
         self.retired = False
 
 
 class EngineCache:
-    """Bounded LRU of tenant engines, keyed by tenant uid."""
+    """Bounded LRU of tenant engines, keyed by tenant uid.
+
+    At most ``engine_cache_size`` engines are alive at once, counting cached ones and ones
+    evicted or invalidated while a request still holds them (disposed when released). A new
+    tenant evicts the least recently used idle engine; when every live engine is leased, it
+    waits up to ``tenant_pool_timeout`` for one to be released, then raises
+    :class:`EngineCacheFullError`. With pools of ``tenant_pool_size`` and no overflow, a
+    process never holds more than :attr:`connection_budget` tenant connections.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.maxsize = settings.engine_cache_size
+        self.timeout = settings.tenant_pool_timeout
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._lock = threading.Lock()
+        self._live: set[_Entry] = set()
+        self._cond = threading.Condition()
         self.created = 0
         self.disposed = 0
+        self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._entries
+
+    @property
+    def live(self) -> int:
+        """Engines not yet disposed: cached, plus retired ones a request still holds."""
+        return len(self._live)
 
     @property
     def connection_budget(self) -> int:
@@ -165,39 +191,56 @@ class EngineCache:
             self._release(entry)
 
     def _acquire(self, info: TenantInfo) -> _Entry:
-        evicted: list[_Entry] = []
-        with self._lock:
-            entry = self._entries.get(info.uid)
-            if entry is not None:
-                self._entries.move_to_end(info.uid)
-            else:
-                entry = _Entry(build_engine(info, self.settings))
-                self.created += 1
-                self._entries[info.uid] = entry
-                while len(self._entries) > self.maxsize:
-                    _uid, old = self._entries.popitem(last=False)
-                    old.retired = True
-                    if old.leases == 0:
-                        evicted.append(old)
-            entry.leases += 1
-        for old in evicted:
-            self._dispose(old)
-        return entry
+        deadline: float | None = None
+        while True:
+            with self._cond:
+                entry = self._entries.get(info.uid)
+                if entry is not None:
+                    self._entries.move_to_end(info.uid)
+                    entry.leases += 1
+                    return entry
+                if len(self._live) < self.maxsize:
+                    entry = _Entry(info.uid, build_engine(info, self.settings))
+                    self.created += 1
+                    self._entries[info.uid] = entry
+                    self._live.add(entry)
+                    entry.leases += 1
+                    return entry
+                victim = next((e for e in self._entries.values() if e.leases == 0), None)
+                if victim is None:
+                    now = time.monotonic()
+                    deadline = now + self.timeout if deadline is None else deadline
+                    if now >= deadline:
+                        raise EngineCacheFullError(
+                            f"all {self.maxsize} tenant engines are in use")
+                    self._cond.wait(deadline - now)
+                    continue
+                del self._entries[victim.uid]
+                victim.retired = True
+                self.evicted += 1
+            self._dispose(victim)  # outside the lock; still counted live until closed
 
     def _release(self, entry: _Entry) -> None:
-        with self._lock:
+        with self._cond:
             entry.leases -= 1
             dispose = entry.retired and entry.leases == 0
+            if entry.leases == 0 and not dispose:
+                self._cond.notify()  # an idle engine a waiting tenant may evict
         if dispose:
             self._dispose(entry)
 
     def _dispose(self, entry: _Entry) -> None:
-        entry.engine.dispose()
-        self.disposed += 1
+        try:
+            entry.engine.dispose()
+        finally:
+            with self._cond:
+                self._live.discard(entry)
+                self.disposed += 1
+                self._cond.notify_all()
 
     def invalidate(self, uid: str) -> None:
         """Drop a tenant's engine (suspension, credentials change, deletion)."""
-        with self._lock:
+        with self._cond:
             entry = self._entries.pop(uid, None)
             if entry is None:
                 return
@@ -207,18 +250,20 @@ class EngineCache:
             self._dispose(entry)
 
     def clear(self) -> None:
-        with self._lock:
+        with self._cond:
             uids = list(self._entries)
         for uid in uids:
             self.invalidate(uid)
 
     def checked_out(self) -> int:
-        """Connections currently open in cached engines' pools (for tests and benchmarks)."""
-        with self._lock:
-            entries = list(self._entries.values())
+        """Connections open in live engines' pools, idle or in use (tests and benchmarks)."""
+        with self._cond:
+            entries = list(self._live)
         total = 0
         for entry in entries:
             pool = entry.engine.pool
             total += getattr(pool, "checkedin", lambda: 0)() + getattr(
                 pool, "checkedout", lambda: 0)()
         return total
+
+    open_connections = checked_out

@@ -1,29 +1,47 @@
-"""Migrating every tenant database: the template first, then the tenants in parallel.
+"""Migrating every tenant database: the templates first, then the tenants in parallel.
 
-Tenants whose registry revision is already the head are skipped without starting Alembic.
-Alembic's ``context``/``op`` proxies are process-global, so parallel upgrades run in worker
-processes (forkserver: no inherited connections), at most the connection budget at once.
-Each tenant's outcome is written to the migration ledger; a failure does not stop the others.
+* Templates: the SQLite template file is named by the head revision (building it is the
+  migration); each PostgreSQL server's template database is upgraded as the NOLOGIN template
+  owner under the exclusive advisory lock provisioning takes in shared mode
+  (``tenants.provisioning``).
+* Tenants whose registry revision is already the head are skipped without starting Alembic
+  or opening their database.
+* Each pending tenant is upgraded in one transaction, connected as the tenant's own role (so
+  what the upgrade creates stays owned by it). Alembic's ``context``/``op`` proxies are
+  process-global, so parallel upgrades run in worker processes (forkserver: nothing inherited
+  from the caller, no open connection or engine), at most the connection budget at once.
+* The ledger gets a ``running`` row per pending tenant before any work starts, completed
+  with revisions, state, error and duration as each outcome arrives (a crash leaves
+  ``running`` rows, which ``retry_failed`` picks up like failures). A failure never stops the
+  others; the caller gets every failure in the report.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
+import sys
 import time
 import traceback
+import types
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import selectinload
 
 from qalitel.config import Settings
 from qalitel.extensions import db
 from tenants import migrations
-from tenants.engines import TenantInfo, build_engine
-from tenants.provisioning import ensure_sqlite_template, migrate_pg_template
+from tenants.engines import TenantInfo, build_engine, sqlite_path
+from tenants.pg import lock_key
+from tenants.provisioning import ensure_sqlite_template, migrate_pg_template, sqlite_template_path
 from tenants.registry import (
+    Backend,
     DatabaseServer,
     MigrationLedger,
     MigrationState,
@@ -31,6 +49,11 @@ from tenants.registry import (
     TenantStatus,
     validate_slug,
 )
+
+# How long one tenant's upgrade waits for a lock held by the application before failing
+# (that tenant only; the others go on and --retry-failed picks it up later).
+PG_LOCK_TIMEOUT = "30s"
+ERROR_MAX = 4000
 
 
 @dataclass
@@ -41,6 +64,12 @@ class Outcome:
     error: str | None
     duration_ms: float
 
+    @property
+    def summary(self) -> str:
+        """The first line of the error, short enough for a terminal."""
+        first = (self.error or "").strip().splitlines()
+        return first[0][:300] if first else ""
+
 
 @dataclass
 class MigrationReport:
@@ -50,6 +79,7 @@ class MigrationReport:
     failed: list[Outcome] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     templates: list[str] = field(default_factory=list)
+    workers: int = 0
     duration_ms: float = 0.0
 
     @property
@@ -57,37 +87,67 @@ class MigrationReport:
         return not self.failed
 
 
+def _describe(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(exc)).strip()[:ERROR_MAX]
+
+
+def migration_engine(info: TenantInfo, settings: Settings) -> Engine:
+    """An unpooled engine on one tenant database, as the tenant's own role, fit for DDL.
+
+    A missing SQLite file is an error here: opening it would create an empty database.
+    """
+    if info.backend is Backend.SQLITE:
+        path = sqlite_path(settings, info.database_name)
+        if not path.is_file():
+            raise FileNotFoundError(f"database file {path.name} of tenant {info.slug} is missing")
+    return migrations.prepare_engine(build_engine(info, settings, pooled=False))
+
+
 def migrate_one(info: TenantInfo, settings: Settings, target: str = "head") -> Outcome:
-    """Upgrade one tenant database, connecting as the tenant's own role."""
+    """Upgrade one tenant database in one transaction, connected as the tenant's own role.
+
+    On PostgreSQL a transaction-level advisory lock keyed by the tenant serialises concurrent
+    runs (the second one finds the database at head and does nothing); SQLite's
+    ``BEGIN IMMEDIATE`` does the same.
+    """
     started = time.perf_counter()
     before: str | None = info.schema_revision
     try:
-        engine = build_engine(info, settings, pooled=False)
+        engine = migration_engine(info, settings)
         try:
             with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(select(func.set_config("lock_timeout", PG_LOCK_TIMEOUT, True)))
+                    conn.execute(select(func.pg_advisory_xact_lock(
+                        lock_key(f"migrate:{info.uid}"))))
                 before = migrations.current_revision(conn)
                 after = migrations.upgrade(conn, "tenant", target)
         finally:
             engine.dispose()
         return Outcome(info.slug, before, after, None, (time.perf_counter() - started) * 1000)
     except Exception as exc:
-        detail = "".join(traceback.format_exception_only(exc)).strip()
-        return Outcome(info.slug, before, None, detail[:4000],
+        return Outcome(info.slug, before, None, _describe(exc),
                        (time.perf_counter() - started) * 1000)
 
 
+def _migrate_in_worker(info: TenantInfo, settings: Settings) -> Outcome:
+    return migrate_one(info, settings)
+
+
 def _select(slugs: list[str] | None, retry_failed: bool) -> list[Tenant]:
-    query = select(Tenant).where(Tenant.status.in_([TenantStatus.ACTIVE, TenantStatus.SUSPENDED]))
+    query = (select(Tenant)
+             .where(Tenant.status.in_([TenantStatus.ACTIVE, TenantStatus.SUSPENDED]))
+             .options(selectinload(Tenant.server))
+             .order_by(Tenant.slug))
     if slugs:
         for slug in slugs:
             validate_slug(slug)
-        query = query.where(Tenant.slug.in_(slugs))
-        tenants = list(db.session.execute(query.order_by(Tenant.slug)).scalars())
+        tenants = list(db.session.execute(query.where(Tenant.slug.in_(slugs))).scalars())
         missing = sorted(set(slugs) - {t.slug for t in tenants})
         if missing:
             raise LookupError(f"no active or suspended tenant named {', '.join(missing)}")
     else:
-        tenants = list(db.session.execute(query.order_by(Tenant.slug)).scalars())
+        tenants = list(db.session.execute(query).scalars())
     if retry_failed:
         failed = set(_last_failed_tenant_ids())
         tenants = [t for t in tenants if t.id in failed]
@@ -95,88 +155,137 @@ def _select(slugs: list[str] | None, retry_failed: bool) -> list[Tenant]:
 
 
 def _last_failed_tenant_ids() -> list[int]:
+    """Tenants whose latest ledger row is not ``ok`` (failed, or left ``running`` by a crash)."""
+    latest = (select(func.max(MigrationLedger.id))
+              .where(MigrationLedger.tenant_id.is_not(None))
+              .group_by(MigrationLedger.tenant_id))
     rows = db.session.execute(
-        select(MigrationLedger.tenant_id, MigrationLedger.state)
-        .where(MigrationLedger.tenant_id.is_not(None))
-        .order_by(MigrationLedger.tenant_id, MigrationLedger.id)).all()
-    last: dict[int, MigrationState] = {}
-    for tenant_id, state in rows:
-        last[tenant_id] = state
-    return [tid for tid, state in last.items() if state is not MigrationState.OK]
+        select(MigrationLedger.tenant_id)
+        .where(MigrationLedger.id.in_(latest), MigrationLedger.state != MigrationState.OK))
+    return [tenant_id for (tenant_id,) in rows]
 
 
-def _ledger(run_id: str, target: str, tenant_id: int | None, outcome: Outcome) -> MigrationLedger:
-    now = datetime.now(UTC)
-    return MigrationLedger(
-        run_id=run_id, target=target, tenant_id=tenant_id,
-        from_revision=outcome.from_revision, to_revision=outcome.to_revision,
-        state=MigrationState.FAILED if outcome.error else MigrationState.OK,
-        error=outcome.error, duration_ms=outcome.duration_ms, started_at=now, finished_at=now)
+def _finish(row: MigrationLedger, outcome: Outcome) -> None:
+    finished = datetime.now(UTC)
+    row.from_revision = outcome.from_revision
+    row.to_revision = outcome.to_revision
+    row.state = MigrationState.FAILED if outcome.error else MigrationState.OK
+    row.error = outcome.error
+    row.duration_ms = outcome.duration_ms
+    row.started_at = finished - timedelta(milliseconds=outcome.duration_ms)
+    row.finished_at = finished
+
+
+def _template_outcome(report: MigrationReport, name: str, before: str | None,
+                      after: str | None, error: str | None, started: float) -> None:
+    outcome = Outcome(f"template:{name}", before, after, error,
+                      (time.perf_counter() - started) * 1000)
+    if before != after or error:
+        row = MigrationLedger(run_id=report.run_id, target=outcome.slug, tenant_id=None,
+                              state=MigrationState.RUNNING)
+        _finish(row, outcome)
+        db.session.add(row)
+    if error:
+        report.failed.append(outcome)
+    else:
+        report.templates.append(name)
 
 
 def migrate_templates(settings: Settings, report: MigrationReport) -> None:
+    """Bring the SQLite template and every server's PostgreSQL template to head."""
     started = time.perf_counter()
-    ensure_sqlite_template(settings)
-    report.templates.append("sqlite")
-    for server in db.session.execute(select(DatabaseServer)).scalars().all():
+    existed = sqlite_template_path(settings).exists()
+    try:
+        ensure_sqlite_template(settings)
+        _template_outcome(report, "sqlite", report.head if existed else None, report.head,
+                          None, started)
+    except Exception as exc:
+        _template_outcome(report, "sqlite", None, None, _describe(exc), started)
+    for server in db.session.execute(select(DatabaseServer).order_by(DatabaseServer.id)).scalars():
+        started = time.perf_counter()
         before = server.template_revision
         try:
-            after = migrate_pg_template(settings, server)
-            error = None
+            after, error = migrate_pg_template(settings, server), None
         except Exception as exc:
             db.session.rollback()
-            after, error = None, str(exc)[:4000]
-        outcome = Outcome(f"template:{server.name}", before, after, error,
-                          (time.perf_counter() - started) * 1000)
-        if before != after or error:
-            db.session.add(_ledger(report.run_id, outcome.slug, None, outcome))
-        if error:
-            report.failed.append(outcome)
-        else:
-            report.templates.append(server.name)
+            after, error = None, _describe(exc)
+        _template_outcome(report, server.name, before, after, error, started)
     db.session.commit()
 
 
 def migrate_tenants(settings: Settings, slugs: list[str] | None = None, *,
                     jobs: int | None = None, retry_failed: bool = False) -> MigrationReport:
-    """Migrate the templates, then the selected (default: all) tenants to head."""
+    """Migrate the templates, then the selected (default: all) tenants to head.
+
+    Raises InvalidSlugError or LookupError for a bad or unknown slug, before any work.
+    """
     started = time.perf_counter()
     head = migrations.head("tenant")
     report = MigrationReport(run_id=str(uuid.uuid4()), head=head)
+    # Snapshots taken now: the commits below expire ORM rows (one query each to reload).
+    selected = [TenantInfo.from_row(t) for t in _select(slugs, retry_failed)]
     migrate_templates(settings, report)
-    tenants = _select(slugs, retry_failed)
-    pending = [t for t in tenants if t.schema_revision != head]
-    report.skipped = [t.slug for t in tenants if t.schema_revision == head]
+    pending = [info for info in selected if info.schema_revision != head]
+    report.skipped = [info.slug for info in selected if info.schema_revision == head]
     if pending:
-        by_slug = {t.slug: t for t in pending}
-        infos = [TenantInfo.from_row(t) for t in pending]
-        workers = max(1, min(jobs or settings.migrate_connection_budget,
-                             settings.migrate_connection_budget, len(infos)))
-        for outcome in _run(infos, settings, workers):
-            tenant = by_slug[outcome.slug]
-            db.session.add(_ledger(report.run_id, f"tenant:{tenant.slug}", tenant.id, outcome))
+        by_slug = {info.slug: info for info in pending}
+        rows = {info.slug: MigrationLedger(run_id=report.run_id, target=f"tenant:{info.slug}",
+                                           tenant_id=info.id, from_revision=info.schema_revision,
+                                           state=MigrationState.RUNNING)
+                for info in pending}
+        db.session.add_all(rows.values())
+        db.session.commit()
+        budget = max(1, settings.migrate_connection_budget)
+        report.workers = max(1, min(jobs or budget, budget, len(pending)))
+        for outcome in _run(pending, settings, report.workers):
+            _finish(rows[outcome.slug], outcome)
             if outcome.error:
                 report.failed.append(outcome)
             else:
-                tenant.schema_revision = outcome.to_revision
+                db.session.execute(update(Tenant)
+                                   .where(Tenant.id == by_slug[outcome.slug].id)
+                                   .values(schema_revision=outcome.to_revision))
                 report.migrated.append(outcome)
             db.session.commit()
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report
 
 
-def _run(infos: list[TenantInfo], settings: Settings, workers: int):
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start workers without re-running the caller's main script.
+
+    The spawn and forkserver start methods re-import ``__main__`` in every worker (and in the
+    fork server), so a caller script without an ``if __name__ == "__main__"`` guard (a cron
+    wrapper, a benchmark) would run again there. The workers need only this module, so the
+    main module is an empty one while they start; ProcessPoolExecutor starts them in
+    ``submit``, which is all this block does.
+    """
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+
+
+def _run(infos: list[TenantInfo], settings: Settings, workers: int) -> Iterator[Outcome]:
     if workers == 1:
         for info in infos:
             yield migrate_one(info, settings)
         return
+    # Settings.extra may hold anything the caller merged into app.config; workers need none.
+    portable = dataclasses.replace(settings, extra={})
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["tenants.migrate"])
+    context.set_forkserver_preload([__name__, "qalitel.tenant_models"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(migrate_one, info, settings): info for info in infos}
+        with _main_module_hidden():
+            futures = {pool.submit(_migrate_in_worker, info, portable): info for info in infos}
         for future in as_completed(futures):
             info = futures[future]
             try:
                 yield future.result()
-            except Exception as exc:  # a worker that died
-                yield Outcome(info.slug, info.schema_revision, None, f"worker failed: {exc}", 0.0)
+            except Exception as exc:  # the worker process died (BrokenProcessPool)
+                yield Outcome(info.slug, info.schema_revision, None,
+                              f"worker process failed: {_describe(exc)}", 0.0)

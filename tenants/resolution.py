@@ -37,7 +37,7 @@ class SubdomainMiddleware:
         self.suffix = "." + server_name.lower().strip(".")
 
     def __call__(self, environ, start_response):
-        host = environ.get("HTTP_HOST", "").lower().rsplit(":", 1)[0]
+        host = environ.get("HTTP_HOST", "").lower().rsplit(":", 1)[0].rstrip(".")
         if host.endswith(self.suffix):
             slug = host[: -len(self.suffix)]
             path = environ.get("PATH_INFO", "") or "/"

@@ -217,3 +217,338 @@ def pytest_sessionfinish(session, exitstatus) -> None:
                 pg.drop_role(conn, name)
     except psycopg2.Error:
         pass
+
+
+# ---------------------------------------------------------------- a real SMTP server (mail tests)
+
+
+@dataclass
+class ReceivedMail:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: Any  # email.message.EmailMessage
+
+    @property
+    def body(self) -> str:
+        part = self.message.get_body(preferencelist=("plain",))
+        return part.get_content() if part is not None else ""
+
+
+class MailBox:
+    """What the loopback SMTP server received, in order."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import threading
+
+        self.host, self.port = host, port
+        self.messages: list[ReceivedMail] = []
+        self.logins: list[str] = []
+        self._cond = threading.Condition()
+
+    def add(self, item: ReceivedMail) -> None:
+        with self._cond:
+            self.messages.append(item)
+            self._cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMail]:
+        """Block until ``count`` messages arrived (mail leaves in a background thread)."""
+        with self._cond:
+            self._cond.wait_for(lambda: len(self.messages) >= count, timeout)
+            assert len(self.messages) >= count, (
+                f"expected {count} message(s), got {len(self.messages)}")
+            return list(self.messages)
+
+    def settings(self, **extra: Any) -> dict[str, Any]:
+        """Overrides for ``make_app`` pointing the app at this server."""
+        return {"smtp_host": self.host, "smtp_port": self.port, **extra}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_smtp(auth: tuple[str, str] | None = None) -> tuple[Any, MailBox]:
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    box = MailBox("127.0.0.1", _free_port())
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            message = message_from_bytes(envelope.original_content or envelope.content,
+                                         policy=policy.default)
+            box.add(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message))
+            return "250 OK"
+
+    kwargs: dict[str, Any] = {}
+    if auth is not None:
+        def authenticator(server, session, envelope, mechanism, data):
+            login = data.login.decode() if isinstance(data.login, bytes) else data.login
+            password = (data.password.decode() if isinstance(data.password, bytes)
+                        else data.password)
+            ok = (login, password) == auth
+            if ok:
+                box.logins.append(login)
+            return AuthResult(success=ok)
+
+        kwargs = {"authenticator": authenticator, "auth_require_tls": False}
+    controller = Controller(Handler(), hostname=box.host, port=box.port, **kwargs)
+    controller.start()
+    return controller, box
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[MailBox]:
+    """A real SMTP server (aiosmtpd) on a free loopback port; ``.messages`` it received."""
+    controller, box = _start_smtp()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_server_with_auth() -> Iterator[MailBox]:
+    """Same, offering ``AUTH`` without TLS (loopback only); ``mailer`` / ``mail-secret``
+    succeed and are recorded in ``.logins``."""
+    controller, box = _start_smtp(auth=("mailer", "mail-secret"))
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+LINK_RE = re.compile(r"https?://\S+")
+
+
+def link_in(mail: ReceivedMail) -> str:
+    """The one URL in a received message's text."""
+    links = LINK_RE.findall(mail.body)
+    assert len(links) == 1, f"expected one link in {mail.body!r}"
+    return links[0]
+
+
+def in_tenant(app: Flask, slug: str):
+    """Context manager: the tenant session of ``slug`` outside a request (app context too)."""
+    from contextlib import contextmanager
+
+    from qalitel.extensions import db
+    from tenants.context import tenant_context
+    from tenants.resolution import load_tenant
+
+    @contextmanager
+    def scope():
+        with app.app_context():
+            info = load_tenant(slug)
+            db.session.remove()
+            with tenant_context(info) as ctx:
+                yield ctx.session
+
+    return scope()
+
+
+# ---------------------------------------------------------------- maintenance access (staff)
+
+STAFF_PASSWORD = "staff passphrase 12+"
+
+
+@dataclass
+class StaffHandle:
+    id: int
+    email: str
+    name: str
+    secret: str
+
+
+def make_staff(app: Flask, email: str = "eve@scoqi.example",
+               name: str = "Eve Engineer") -> StaffHandle:
+    """A staff account (password STAFF_PASSWORD); ``secret`` is its TOTP secret."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from maintenance.staff import create_staff
+
+    with app.app_context():
+        staff, uri = create_staff(email, name, STAFF_PASSWORD)
+        secret = parse_qs(urlsplit(uri).query)["secret"][0]
+        return StaffHandle(id=staff.id, email=staff.email, name=staff.name, secret=secret)
+
+
+def totp_code(app: Flask, secret: str, steps: int = 0) -> str:
+    """The TOTP code at the app's clock (``steps`` 30-second steps later)."""
+    import pyotp
+
+    from maintenance import clock
+
+    with app.app_context():
+        moment = clock.now()
+    return pyotp.TOTP(secret).at(moment, counter_offset=steps)
+
+
+def staff_login(client: FlaskClient, app: Flask, handle: StaffHandle, code: str | None = None,
+                password: str = STAFF_PASSWORD):
+    token = csrf_token(client, "/staff/login")
+    return client.post("/staff/login", data={
+        "email": handle.email, "password": password, "csrf_token": token,
+        "code": totp_code(app, handle.secret) if code is None else code})
+
+
+def grant_for_test(app: Flask, public_id: str, *, hours: float | None = None,
+                   approver: tuple[str, str] = ("Ada Admin", "ada@client.example")) -> int:
+    """TEST HELPER: approve a request directly in the database, as ``maintenance.grants``
+    will, with a PostgreSQL login role of the grant's own (LOGIN, VALID UNTIL the end,
+    CONNECTION LIMIT, CONNECT on the tenant database, USAGE on schema public, SELECT on every
+    table; read-write adds INSERT/UPDATE/DELETE and sequence USAGE). Returns the grant id."""
+    from datetime import timedelta
+
+    from psycopg2 import sql
+
+    from maintenance import clock
+    from maintenance.models import Grant, MaintenanceRequest, RequestStatus, Scope
+    from qalitel.crypto import encrypt
+    from qalitel.extensions import db
+    from tenants import pg
+    from tenants.provisioning import server_url
+    from tenants.registry import Backend
+
+    with app.app_context():
+        settings = app.extensions["qalitel_settings"]
+        request = db.session.query(MaintenanceRequest).filter_by(public_id=public_id).one()
+        now = clock.now()
+        ends = now + timedelta(hours=hours if hours is not None else request.hours)
+        grant = Grant(request_id=request.id, tenant_id=request.tenant_id,
+                      engineer_id=request.engineer_id, scope=request.scope, starts_at=now,
+                      ends_at=ends)
+        tenant = request.tenant
+        if tenant.backend is Backend.POSTGRESQL:
+            role = f"{settings.pg_name_prefix}mg{secrets.token_hex(4)}"
+            password = secrets.token_urlsafe(24)
+            url = server_url(settings, tenant.server)
+            with pg.admin_connection(url) as conn, conn.cursor() as cur:
+                cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s NOINHERIT VALID UNTIL %s "
+                                    "CONNECTION LIMIT 4").format(sql.Identifier(role)),
+                            (password, ends.isoformat()))
+                cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    sql.Identifier(tenant.database_name), sql.Identifier(role)))
+            with pg.admin_connection(url, tenant.database_name) as conn, conn.cursor() as cur:
+                ident = sql.Identifier(role)
+                cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
+                cur.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}")
+                            .format(ident))
+                if request.scope is Scope.READ_WRITE:
+                    cur.execute(sql.SQL("GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "
+                                        "public TO {}").format(ident))
+                    cur.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}")
+                                .format(ident))
+            grant.role_name = role
+            grant.role_password_encrypted = encrypt(settings.encryption_key, password)
+        request.status = RequestStatus.APPROVED
+        request.decided_at = now
+        request.decided_by_name, request.decided_by_email = approver
+        db.session.add(grant)
+        db.session.commit()
+        return grant.id
+
+
+@dataclass
+class MaintWorld:
+    """Tenants alpha and bravo, a controllable clock, two engineers, and a marker string
+    written into alpha's records and user names (it must never leak without a grant)."""
+
+    app: Flask
+    clock: Any
+    tenants: TwoTenants
+    eve: StaffHandle
+    mallory: StaffHandle
+    marker: str
+
+    def request(self, slug: str = "alpha", staff: StaffHandle | None = None,
+                scope: str = "read", hours: float | None = None) -> str:
+        from maintenance.models import StaffUser
+        from maintenance.requests import create_request
+        from qalitel.extensions import db
+
+        with self.app.app_context():
+            engineer = db.session.get(StaffUser, (staff or self.eve).id)
+            made = create_request(slug, engineer, "Investigate ticket #42", scope=scope,
+                                  hours=hours)
+            return made.public_id
+
+
+@pytest.fixture
+def maint_world(two_tenants) -> MaintWorld:
+    from datetime import UTC, datetime
+
+    from maintenance.clock import ManualClock, set_clock
+    from qalitel.records.models import NonConformity
+    from qalitel.users.models import User
+
+    app = two_tenants.app
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    set_clock(app, clock)
+    marker = "MARKER" + secrets.token_hex(6)
+    with in_tenant(app, "alpha") as session:
+        for record in session.query(NonConformity).all():
+            record.title = f"{marker} title"
+            record.description = f"{marker} description <script>alert(1)</script>"
+        session.query(User).filter_by(email=two_tenants.a.user_email).one().name = \
+            f"{marker} user"
+        session.commit()
+    return MaintWorld(app=app, clock=clock, tenants=two_tenants, eve=make_staff(app),
+                      mallory=make_staff(app, "mallory@scoqi.example", "Mallory Engineer"),
+                      marker=marker)
+
+
+# ---------------------------------------------------------------- platform database on PostgreSQL
+
+
+@pytest.fixture
+def platform_database(backend) -> Iterator[str | None]:
+    """None on SQLite; on PostgreSQL the URL of a scratch platform database, dropped after.
+    Set up before ``make_app`` (see ``platform_app``), so it is dropped after the app's
+    engines are disposed."""
+    if backend != "postgresql":
+        yield None
+        return
+    from tenants import pg
+
+    name = f"{PG_PREFIX}platform_{secrets.token_hex(4)}"
+    with pg.admin_connection(PG_URL) as conn, conn.cursor() as cur:
+        cur.execute(pg.sql.SQL("CREATE DATABASE {}").format(pg.sql.Identifier(name)))
+    try:
+        yield pg.libpq_dsn(PG_URL, name).replace("postgresql://", "postgresql+psycopg2://", 1)
+    finally:
+        with pg.admin_connection(PG_URL) as conn:
+            pg.drop_database(conn, name)
+
+
+@pytest.fixture
+def platform_app(platform_database, make_app, backend) -> Flask:
+    """An app whose platform database is on the current backend (its tenants too)."""
+    overrides = {"database_url": platform_database} if platform_database else {}
+    return make_app(backend, **overrides)
+
+
+def pytest_sessionstart(session) -> None:
+    """Compile stale translation catalogues (``make`` does it too; this covers a bare pytest)."""
+    from qalitel.i18n import compile_catalogs
+
+    compile_catalogs()
+
+
+@pytest.fixture
+def english_clients(monkeypatch) -> None:
+    """Test clients send ``Accept-Language: en``, so assertions can read English messages
+    whatever the French catalogue holds (French is the default locale)."""
+    original = FlaskClient.__init__
+
+    def init(self, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.environ_base.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
+
+    monkeypatch.setattr(FlaskClient, "__init__", init)

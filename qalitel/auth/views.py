@@ -1,29 +1,136 @@
-"""Sign-in and sign-out at a tenant. A session is a login only at the tenant that issued it."""
+"""Sign-in, sign-out and password reset at a tenant.
+
+A session is a login only at the tenant that issued it: the Flask-Login id is
+``<tenant uid>:<user id>:<session token>`` and :func:`load_user` checks all three against the
+current tenant, so a session or remember cookie from tenant A is nobody at tenant B, and
+rotating the token (password change, suspension) ends every session of the user at once.
+
+The optional remember cookie ``qalitel_remember`` (Flask-Login) is scoped like the preference
+cookie: ``Path=/t/<slug>/`` (host-only ``/`` on ``<slug>.<server name>``). Flask-Login reads
+``REMEMBER_COOKIE_PATH`` from the app config, which cannot vary per request, so
+:class:`TenantLoginManager` sets and clears the cookie with the tenant's path itself.
+
+``GET /t/<slug>/logout`` shows a confirmation form (a link or image from another site cannot
+sign anybody out); the form, like the one in the page header, POSTs with its CSRF token.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
-from flask_login import LoginManager, login_user, logout_user
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_login.utils import encode_cookie
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, EmailField, PasswordField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
+from qalitel import prefs
+from qalitel.auth import service, throttle
+from qalitel.auth.throttle import Rule, throttled
 from qalitel.users.models import User
-from qalitel.users.service import authenticate
+from qalitel.users.service import (
+    EMAIL_MAX,
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    UserError,
+    check_credentials,
+    set_password,
+)
 from tenants.context import current_tenant, has_tenant, tdb
 
+REMEMBER_COOKIE = "qalitel_remember"
+
 bp = Blueprint("auth", __name__)
-login_manager = LoginManager()
+
+
+def tenant_cookie_path() -> str:
+    """``/`` on ``<slug>.<server name>`` (host-only cookie), ``/t/<slug>/`` otherwise."""
+    if not has_tenant() or request.environ.get("qalitel.subdomain"):
+        return "/"
+    return f"/t/{current_tenant().slug}/"
+
+
+class TenantLoginManager(LoginManager):
+    """Flask-Login whose remember cookie is scoped to the current tenant's path."""
+
+    def _set_cookie(self, response):  # type: ignore[override]
+        config = current_app.config
+        duration = config.get("REMEMBER_COOKIE_DURATION", timedelta(days=30))
+        if "_remember_seconds" in session:
+            duration = timedelta(seconds=session["_remember_seconds"])
+        response.set_cookie(
+            config.get("REMEMBER_COOKIE_NAME", REMEMBER_COOKIE),
+            value=encode_cookie(str(session["_user_id"])),
+            max_age=int(duration.total_seconds()), path=tenant_cookie_path(),
+            secure=config.get("REMEMBER_COOKIE_SECURE", False),
+            httponly=config.get("REMEMBER_COOKIE_HTTPONLY", True),
+            samesite=config.get("REMEMBER_COOKIE_SAMESITE", "Lax"))
+
+    def _clear_cookie(self, response):  # type: ignore[override]
+        clear_remember_cookie(response)
+
+    def _load_user_from_remember_cookie(self, cookie):  # type: ignore[override]
+        """A cookie that loads nobody (rotated token, suspension, other tenant) is deleted
+        instead of being tried again on every request."""
+        user = super()._load_user_from_remember_cookie(cookie)
+        if user is None:
+            session.pop("_user_id", None)
+            session.pop("_fresh", None)
+            session["_remember"] = "clear"
+        return user
+
+
+login_manager = TenantLoginManager()
 login_manager.session_protection = "basic"
 
 
+def clear_remember_cookie(response) -> None:
+    config = current_app.config
+    response.delete_cookie(config.get("REMEMBER_COOKIE_NAME", REMEMBER_COOKIE),
+                           path=tenant_cookie_path(),
+                           secure=config.get("REMEMBER_COOKIE_SECURE", False),
+                           httponly=True, samesite=config.get("REMEMBER_COOKIE_SAMESITE", "Lax"))
+
+
+def has_remember_cookie() -> bool:
+    return current_app.config.get("REMEMBER_COOKIE_NAME", REMEMBER_COOKIE) in request.cookies
+
+
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
-    remember = BooleanField("Keep me signed in on this device", default=False)
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=EMAIL_MAX)])
+    password = PasswordField(_l("Password"),
+                             validators=[DataRequired(), Length(max=PASSWORD_MAX)])
+    remember = BooleanField(_l("Keep me signed in on this device"), default=False)
+
+
+class ForgotForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=EMAIL_MAX)])
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField(_l("New password"), validators=[
+        DataRequired(), Length(min=PASSWORD_MIN, max=PASSWORD_MAX)])
+    confirm = PasswordField(_l("Repeat the new password"), validators=[
+        DataRequired(), EqualTo("password", message=_l("The two passwords differ."))])
+
+
+class LogoutForm(FlaskForm):
+    """CSRF only."""
 
 
 def login_id(user: User) -> str:
@@ -33,10 +140,11 @@ def login_id(user: User) -> str:
 
 @login_manager.user_loader
 def load_user(identifier: str) -> User | None:
-    if not has_tenant() or not isinstance(identifier, str):
+    if not has_tenant() or not isinstance(identifier, str) or len(identifier) > 200:
         return None
     parts = identifier.split(":")
-    if len(parts) != 3 or parts[0] != current_tenant().uid or not parts[1].isdigit():
+    if (len(parts) != 3 or parts[0] != current_tenant().uid or not parts[1].isdigit()
+            or len(parts[1]) > 9):
         return None
     user = tdb.execute(select(User).where(User.id == int(parts[1]))).scalar_one_or_none()
     if user is None or user.session_token != parts[2] or user.is_suspended:
@@ -62,32 +170,111 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
+# Session keys that are preferences, not sign-in state: kept when a new session starts.
+KEPT_ON_SIGN_IN = ("lang",)
+
+
+def sign_in(user: User, remember: bool) -> None:
+    """Start a fresh session for ``user`` (also used after a password change): nothing of
+    the previous session's state (CSRF secret, another tenant's login) carries over."""
+    kept = {key: session[key] for key in KEPT_ON_SIGN_IN if key in session}
+    session.clear()
+    session.update(kept)
+    login_user(user, remember=remember)
+
+
+LOGIN_BY_ADDRESS = Rule("LOGIN_LIMIT_PER_ADDRESS", throttle.by_address, failures_only=True)
+LOGIN_BY_ACCOUNT = Rule("LOGIN_LIMIT_PER_ACCOUNT", throttle.by_account, failures_only=True)
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@throttled(LOGIN_BY_ADDRESS, LOGIN_BY_ACCOUNT)
 def login():
     form = LoginForm()
-    if form.validate_on_submit():
-        user = authenticate(form.email.data or "", form.password.data or "")
+    if request.method == "POST":
+        user = None
+        if form.validate_on_submit():
+            user = check_credentials(form.email.data or "", form.password.data or "")
+        if user is not None and user.is_suspended:
+            flash(_("This account is suspended. Ask your administrator."), "error")
+            return render_template("auth/login.html", form=form), 403
         if user is not None:
-            login_user(user, remember=bool(form.remember.data))
-            return redirect(safe_next(request.args.get("next")) or url_for("tenant.index"))
-        flash("Unknown email or wrong password, or account suspended.", "error")
+            sign_in(user, remember=bool(form.remember.data))
+            # prefs hook: remember the login name; land on `next`, else the start/last page.
+            prefs.set_pref("login", user.email)
+            return redirect(prefs.landing_path(safe_next(request.args.get("next")))
+                            or url_for("tenant.index"))
+        form.password.data = ""
+        flash(_("Unknown email or wrong password."), "error")
         return render_template("auth/login.html", form=form), 401
+    if not form.email.data:  # prefs hook: pre-fill the login name
+        form.email.data = prefs.current_prefs().get("login")
     return render_template("auth/login.html", form=form)
 
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
+    form = LogoutForm()
+    if request.method == "GET":
+        if not current_user.is_authenticated:
+            return redirect(url_for("tenant.auth.login"))
+        return render_template("auth/logout.html", form=form)
     logout_user()
-    return redirect(url_for("tenant.auth.login"))
+    session.clear()  # an empty, modified session: Flask deletes the session cookie
+    response = redirect(url_for("tenant.auth.login"))
+    clear_remember_cookie(response)
+    return response
+
+
+RESET_BY_ADDRESS = Rule("RESET_LIMIT_PER_ADDRESS", throttle.by_address)
+RESET_BY_ACCOUNT = Rule("RESET_LIMIT_PER_ACCOUNT", throttle.by_account)
+TOKEN_BY_ADDRESS = Rule("RESET_TOKEN_LIMIT_PER_ADDRESS", throttle.by_address)
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@throttled(RESET_BY_ADDRESS, RESET_BY_ACCOUNT)
+def forgot_password():
+    form = ForgotForm()
+    if form.validate_on_submit():
+        service.request_password_reset(form.email.data or "")
+        flash(_("If an account uses this address, a message with a link to choose a new "
+                "password is on its way. The link works once, for %(minutes)d minutes.",
+                minutes=service.reset_max_age() // 60), "info")
+        return redirect(url_for("tenant.auth.login"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/forgot.html", form=form), status
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@throttled(TOKEN_BY_ADDRESS)
+def reset_password(token: str):
+    user = service.read_token(token)
+    if user is None:
+        response = current_app.make_response(
+            (render_template("auth/reset_invalid.html"), 400))
+    else:
+        form = NewPasswordForm()
+        if form.validate_on_submit():
+            try:
+                set_password(user, form.password.data or "")
+            except UserError as exc:
+                form.password.errors.append(str(exc))
+            else:
+                flash(_("Your password is set. Sign in with it."), "info")
+                return redirect(url_for("tenant.auth.login"))
+        status = 400 if request.method == "POST" else 200
+        response = current_app.make_response(
+            (render_template("auth/reset.html", form=form, user=user), status))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def init_app(app: Flask) -> None:
-    login_manager.init_app(app)
-    app.config.setdefault("REMEMBER_COOKIE_NAME", "qalitel_remember")
+    settings = app.extensions["qalitel_settings"]
+    app.config.setdefault("REMEMBER_COOKIE_NAME", REMEMBER_COOKIE)
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")
-    settings = app.extensions["qalitel_settings"]
     app.config.setdefault("REMEMBER_COOKIE_SECURE", settings.https)
-    from datetime import timedelta
-
     app.config.setdefault("REMEMBER_COOKIE_DURATION", timedelta(days=settings.remember_days))
+    login_manager.init_app(app)
+    throttle.init_app(app)

@@ -1,24 +1,248 @@
-"""Quality records of one client company."""
+"""Quality records of one client company: non-conformities, actions, folders.
+
+Enumerations are stored as short strings, checked by the database (``CheckConstraint``)
+as well as by the forms, so a value outside the lists below can never be saved.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from qalitel.users.models import User
 from tenants.schema import TenantBase
+
+STATUSES = ("open", "analysis", "treatment", "verification", "closed")
+ORIGINS = ("internal", "customer", "supplier", "audit")
+SEVERITIES = ("minor", "major", "critical")
+ACTION_KINDS = ("immediate", "corrective", "preventive")
+ACTION_STATUSES = ("planned", "in_progress", "done", "cancelled")
+ACTION_CLOSED = ("done", "cancelled")
+
+# The workflow: from each status, the statuses a record may move to next.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "open": ("analysis",),
+    "analysis": ("treatment",),
+    "treatment": ("verification",),
+    "verification": ("closed", "treatment"),
+    "closed": (),
+}
+
+TITLE_MAX = 200
+TEXT_MAX = 20000
+COMMENT_MAX = 2000
+FOLDER_NAME_MAX = 100
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Folder(TenantBase):
+    """A folder grouping records; a confidential one is visible to cleared managers only."""
+
+    __tablename__ = "folders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(FOLDER_NAME_MAX), unique=True, nullable=False)
+    confidential: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
+                                               server_default=false())
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class FolderClearance(TenantBase):
+    """Clearance of one user, or of every member of one group, for a confidential folder."""
+
+    __tablename__ = "folder_clearances"
+    __table_args__ = (
+        CheckConstraint("(user_id IS NULL) <> (group_id IS NULL)", name="user_xor_group"),
+        UniqueConstraint("folder_id", "user_id", name="uq_folder_clearances_folder_user"),
+        UniqueConstraint("folder_id", "group_id", name="uq_folder_clearances_folder_group"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"),
+                                           nullable=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                                index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"),
+                                                 index=True)
+    granted_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"))
+    granted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
 class NonConformity(TenantBase):
     __tablename__ = "nonconformities"
+    __table_args__ = (
+        CheckConstraint(_in("status", STATUSES), name="status"),
+        CheckConstraint(_in("origin", ORIGINS), name="origin"),
+        CheckConstraint(_in("severity", SEVERITIES), name="severity"),
+        Index("ix_nonconformities_status_number", "status", "number"),
+        Index("ix_nonconformities_folder_number", "folder_id", "number"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     number: Mapped[int] = mapped_column(Integer, unique=True, nullable=False)
-    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    title: Mapped[str] = mapped_column(String(TITLE_MAX), nullable=False)
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="open")
+    detected_on: Mapped[date] = mapped_column(Date, nullable=False, default=_today,
+                                              server_default=func.current_date(), index=True)
     detected_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    origin: Mapped[str] = mapped_column(String(20), nullable=False, default="internal",
+                                        server_default="internal")
+    severity: Mapped[str] = mapped_column(String(20), nullable=False, default="minor",
+                                          server_default="minor", index=True)
+    folder_id: Mapped[int | None] = mapped_column(ForeignKey("folders.id", ondelete="RESTRICT"))
+    cause_analysis: Mapped[str] = mapped_column(Text, nullable=False, default="",
+                                                server_default="")
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=_utcnow, nullable=False)
+
+    detected_by: Mapped[User | None] = relationship(foreign_keys=[detected_by_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    folder: Mapped[Folder | None] = relationship()
+
+    @property
+    def reference(self) -> str:
+        return f"NC-{self.number}"
+
+    @property
+    def next_statuses(self) -> tuple[str, ...]:
+        return TRANSITIONS.get(self.status, ())
+
+
+class StatusChange(TenantBase):
+    """One step of a record's workflow: who moved it, from what, to what, when."""
+
+    __tablename__ = "nonconformity_status_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(
+        ForeignKey("nonconformities.id", ondelete="CASCADE"), nullable=False, index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20), nullable=False)
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                      index=True)
+    changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False)
+    comment: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
+
+    changed_by: Mapped[User | None] = relationship()
+
+
+class RecordShare(TenantBase):
+    """A record shared with a user, who may then read it."""
+
+    __tablename__ = "nonconformity_shares"
+
+    record_id: Mapped[int] = mapped_column(
+        ForeignKey("nonconformities.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
+    shared_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    shared_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+
+class RecordHistory(TenantBase):
+    """One changed field of a record: who, when, old and new value (as displayed)."""
+
+    __tablename__ = "nonconformity_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(
+        ForeignKey("nonconformities.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                index=True)
+    changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False)
+    field: Mapped[str] = mapped_column(String(40), nullable=False)
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+
+    user: Mapped[User | None] = relationship()
+
+
+class Action(TenantBase):
+    """An immediate, corrective or preventive action, linked to a record or standalone."""
+
+    __tablename__ = "actions"
+    __table_args__ = (
+        CheckConstraint(_in("kind", ACTION_KINDS), name="kind"),
+        CheckConstraint(_in("status", ACTION_STATUSES), name="status"),
+        Index("ix_actions_status_due_date", "status", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int | None] = mapped_column(
+        ForeignKey("nonconformities.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False, default="corrective")
+    title: Mapped[str] = mapped_column(String(TITLE_MAX), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                 index=True)
+    due_date: Mapped[date | None] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="planned")
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    effectiveness_checked_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    effectiveness_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    effective: Mapped[bool | None] = mapped_column(Boolean)
+    effectiveness_comment: Mapped[str] = mapped_column(Text, nullable=False, default="",
+                                                       server_default="")
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=_utcnow, nullable=False)
+
+    record: Mapped[NonConformity | None] = relationship()
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    effectiveness_checked_by: Mapped[User | None] = relationship(
+        foreign_keys=[effectiveness_checked_by_id])
+
+    @property
+    def is_overdue(self) -> bool:
+        return (self.due_date is not None and self.due_date < _today()
+                and self.status not in ACTION_CLOSED)

@@ -1,0 +1,425 @@
+"""The only door by which SCOQI staff reach a tenant's database.
+
+``open_session(grant, staff)`` checks, at that instant, that the grant is active, inside its
+window and this engineer's; appends ``session_start`` to the tenant's access log; only then
+connects — never through the app's engine cache:
+
+* PostgreSQL: as the grant's own login role (created by ``maintenance.grants`` with exactly
+  the privileges of its scope), so the database itself refuses what the scope does not allow;
+* SQLite: the tenant file opened ``mode=ro`` with ``PRAGMA query_only=ON`` for the read scope
+  (``mode=rw`` for read-write); ``ATTACH`` is refused either way.
+
+Each read or write re-checks the grant, then appends ``view``/``change`` (table, record ids)
+and has it committed BEFORE the data is touched: when the log cannot be written, nothing is
+read. ``close()`` appends ``session_end``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, func, inspect, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.pool import NullPool
+
+from maintenance import audit, clock
+from maintenance.models import Grant, GrantStatus, RequestStatus, Scope, StaffUser
+from maintenance.requests import aware
+from qalitel.config import Settings
+from qalitel.crypto import decrypt
+from qalitel.extensions import db
+from tenants.engines import sqlite_path
+from tenants.registry import Backend, Tenant, TenantStatus
+
+log = logging.getLogger(__name__)
+
+IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+#: Columns whose values are credentials: never displayed, never changed through the console.
+SENSITIVE_RE = re.compile(r"password|token|secret|totp|otp_|_otp", re.IGNORECASE)
+MASK = "••••••"
+PAGE_SIZE_MAX = 200
+
+
+class AccessDenied(PermissionError):
+    """The grant does not allow this, now (revoked, expired, not this engineer's, scope)."""
+
+
+class NotFound(LookupError):
+    """No such table, record or column in the tenant database."""
+
+
+def grant_state(grant: Grant) -> str:
+    """What the grant allows right now: active, not-started, expired or revoked."""
+    if grant.status is GrantStatus.REVOKED:
+        return "revoked"
+    if grant.status is GrantStatus.EXPIRED:
+        return "expired"
+    now = clock.now()
+    if now < aware(grant.starts_at):
+        return "not-started"
+    if now >= aware(grant.ends_at):
+        return "expired"
+    return "active"
+
+
+def grant_of(staff: StaffUser, grant_id: object) -> Grant | None:
+    """This engineer's grant by id, freshly read; None for anyone else's or a forged id."""
+    if not isinstance(grant_id, int) or not 0 < grant_id < 2**31:
+        return None
+    grant = db.session.execute(
+        select(Grant).where(Grant.id == grant_id, Grant.engineer_id == staff.id)
+        .execution_options(populate_existing=True)).scalar_one_or_none()
+    return grant
+
+
+def check_grant(grant: Grant, staff: StaffUser) -> None:
+    """Raise AccessDenied unless ``staff`` may use ``grant`` at this instant (read afresh)."""
+    try:
+        db.session.refresh(grant)
+        db.session.refresh(staff)
+    except InvalidRequestError:
+        raise AccessDenied("this grant no longer exists") from None
+    if grant.engineer_id != staff.id:
+        raise AccessDenied("this grant belongs to another engineer")
+    if not staff.active:
+        raise AccessDenied("this staff account is deactivated")
+    state = grant_state(grant)
+    if state != "active":
+        raise AccessDenied(f"the grant is {state}")
+    db.session.refresh(grant.request)
+    if grant.request.status is not RequestStatus.APPROVED:
+        raise AccessDenied("the request behind this grant is not approved")
+    tenant = grant.tenant
+    db.session.refresh(tenant)
+    if tenant.status is not TenantStatus.ACTIVE:
+        raise AccessDenied(f"the tenant is {tenant.status.value}")
+
+
+@dataclass
+class Page:
+    table: str
+    columns: list[str]
+    rows: list[list[str | None]]
+    ids: list[str | None]
+    primary_key: str | None
+    page: int
+    page_size: int
+    total: int
+
+    @property
+    def has_next(self) -> bool:
+        return self.page * self.page_size < self.total
+
+
+@dataclass
+class Record:
+    table: str
+    record_id: str
+    primary_key: str
+    values: list[tuple[str, str | None]]
+    editable: list[str] = field(default_factory=list)
+
+
+def _display(column: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if SENSITIVE_RE.search(column):
+        return MASK
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(bytes(value))} bytes>"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _deny_attach(action: int, arg1: str | None, arg2: str | None, *_rest: object) -> int:
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() == "query_only" \
+            and arg2 is not None:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+class MaintenanceSession:
+    """One logged session on one grant. Use ``open_session``; close it (or use ``with``)."""
+
+    def __init__(self, grant: Grant, staff: StaffUser) -> None:
+        self.grant = grant
+        self.staff = staff
+        self.session_id = secrets.token_hex(6)
+        self.views = 0
+        self.changes = 0
+        self._engine: Engine | None = None
+        self._conn: Connection | None = None
+        self._closed = False
+        self._started = False
+
+    # -------------------------------------------------------------- life cycle
+
+    def _open(self) -> None:
+        check_grant(self.grant, self.staff)
+        tenant: Tenant = self.grant.tenant
+        self.tenant_id = tenant.id
+        self.scope = self.grant.scope
+        self.request_public_id = self.grant.request.public_id
+        self._log("session_start", {"scope": self.scope.value, "backend": tenant.backend.value,
+                                    "ends_at": aware(self.grant.ends_at).isoformat()})
+        self._started = True
+        try:
+            self._engine = self._make_engine(tenant)
+            self._conn = self._engine.connect()
+            self._check_identity(tenant)
+        except BaseException:
+            self.close(error="could not connect")
+            raise
+
+    def _settings(self) -> Settings:
+        return current_app.extensions["qalitel_settings"]
+
+    def _make_engine(self, tenant: Tenant) -> Engine:
+        settings = self._settings()
+        if tenant.backend is Backend.SQLITE:
+            path = sqlite_path(settings, tenant.database_name).resolve()
+            if not path.is_file():
+                raise NotFound("the tenant database file is missing")
+            read_only = self.scope is Scope.READ
+            uri = f"{path.as_uri()}?mode={'ro' if read_only else 'rw'}"
+
+            def connect() -> sqlite3.Connection:
+                conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
+                conn.execute("PRAGMA foreign_keys=ON")
+                if read_only:
+                    conn.execute("PRAGMA query_only=ON")
+                conn.set_authorizer(_deny_attach)
+                return conn
+
+            return create_engine("sqlite://", creator=connect, poolclass=NullPool)
+        if not (self.grant.role_name and self.grant.role_password_encrypted
+                and tenant.server is not None):
+            raise AccessDenied("this grant has no database role")
+        server = make_url(decrypt(settings.encryption_key, tenant.server.url_encrypted))
+        url = server.set(drivername="postgresql+psycopg2", username=self.grant.role_name,
+                         password=decrypt(settings.encryption_key,
+                                          self.grant.role_password_encrypted),
+                         database=tenant.database_name, query={})
+        return create_engine(url, poolclass=NullPool, connect_args={
+            "connect_timeout": 5,
+            "application_name": f"qalitel-maintenance:{self.request_public_id[:8]}",
+            "options": "-c statement_timeout=30000"})
+
+    def _check_identity(self, tenant: Tenant) -> None:
+        row = self._connection().exec_driver_sql(
+            "SELECT tenant_uid, slug FROM tenant_identity WHERE id = 1").first()
+        self._connection().rollback()
+        if row is None or row[0] != tenant.uid or row[1] != tenant.slug:
+            raise AccessDenied("the database does not belong to this tenant")
+
+    def close(self, error: str | None = None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._conn is not None:
+                self._conn.close()
+            if self._engine is not None:
+                self._engine.dispose()
+        finally:
+            self._conn = self._engine = None
+            if self._started:
+                detail: dict[str, Any] = {"views": self.views, "changes": self.changes}
+                if error:
+                    detail["error"] = error
+                try:
+                    self._log("session_end", detail)
+                except Exception:
+                    log.exception("could not log the end of maintenance session %s",
+                                  self.session_id)
+
+    def __enter__(self) -> MaintenanceSession:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(error=exc_type.__name__ if exc_type is not None else None)
+
+    # -------------------------------------------------------------- helpers
+
+    def _log(self, event: str, detail: dict[str, Any]) -> None:
+        """Append and commit one log entry; raises (audit.AuditWriteError) when it cannot."""
+        audit.append(self.tenant_id, event, actor_kind="staff", actor_name=self.staff.name,
+                     actor_email=self.staff.email, request_public_id=self.request_public_id,
+                     detail={"session": self.session_id, **detail})
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._closed:
+            raise AccessDenied("this maintenance session is closed")
+        return self._conn
+
+    def _before(self, event: str, detail: dict[str, Any]) -> Connection:
+        """Re-check the grant, then log; only afterwards may the caller touch the data."""
+        conn = self._connection()
+        check_grant(self.grant, self.staff)
+        self._log(event, detail)
+        if event == "change":
+            self.changes += 1
+        else:
+            self.views += 1
+        return conn
+
+    @staticmethod
+    def _name(name: object) -> str:
+        if not isinstance(name, str) or not IDENTIFIER_RE.fullmatch(name):
+            raise NotFound("no such table or column")
+        return name
+
+    def _table(self, conn: Connection, name: str) -> Table:
+        if name not in inspect(conn).get_table_names():
+            raise NotFound(f"no table {name}")
+        return Table(name, MetaData(), autoload_with=conn)
+
+    @staticmethod
+    def _single_key(table: Table):
+        keys = list(table.primary_key.columns)
+        return keys[0] if len(keys) == 1 else None
+
+    @staticmethod
+    def _coerce_id(column, record_id: object) -> Any:
+        text = str(record_id)
+        if len(text) > 200:
+            raise NotFound("no such record")
+        try:
+            kind = column.type.python_type
+        except NotImplementedError:
+            return text
+        if kind is int:
+            if not re.fullmatch(r"-?\d{1,18}", text):
+                raise NotFound("no such record")
+            return int(text)
+        return text
+
+    # -------------------------------------------------------------- the operations
+
+    def tables(self) -> list[str]:
+        """Names of the tenant database's tables (logged as a view of the table list)."""
+        conn = self._before("view", {"what": "tables"})
+        try:
+            return sorted(inspect(conn).get_table_names())
+        finally:
+            conn.rollback()
+
+    def rows(self, table: str, page: int = 1, page_size: int = 50) -> Page:
+        """One page of a table's rows in primary-key order (logged with table and page)."""
+        table = self._name(table)
+        page = max(1, min(int(page), 10**6))
+        page_size = max(1, min(int(page_size), PAGE_SIZE_MAX))
+        conn = self._before("view", {"what": "rows", "table": table, "page": page,
+                                     "page_size": page_size, "order": "primary key"})
+        try:
+            reflected = self._table(conn, table)
+            key = self._single_key(reflected)
+            order = list(reflected.primary_key.columns) or list(reflected.columns)[:1]
+            total = conn.execute(select(func.count()).select_from(reflected)).scalar_one()
+            result = conn.execute(select(reflected).order_by(*order)
+                                  .limit(page_size).offset((page - 1) * page_size))
+            columns = list(result.keys())
+            rows, ids = [], []
+            for row in result:
+                mapping = row._mapping
+                rows.append([_display(c, mapping[c]) for c in columns])
+                ids.append(str(mapping[key.name]) if key is not None else None)
+            return Page(table=table, columns=columns, rows=rows, ids=ids,
+                        primary_key=key.name if key is not None else None, page=page,
+                        page_size=page_size, total=int(total))
+        finally:
+            conn.rollback()
+
+    def record(self, table: str, record_id: object) -> Record:
+        """One record by primary key (logged with table and record id)."""
+        table = self._name(table)
+        if len(str(record_id)) > 200:
+            raise NotFound("no such record")
+        conn = self._before("view", {"what": "record", "table": table,
+                                     "record_id": str(record_id)})
+        try:
+            reflected = self._table(conn, table)
+            key = self._single_key(reflected)
+            if key is None:
+                raise NotFound(f"table {table} has no single-column primary key")
+            row = conn.execute(select(reflected).where(
+                key == self._coerce_id(key, record_id))).first()
+            if row is None:
+                raise NotFound("no such record")
+            mapping = row._mapping
+            editable = [] if self.scope is Scope.READ else [
+                c.name for c in reflected.columns
+                if not c.primary_key and not SENSITIVE_RE.search(c.name)]
+            return Record(table=table, record_id=str(record_id), primary_key=key.name,
+                          values=[(c, _display(c, mapping[c])) for c in mapping],
+                          editable=editable)
+        finally:
+            conn.rollback()
+
+    def update_field(self, table: str, record_id: object, column: str, value: str) -> None:
+        """Change one field of one record (read-write grants only; logged before)."""
+        table, column = self._name(table), self._name(column)
+        if self.scope is not Scope.READ_WRITE:
+            raise AccessDenied("this grant is read-only")
+        if SENSITIVE_RE.search(column):
+            raise AccessDenied("credentials are not changed through maintenance access")
+        if not isinstance(value, str) or len(value) > 20000:
+            raise ValueError("the value must be text of at most 20000 characters")
+        conn = self._before("change", {"table": table, "record_id": str(record_id)[:200],
+                                       "column": column})
+        try:
+            reflected = self._table(conn, table)
+            key = self._single_key(reflected)
+            if key is None or column not in reflected.columns or column == key.name:
+                raise NotFound("no such field")
+            target = reflected.columns[column]
+            result = conn.execute(sql_update(reflected)
+                                  .where(key == self._coerce_id(key, record_id))
+                                  .values({column: _convert(target, value)}))
+            if result.rowcount != 1:
+                raise NotFound("no such record")
+            conn.commit()
+        finally:
+            conn.rollback()
+
+
+def _convert(column, value: str) -> Any:
+    if value == "" and column.nullable:
+        return None
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:
+        return value
+    if kind is bool:
+        lowered = value.strip().lower()
+        if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError("expected true or false")
+        return lowered in ("1", "true", "yes", "on")
+    if kind is int:
+        return int(value)
+    if kind is float:
+        return float(value)
+    if kind is datetime:
+        return datetime.fromisoformat(value)
+    if kind is date:
+        return date.fromisoformat(value)
+    return value
+
+
+def open_session(grant: Grant, staff: StaffUser) -> MaintenanceSession:
+    """Check the grant now, log ``session_start``, then connect. Use as a context manager."""
+    session = MaintenanceSession(grant, staff)
+    session._open()
+    return session

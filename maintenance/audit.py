@@ -1,0 +1,436 @@
+"""The maintenance access log: per tenant, append-only, hash-chained, written first.
+
+Every event of a maintenance intervention (request, approval, denial, expiries, revocation,
+session start, each page or record viewed or changed, session end) is appended with
+:func:`append`, which commits in a transaction of its own *before* returning. A caller does
+its work only after ``append`` returned; on :class:`AuditWriteError` it refuses the access.
+
+**Chain.** A tenant's entries are numbered ``seq`` = 1, 2, 3… Each stores ``prev_hash`` (the
+previous entry's ``hash``; 64 zeros for the first) and ``hash`` = SHA-256 of its canonical
+form: the JSON object of ``tenant_uid, seq, at, event, actor_kind, actor_name, actor_email,
+request_public_id, detail, prev_hash`` with sorted keys, no whitespace, UTF-8, non-ASCII kept
+as is (``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``). ``at`` is
+the UTC time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; ``tenant_uid`` (not the slug, which could be
+renamed) ties an entry to its tenant. The reference implementation and the full description
+are in ``maintenance/verify_log.py``, the standalone verifier clients run on an export; the
+application verifies with the same code.
+
+**Head.** ``access_log_heads`` keeps, per tenant, the entry count and last hash, sealed with
+an HMAC-SHA256 under a key derived from the platform encryption key (``QALITEL_ENCRYPTION_KEY``,
+never stored in the database). Removing the newest entries leaves a chain that is valid on its
+own; the sealed head is what catches it. ``append`` refuses to extend a log whose tail does not
+match its sealed head (the access is refused until an operator looks).
+
+**Serialisation.** Appends of one tenant are serialised: on PostgreSQL by a transaction-level
+advisory lock keyed by the tenant, on SQLite by ``BEGIN IMMEDIATE`` (one writer per database)
+behind a process lock; ``unique(tenant_id, seq)`` is the backstop. The wait is bounded by
+the app config key ``AUDIT_LOCK_TIMEOUT_MS`` (default 5000). On SQLite the caller must not
+hold uncommitted platform writes in ``db.session`` (append would wait for itself): write the
+log first, as the rule says, or commit before.
+
+**Append-only in the database.** Triggers (platform revision p0003) refuse ``UPDATE`` and
+``DELETE`` on ``access_log`` (and ``TRUNCATE`` on PostgreSQL), and any change to a head but
+moving it forward by one; :func:`missing_guards` reports triggers dropped or disabled.
+
+**Limits, honestly.** The log is tamper-*evident*, not tamper-proof. Someone with write
+access to the platform database *and* the encryption key can rewrite a tenant's whole log and
+re-seal its head consistently; someone with database access only can put back an older genuine
+head after cutting the log to it (a rollback to an earlier state). Both are caught only by a
+copy kept elsewhere: the client admin can download the log and note the last hash shown on
+the access-log page; ``verify_log.py --previous old.jsonl --expect-last HASH`` checks a newer
+export continues an older one and ends where the page said.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import make_transient_to_detached
+
+from maintenance import clock
+from maintenance.models import AccessLogEntry, AccessLogHead
+from maintenance.verify_log import FIELDS, GENESIS, ChainChecker, entry_hash
+from qalitel.extensions import db
+from tenants.registry import Tenant
+
+EVENTS = ("request", "approval", "denial", "request_expired", "grant_expired", "revocation",
+          "session_start", "view", "change", "session_end")
+ACTOR_KINDS = ("staff", "client", "system")
+DEFAULT_LOCK_TIMEOUT_MS = 5000
+SEAL_CONTEXT = b"qalitel access-log head seal\x00"
+
+# The triggers of revision p0003 (name -> table) on each backend.
+GUARDS = {
+    "sqlite": {"access_log_no_update": "access_log", "access_log_no_delete": "access_log",
+               "access_log_heads_no_delete": "access_log_heads",
+               "access_log_heads_forward_only": "access_log_heads"},
+    "postgresql": {"access_log_no_update": "access_log", "access_log_no_delete": "access_log",
+                   "access_log_no_truncate": "access_log",
+                   "access_log_heads_no_delete": "access_log_heads",
+                   "access_log_heads_forward_only": "access_log_heads",
+                   "access_log_heads_no_truncate": "access_log_heads"},
+}
+
+_log = AccessLogEntry.__table__
+_heads = AccessLogHead.__table__
+_process_locks: dict[str, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+class AuditWriteError(RuntimeError):
+    """The access log could not be written: the caller must refuse the access."""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    count: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    last_hash: str = GENESIS
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"ok, {self.count} entries, last hash {self.last_hash}"
+        return f"BROKEN at entry {self.first_bad_seq}: {self.reason}"
+
+
+# ---------------------------------------------------------------- canonical pieces
+
+
+def format_at(moment: datetime) -> str:
+    """ISO 8601 UTC with microseconds and ``Z``: the ``at`` of an entry."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_at(value) if value.tzinfo else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (uuid.UUID, Decimal)):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return sorted(value) if isinstance(value, (set, frozenset)) else list(value)
+    raise TypeError(f"{type(value).__name__} cannot go in an access-log detail")
+
+
+def normalise_detail(detail: dict[str, Any] | None) -> dict[str, Any]:
+    """``detail`` as it reads back from JSON (string keys, lists, ISO times), or ValueError."""
+    if detail is None:
+        return {}
+    if not isinstance(detail, dict):
+        raise ValueError("detail must be a dict")
+    try:
+        return json.loads(json.dumps(detail, default=_json_default, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"detail is not JSON-serialisable: {exc}") from exc
+
+
+def _seal_keys() -> list[bytes]:
+    settings = current_app.extensions["qalitel_settings"]
+    keys = [k.strip() for k in settings.encryption_key.split(",") if k.strip()]
+    if not keys:
+        raise AuditWriteError("no encryption key configured to seal the access-log head")
+    return [hashlib.sha256(SEAL_CONTEXT + key.encode()).digest() for key in keys]
+
+
+def _seal_message(tenant_uid: str, count: int, last_hash: str) -> bytes:
+    return json.dumps({"tenant_uid": tenant_uid, "entry_count": count, "last_hash": last_hash},
+                      sort_keys=True, separators=(",", ":")).encode()
+
+
+def seal(tenant_uid: str, count: int, last_hash: str) -> str:
+    return hmac.new(_seal_keys()[0], _seal_message(tenant_uid, count, last_hash),
+                    hashlib.sha256).hexdigest()
+
+
+def seal_ok(tenant_uid: str, count: int, last_hash: str, value: str) -> bool:
+    message = _seal_message(tenant_uid, count, last_hash)
+    return any(hmac.compare_digest(hmac.new(key, message, hashlib.sha256).hexdigest(), value)
+               for key in _seal_keys())
+
+
+# ---------------------------------------------------------------- append
+
+
+def _lock_timeout_ms() -> int:
+    if has_app_context():
+        return int(current_app.config.get("AUDIT_LOCK_TIMEOUT_MS",
+                                           DEFAULT_LOCK_TIMEOUT_MS))
+    return DEFAULT_LOCK_TIMEOUT_MS
+
+
+def _process_lock(engine: Engine) -> threading.Lock:
+    key = str(engine.url)
+    with _process_locks_guard:
+        return _process_locks.setdefault(key, threading.Lock())
+
+
+def _refuse_if_session_writes(engine: Engine) -> None:
+    """On SQLite, an uncommitted write in ``db.session`` holds the lock ``append`` needs."""
+    session = db.session()
+    if engine.dialect.name != "sqlite" or not session.in_transaction():
+        return
+    dbapi = session.connection().connection.dbapi_connection
+    if getattr(dbapi, "in_transaction", False):
+        raise AuditWriteError("db.session holds uncommitted platform writes: append to the "
+                              "access log first (or commit), then write")
+
+
+def _validate(event: str, actor_kind: str, actor_name: str, actor_email: str | None,
+              request_public_id: str | None) -> None:
+    if event not in EVENTS:
+        raise ValueError(f"unknown access-log event {event!r}")
+    if actor_kind not in ACTOR_KINDS:
+        raise ValueError(f"unknown actor kind {actor_kind!r}")
+    if not isinstance(actor_name, str) or not actor_name.strip() or len(actor_name) > 200:
+        raise ValueError("actor_name must be a human name of 1 to 200 characters")
+    if actor_email is not None and (not isinstance(actor_email, str) or len(actor_email) > 254):
+        raise ValueError("actor_email must be a string of at most 254 characters")
+    if request_public_id is not None and (not isinstance(request_public_id, str)
+                                          or len(request_public_id) > 36):
+        raise ValueError("request_public_id must be a string of at most 36 characters")
+
+
+def append(tenant_id: int, event: str, *, actor_kind: str, actor_name: str,
+           actor_email: str | None = None, request_public_id: str | None = None,
+           detail: dict[str, Any] | None = None) -> AccessLogEntry:
+    """Append one event to the tenant's log and commit it; returns the entry (detached).
+
+    Raises AuditWriteError when the entry could not be committed (database unreachable,
+    read-only, locked past the timeout, table missing, head not matching the log…) and
+    ValueError on arguments no entry may carry.
+    """
+    _validate(event, actor_kind, actor_name, actor_email, request_public_id)
+    values = {"event": event, "actor_kind": actor_kind, "actor_name": actor_name,
+              "actor_email": actor_email, "request_public_id": request_public_id,
+              "detail": normalise_detail(detail), "at": format_at(clock.now())}
+    try:
+        engine = db.engine
+        _refuse_if_session_writes(engine)
+        if engine.dialect.name == "sqlite":
+            return _append_sqlite(engine, tenant_id, values)
+        with engine.connect() as conn:
+            conn.execute(select(func.set_config("lock_timeout", f"{_lock_timeout_ms()}ms",
+                                                True)))
+            return _append_locked(conn, tenant_id, values, lock_key=_pg_lock_key(tenant_id))
+    except AuditWriteError:
+        raise
+    except (SQLAlchemyError, OSError) as exc:
+        raise AuditWriteError(f"access log of tenant {tenant_id} not written: {exc}") from exc
+
+
+def _pg_lock_key(tenant_id: int) -> int:
+    digest = hashlib.sha256(f"qalitel:access-log:{tenant_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _append_sqlite(engine: Engine, tenant_id: int, values: dict[str, Any]) -> AccessLogEntry:
+    timeout_ms = _lock_timeout_ms()
+    lock = _process_lock(engine)
+    if not lock.acquire(timeout=timeout_ms / 1000):
+        raise AuditWriteError(f"access log busy for more than {timeout_ms} ms")
+    try:
+        with engine.connect() as conn:
+            previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(timeout_ms)}")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return _append_locked(conn, tenant_id, values, lock_key=None)
+            finally:
+                if conn.connection.dbapi_connection.in_transaction:
+                    conn.rollback()
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(previous or 5000)}")
+    finally:
+        lock.release()
+
+
+def _append_locked(conn: Connection, tenant_id: int, values: dict[str, Any], *,
+                   lock_key: int | None) -> AccessLogEntry:
+    if lock_key is not None:
+        conn.execute(select(func.pg_advisory_xact_lock(lock_key)))
+    tenant_uid = conn.execute(select(Tenant.uid).where(Tenant.id == tenant_id)).scalar()
+    if tenant_uid is None:
+        raise AuditWriteError(f"no tenant with id {tenant_id}")
+    head = conn.execute(select(_heads.c.entry_count, _heads.c.last_hash, _heads.c.seal)
+                        .where(_heads.c.tenant_id == tenant_id)).one_or_none()
+    tail = conn.execute(select(_log.c.seq, _log.c.hash).where(_log.c.tenant_id == tenant_id)
+                        .order_by(_log.c.seq.desc()).limit(1)).one_or_none()
+    count, prev_hash = (head.entry_count, head.last_hash) if head else (0, GENESIS)
+    if head is not None and not seal_ok(tenant_uid, count, prev_hash, head.seal):
+        raise AuditWriteError("the access-log head's seal is wrong: run `qalitel audit verify`")
+    tail_position = (tail.seq, tail.hash) if tail is not None else (0, GENESIS)
+    if tail_position != (count, prev_hash):
+        raise AuditWriteError("the access log does not end at its sealed head: "
+                              "run `qalitel audit verify`")
+    fields = {"tenant_uid": tenant_uid, "seq": count + 1, "prev_hash": prev_hash, **values}
+    digest = entry_hash(fields)
+    row = {key: fields[key] for key in FIELDS if key != "tenant_uid"}
+    result = conn.execute(insert(_log).values(tenant_id=tenant_id, hash=digest, **row))
+    sealed = {"entry_count": count + 1, "last_hash": digest, "updated_at": values["at"],
+              "seal": seal(tenant_uid, count + 1, digest)}
+    if head is None:
+        conn.execute(insert(_heads).values(tenant_id=tenant_id, **sealed))
+    else:
+        moved = conn.execute(update(_heads).where(_heads.c.tenant_id == tenant_id,
+                                                  _heads.c.entry_count == count).values(**sealed))
+        if moved.rowcount != 1:
+            raise AuditWriteError("the access-log head moved under the lock")
+    conn.commit()
+    entry = AccessLogEntry(id=result.inserted_primary_key[0], tenant_id=tenant_id,
+                           hash=digest, **row)
+    make_transient_to_detached(entry)
+    return entry
+
+
+# ---------------------------------------------------------------- read, verify, export
+
+_ROW_COLUMNS = (_log.c.seq, _log.c.at, _log.c.event, _log.c.actor_kind, _log.c.actor_name,
+                _log.c.actor_email, _log.c.request_public_id, _log.c.detail, _log.c.prev_hash,
+                _log.c.hash)
+
+
+def _snapshot(conn: Connection) -> Connection:
+    """One consistent view of head and entries for the rest of this connection's use."""
+    if conn.dialect.name == "postgresql":
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    else:
+        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("SELECT count(*) FROM access_log_heads").scalar()
+    return conn
+
+
+def _entries(conn: Connection, tenant_id: int, tenant_uid: str) -> Iterator[dict[str, Any]]:
+    """A tenant's entries in ``seq`` order, streamed, as canonical dicts (plus ``hash``)."""
+    query = (select(*_ROW_COLUMNS).where(_log.c.tenant_id == tenant_id)
+             .order_by(_log.c.seq, _log.c.id))
+    result = conn.execution_options(stream_results=True, yield_per=2000).execute(query)
+    keys = [*result.keys(), "tenant_uid"]
+    for row in result:
+        yield dict(zip(keys, (*row, tenant_uid), strict=True))
+
+
+def _tenant(tenant_id: int) -> Tenant:
+    tenant = db.session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise LookupError(f"no tenant with id {tenant_id}")
+    return tenant
+
+
+def verify(tenant_id: int) -> VerifyResult:
+    """Walk the tenant's whole chain (streamed) and compare its end with the sealed head."""
+    tenant = _tenant(tenant_id)
+    with db.engine.connect() as raw:
+        conn = _snapshot(raw)
+        head = conn.execute(select(_heads).where(_heads.c.tenant_id == tenant_id)).one_or_none()
+        checker = ChainChecker(tenant.uid)
+        for entry in _entries(conn, tenant_id, tenant.uid):
+            problem = checker.check(entry)
+            if problem is None and head is not None and entry["seq"] > head.entry_count:
+                problem = entry["seq"], (f"entry {entry['seq']} lies beyond the sealed head "
+                                         f"({head.entry_count} entries): added behind the "
+                                         "log's back")
+            if problem:
+                valid = min(checker.count, problem[0] - 1)
+                return VerifyResult(False, valid, problem[0], problem[1], checker.last_hash)
+        conn.rollback()
+    count, last = checker.count, checker.last_hash
+    if head is None:
+        if count:
+            return VerifyResult(False, count, 1, "the log has no sealed head", last)
+        return VerifyResult(True, 0, None, None, last)
+    if not seal_ok(tenant.uid, head.entry_count, head.last_hash, head.seal):
+        return VerifyResult(False, count, head.entry_count,
+                            "the head's seal is wrong (head altered)", last)
+    if head.entry_count > count:
+        missing = count + 1
+        return VerifyResult(False, count, missing,
+                            f"entry {missing} is missing: the sealed head records "
+                            f"{head.entry_count} entries (the newest removed)", last)
+    if head.last_hash != last:
+        return VerifyResult(False, count, count,
+                            f"the chain does not end at the hash the sealed head records for "
+                            f"entry {count} (entries rewritten and chained again)", last)
+    return VerifyResult(True, count, None, None, last)
+
+
+def verify_all() -> Iterator[tuple[Tenant, VerifyResult]]:
+    """Every tenant's verdict, by slug."""
+    for tenant in db.session.execute(select(Tenant).order_by(Tenant.slug)).scalars().all():
+        yield tenant, verify(tenant.id)
+
+
+# Characters some tools take for line breaks, escaped so that one entry stays one line.
+_LINE_BREAKS_ESCAPED = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028",
+                                      "\u2029": "\\u2029"})
+
+
+def iter_jsonl(tenant_id: int) -> Iterator[str]:
+    """The tenant's log as JSON lines (one entry per line, keys sorted), streamed."""
+    tenant = _tenant(tenant_id)
+    with db.engine.connect() as raw:
+        conn = _snapshot(raw)
+        for entry in _entries(conn, tenant_id, tenant.uid):
+            line = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            yield line.translate(_LINE_BREAKS_ESCAPED) + "\n"
+        conn.rollback()
+
+
+def export_jsonl(tenant_id: int) -> str:
+    return "".join(iter_jsonl(tenant_id))
+
+
+@dataclass(frozen=True)
+class Head:
+    count: int
+    last_hash: str
+    updated_at: str | None
+
+
+def head(tenant_id: int) -> Head:
+    """What the sealed head records (shown to client admins so they can note it)."""
+    row = db.session.execute(select(_heads).where(_heads.c.tenant_id == tenant_id)).one_or_none()
+    if row is None:
+        return Head(0, GENESIS, None)
+    return Head(row.entry_count, row.last_hash, row.updated_at)
+
+
+def entries_page(tenant_id: int, *, offset: int = 0, limit: int = 100) -> list[AccessLogEntry]:
+    """Newest first, for display."""
+    return list(db.session.execute(
+        select(AccessLogEntry).where(AccessLogEntry.tenant_id == tenant_id)
+        .order_by(AccessLogEntry.seq.desc()).offset(offset).limit(limit)).scalars())
+
+
+def missing_guards() -> list[str]:
+    """Append-only triggers of revision p0003 that are absent or disabled."""
+    engine = db.engine
+    expected = GUARDS.get(engine.dialect.name, {})
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            present = set(conn.execute(text(
+                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D' "
+                "AND tgrelid IN ('access_log'::regclass, 'access_log_heads'::regclass)"))
+                .scalars())
+        else:
+            present = set(conn.execute(text(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+    return sorted(set(expected) - present)

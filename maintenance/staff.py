@@ -1,0 +1,266 @@
+"""SCOQI engineers' accounts: password AND time-based one-time code, the console's own cookie.
+
+The staff console never uses the tenant app's session: a staff login lives in the signed
+cookie ``qalitel_staff`` (``Path=/staff/``, ``HttpOnly``, ``SameSite=Strict``, 8 hours from
+sign-in), which names the engineer and their ``session_token``; rotating the token ends every
+session of that engineer. TOTP secrets are encrypted at rest with ``settings.encryption_key``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pyotp
+from flask import Response, current_app
+from itsdangerous import BadData, URLSafeTimedSerializer
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from maintenance import clock
+from maintenance.models import StaffUser
+from qalitel.config import Settings
+from qalitel.crypto import decrypt, encrypt
+from qalitel.extensions import db
+from tenants.provisioning import EMAIL_RE
+
+COOKIE_NAME = "qalitel_staff"
+COOKIE_PATH = "/staff/"
+SESSION_HOURS = 8
+PASSWORD_MIN = 12
+PASSWORD_MAX = 1024
+NAME_MAX = 200
+TOTP_ISSUER = "QALITEL Host"
+TOTP_INTERVAL = 30
+_SALT = "qalitel-staff-session"
+_DUMMY_HASH = generate_password_hash("qalitel-staff-dummy-password")
+
+
+class StaffError(ValueError):
+    """Invalid staff account data (email, name, password)."""
+
+
+def _settings() -> Settings:
+    return current_app.extensions["qalitel_settings"]
+
+
+def normalise_email(email: object) -> str:
+    if not isinstance(email, str) or len(email) > 254 or not EMAIL_RE.fullmatch(email.strip()):
+        raise StaffError(f"invalid email address {str(email)[:80]!r}")
+    return email.strip().lower()
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise StaffError("a name is required")
+    cleaned = name.strip()
+    if len(cleaned) > NAME_MAX or not cleaned.isprintable():
+        raise StaffError(f"the name must be at most {NAME_MAX} printable characters")
+    return cleaned
+
+
+def check_password_rules(password: object) -> str:
+    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise StaffError(f"the password must have {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    return password
+
+
+def find_staff(email: str) -> StaffUser | None:
+    try:
+        email = normalise_email(email)
+    except StaffError:
+        return None
+    return db.session.execute(
+        select(StaffUser).where(func.lower(StaffUser.email) == email)).scalar_one_or_none()
+
+
+def _totp(secret: str) -> pyotp.TOTP:
+    return pyotp.TOTP(secret, interval=TOTP_INTERVAL)
+
+
+def enrolment_uri(staff: StaffUser) -> str:
+    """The ``otpauth://`` URI an authenticator app scans (it contains the secret)."""
+    secret = decrypt(_settings().encryption_key, staff.totp_secret_encrypted)
+    return _totp(secret).provisioning_uri(name=staff.email, issuer_name=TOTP_ISSUER)
+
+
+def create_staff(email: str, name: str | None, password: str) -> tuple[StaffUser, str]:
+    """Create an engineer's account; returns it and its TOTP enrolment URI."""
+    email = normalise_email(email)
+    name = _check_name(name if name is not None else email.split("@")[0])
+    check_password_rules(password)
+    if find_staff(email) is not None:
+        raise StaffError(f"a staff account {email} already exists")
+    secret = pyotp.random_base32()
+    staff = StaffUser(email=email, name=name, password_hash=generate_password_hash(password),
+                      totp_secret_encrypted=encrypt(_settings().encryption_key, secret),
+                      session_token=secrets.token_urlsafe(32), active=True,
+                      created_at=clock.now())
+    db.session.add(staff)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise StaffError(f"a staff account {email} already exists") from None
+    return staff, enrolment_uri(staff)
+
+
+def reset_totp(staff: StaffUser) -> str:
+    """A new TOTP secret (the old authenticator stops working); ends the engineer's sessions."""
+    secret = pyotp.random_base32()
+    staff.totp_secret_encrypted = encrypt(_settings().encryption_key, secret)
+    staff.last_totp_step = None
+    staff.session_token = secrets.token_urlsafe(32)
+    db.session.commit()
+    return enrolment_uri(staff)
+
+
+def end_sessions(staff: StaffUser) -> None:
+    staff.session_token = secrets.token_urlsafe(32)
+    db.session.commit()
+
+
+def set_active(staff: StaffUser, active: bool) -> None:
+    staff.active = active
+    staff.session_token = secrets.token_urlsafe(32)
+    db.session.commit()
+
+
+def _matching_step(secret: str, code: str) -> int | None:
+    """The TOTP time step (now, or one step either side) whose code is ``code``."""
+    current = int(clock.now().timestamp()) // TOTP_INTERVAL
+    totp = _totp(secret)
+    found = None
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            found = step
+    return found
+
+
+def authenticate(email: str, password: str, code: str) -> StaffUser | None:
+    """The active engineer with this password and a fresh TOTP code, else None.
+
+    A code is accepted once: its time step must be later than the last one used, and the
+    step is claimed with a conditional UPDATE, so two concurrent logins cannot share it.
+    """
+    code = (code or "").replace(" ", "")
+    if not email or not password or len(password) > PASSWORD_MAX or len(email) > 254:
+        return None
+    staff = find_staff(email)
+    if staff is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    password_ok = check_password_hash(staff.password_hash, password)
+    if not password_ok or not staff.active or not (len(code) == 6 and code.isdigit()):
+        return None
+    step = _matching_step(decrypt(_settings().encryption_key, staff.totp_secret_encrypted), code)
+    if step is None:
+        return None
+    claimed = db.session.execute(
+        update(StaffUser)
+        .where(StaffUser.id == staff.id,
+               or_(StaffUser.last_totp_step.is_(None), StaffUser.last_totp_step < step))
+        .values(last_totp_step=step, last_login_at=clock.now()))
+    db.session.commit()
+    if claimed.rowcount != 1:
+        return None
+    db.session.refresh(staff)
+    return staff
+
+
+# ---------------------------------------------------------------- the staff cookie
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    keys = [*current_app.config.get("SECRET_KEY_FALLBACKS", []), current_app.config["SECRET_KEY"]]
+    return URLSafeTimedSerializer(keys, salt=_SALT)
+
+
+def issue_cookie(response: Response, staff: StaffUser) -> None:
+    value = _serializer().dumps({"s": staff.id, "t": staff.session_token,
+                                 "i": int(clock.now().timestamp())})
+    response.set_cookie(COOKIE_NAME, value, max_age=SESSION_HOURS * 3600, path=COOKIE_PATH,
+                        httponly=True, samesite="Strict", secure=_settings().https)
+
+
+def clear_cookie(response: Response) -> None:
+    response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH, httponly=True, samesite="Strict",
+                           secure=_settings().https)
+
+
+@dataclass(frozen=True)
+class _Payload:
+    staff_id: int
+    token: str
+    issued: int
+
+
+def _parse(raw: str) -> _Payload | None:
+    if not raw or len(raw) > 1024:
+        return None
+    try:
+        data: Any = _serializer().loads(raw, max_age=SESSION_HOURS * 3600)
+    except BadData:
+        return None
+    if not isinstance(data, dict):
+        return None
+    staff_id, token, issued = data.get("s"), data.get("t"), data.get("i")
+    if not (isinstance(staff_id, int) and isinstance(token, str) and isinstance(issued, int)):
+        return None
+    return _Payload(staff_id, token, issued)
+
+
+def staff_from_cookie(raw: str | None) -> StaffUser | None:
+    """The engineer a ``qalitel_staff`` cookie names, if it is genuine, fresh and current."""
+    payload = _parse(raw or "")
+    if payload is None:
+        return None
+    age = clock.now().timestamp() - payload.issued
+    if not -300 <= age <= timedelta(hours=SESSION_HOURS).total_seconds():
+        return None
+    staff = db.session.get(StaffUser, payload.staff_id)
+    if staff is None or not staff.active:
+        return None
+    if not hmac.compare_digest(staff.session_token.encode(), payload.token.encode()):
+        return None
+    return staff
+
+
+# ---------------------------------------------------------------- login throttling
+
+
+class LoginThrottle:
+    """Failed console logins, counted per email and per client address (moving window)."""
+
+    PER_ACCOUNT = parse("5/15 minutes")
+    PER_ADDRESS = parse("20/15 minutes")
+
+    def __init__(self, storage_uri: str) -> None:
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+
+    def _keys(self, email: str, address: str) -> list[tuple[Any, str]]:
+        return [(self.PER_ACCOUNT, "account:" + email.strip().lower()[:254]),
+                (self.PER_ADDRESS, "address:" + (address or "-"))]
+
+    def blocked(self, email: str, address: str) -> bool:
+        return not all(self.limiter.test(limit, "qalitel-staff-login", key)
+                       for limit, key in self._keys(email, address))
+
+    def failed(self, email: str, address: str) -> None:
+        for limit, key in self._keys(email, address):
+            self.limiter.hit(limit, "qalitel-staff-login", key)
+
+
+def throttle() -> LoginThrottle:
+    found = current_app.extensions.get("qalitel_staff_throttle")
+    if found is None:
+        found = LoginThrottle(_settings().ratelimit_storage_uri)
+        current_app.extensions["qalitel_staff_throttle"] = found
+    return found

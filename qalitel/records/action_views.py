@@ -1,0 +1,158 @@
+"""Action pages: list (filters, overdue), CSV export, create (on a record or standalone),
+detail, edit, effectiveness check."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, url_for
+from flask_babel import gettext as _
+from flask_login import login_required
+
+from qalitel.records import queries, service, visibility
+from qalitel.records.forms import (
+    ACTION_STATUS_LABELS,
+    KIND_LABELS,
+    ActionForm,
+    EffectivenessForm,
+)
+from qalitel.records.models import Action, NonConformity
+from qalitel.records.web import (
+    action_or_404,
+    bp,
+    csv_response,
+    list_spec,
+    me,
+    record_or_404,
+    remember_page,
+    render,
+    today,
+    user_options,
+)
+from tenants.context import tdb
+
+
+@bp.get("/actions/")
+@login_required
+def actions():
+    spec = list_spec("actions")
+    page = queries.action_page(me(), spec, today())
+    remember_page()
+    choices = {
+        "status": [("active", _("Not finished")), *ACTION_STATUS_LABELS.items()],
+        "kind": list(KIND_LABELS.items()),
+        "owner": [("me", _("Me")), ("none", _("(nobody)"))]
+        + [(str(u.id), u.name) for u in service.assignable_users()],
+    }
+    return render("records/actions.html", spec=spec, page=page, choices=choices,
+                  page_sizes=queries.PAGE_SIZES)
+
+
+@bp.get("/actions/export.csv")
+@login_required
+def actions_export():
+    spec = list_spec("actions")
+    rows = tdb.execute(queries.action_rows(me(), spec, today()).limit(queries.EXPORT_MAX)).all()
+    header = [_("Id"), _("Title"), _("Type"), _("Status"), _("Due date"), _("Owner"),
+              _("Non-conformity"), _("Overdue"), _("Effective")]
+    return csv_response(f"actions-{today().isoformat()}.csv", header, (
+        (r.id, r.title, r.kind, r.status, r.due_date, r.owner_name,
+         f"NC-{r.record_number}" if r.record_number else "", bool(r.overdue),
+         "" if r.effective is None else bool(r.effective))
+        for r in rows))
+
+
+def _save_new(form: ActionForm, record: NonConformity | None):
+    form.owner.choices = user_options()
+    if not form.is_submitted():
+        form.owner.data = me().id
+    if form.validate_on_submit():
+        try:
+            action = service.create_action(
+                me(), form.title.data or "", record=record, kind=form.kind.data,
+                description=form.description.data or "", owner_id=form.owner.data,
+                due_date=form.due_date.data, status=form.status.data)
+        except service.RecordError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("Action saved."), "success")
+            return redirect(url_for("tenant.records.action_show", action_id=action.id), 303)
+    status = 400 if form.is_submitted() else 200
+    return render("records/action_form.html", status, form=form, record=record, action=None)
+
+
+@bp.route("/actions/new", methods=["GET", "POST"])
+@login_required
+def action_create():
+    return _save_new(ActionForm(), None)
+
+
+@bp.route("/records/<int:record_id>/actions/new", methods=["GET", "POST"])
+@login_required
+def record_action_create(record_id: int):
+    record = record_or_404(record_id)
+    if not visibility.can_edit_record(me(), record):
+        abort(403)
+    return _save_new(ActionForm(), record)
+
+
+def _show(action: Action, status: int = 200, form: EffectivenessForm | None = None):
+    user = me()
+    can_check = visibility.can_check_effectiveness(user) and action.status == "done"
+    record = None
+    if action.record_id is not None:
+        record = queries.visible_record(user, action.record_id)
+    remember_page()
+    return render("records/action_show.html", status, action=action, record=record,
+                  can_edit=visibility.can_edit_action(user, action), can_check=can_check,
+                  form=form or (EffectivenessForm() if can_check else None))
+
+
+@bp.get("/actions/<int:action_id>")
+@login_required
+def action_show(action_id: int):
+    return _show(action_or_404(action_id))
+
+
+@bp.route("/actions/<int:action_id>/edit", methods=["GET", "POST"])
+@login_required
+def action_edit(action_id: int):
+    action = action_or_404(action_id)
+    if not visibility.can_edit_action(me(), action):
+        abort(403)
+    form = ActionForm()
+    form.owner.choices = user_options()
+    if not form.is_submitted():
+        form.process(obj=action, owner=action.owner_id or 0)
+    if form.validate_on_submit():
+        try:
+            service.update_action(me(), action, title=form.title.data,
+                                  description=form.description.data, kind=form.kind.data,
+                                  status=form.status.data, due_date=form.due_date.data,
+                                  owner=form.owner.data or None)
+        except service.RecordError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("Changes saved."), "success")
+            return redirect(url_for("tenant.records.action_show", action_id=action.id), 303)
+    status = 400 if form.is_submitted() else 200
+    record = (queries.visible_record(me(), action.record_id)
+              if action.record_id is not None else None)
+    return render("records/action_form.html", status, form=form, record=record, action=action)
+
+
+@bp.post("/actions/<int:action_id>/effectiveness")
+@login_required
+def action_effectiveness(action_id: int):
+    action = action_or_404(action_id)
+    if not visibility.can_check_effectiveness(me()):
+        abort(403)
+    form = EffectivenessForm()
+    if not form.validate_on_submit():
+        return _show(action, 400, form)
+    try:
+        service.check_effectiveness(me(), action, form.effective.data == "yes",
+                                    form.comment.data or "")
+    except service.RecordError as exc:
+        flash(str(exc), "error")
+        return _show(action, 400, form)
+    flash(_("Effectiveness check recorded."), "success")
+    return redirect(url_for("tenant.records.action_show", action_id=action.id), 303)

@@ -1,0 +1,137 @@
+"""Forms of the records module (Flask-WTF: every POST carries a CSRF token) and the labels
+shown for stored codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from qalitel.records.models import (
+    ACTION_KINDS,
+    ACTION_STATUSES,
+    COMMENT_MAX,
+    FOLDER_NAME_MAX,
+    ORIGINS,
+    SEVERITIES,
+    STATUSES,
+    TEXT_MAX,
+    TITLE_MAX,
+)
+
+try:  # WTForms >= 3.3 declares options with SelectChoice; tuples are deprecated there
+    from wtforms.fields.choices import SelectChoice
+except ImportError:  # pragma: no cover - older WTForms
+    SelectChoice = None  # type: ignore[assignment,misc]
+
+STATUS_LABELS = {"open": _l("Open"), "analysis": _l("Analysis"), "treatment": _l("Treatment"),
+                 "verification": _l("Verification"), "closed": _l("Closed")}
+ORIGIN_LABELS = {"internal": _l("Internal"), "customer": _l("Customer"),
+                 "supplier": _l("Supplier"), "audit": _l("Audit")}
+SEVERITY_LABELS = {"minor": _l("Minor"), "major": _l("Major"), "critical": _l("Critical")}
+KIND_LABELS = {"immediate": _l("Immediate"), "corrective": _l("Corrective"),
+               "preventive": _l("Preventive")}
+ACTION_STATUS_LABELS = {"planned": _l("Planned"), "in_progress": _l("In progress"),
+                        "done": _l("Done"), "cancelled": _l("Cancelled")}
+FIELD_LABELS = {"title": _l("Title"), "description": _l("Description"),
+                "cause_analysis": _l("Cause analysis"), "detected_on": _l("Detection date"),
+                "detected_by": _l("Detected by"), "origin": _l("Origin"),
+                "severity": _l("Severity"), "folder": _l("Folder"), "assignee": _l("Assignee"),
+                "status": _l("Status"), "shared_with": _l("Shared with")}
+
+LABELS = {"status": STATUS_LABELS, "origin": ORIGIN_LABELS, "severity": SEVERITY_LABELS,
+          "kind": KIND_LABELS, "action_status": ACTION_STATUS_LABELS, "field": FIELD_LABELS}
+
+INVALID_CHOICE = _l("Not a valid choice.")
+INVALID_DATE = _l("Not a valid date (expected YYYY-MM-DD).")
+
+
+def options(pairs: Iterable[tuple[Any, Any]]) -> list[Any]:
+    if SelectChoice is None:  # pragma: no cover
+        return [(str(v), label) for v, label in pairs]
+    return [SelectChoice(str(v), label) for v, label in pairs]
+
+
+def _select(label, values: tuple[str, ...], names: dict[str, Any], **kw: Any) -> SelectField:
+    return SelectField(label, choices=options((v, names[v]) for v in values),
+                       invalid_choice_message=INVALID_CHOICE,
+                       invalid_value_message=INVALID_CHOICE, **kw)
+
+
+def _id_select(label, **kw: Any) -> SelectField:
+    """A select of ids (users, folders); 0 means none. Choices are set by the view."""
+    return SelectField(label, coerce=int, choices=[], invalid_choice_message=INVALID_CHOICE,
+                       invalid_value_message=INVALID_CHOICE, **kw)
+
+
+class RecordForm(FlaskForm):
+    title = StringField(_l("Title"), validators=[
+        DataRequired(_l("The title is required.")),
+        Length(max=TITLE_MAX, message=_l("The title is too long: at most 200 characters."))])
+    description = TextAreaField(_l("Description"), validators=[
+        Length(max=TEXT_MAX,
+               message=_l("The description is too long: at most 20000 characters."))])
+    detected_on = DateField(_l("Detection date"),
+                            validators=[InputRequired(_l("The detection date is required."))],
+                            invalid_value_message=INVALID_DATE)
+    detected_by = _id_select(_l("Detected by"))
+    origin = _select(_l("Origin"), ORIGINS, ORIGIN_LABELS, default="internal")
+    severity = _select(_l("Severity"), SEVERITIES, SEVERITY_LABELS, default="minor")
+    folder = _id_select(_l("Folder"), default=0)
+    assignee = _id_select(_l("Assignee"), default=0)
+    cause_analysis = TextAreaField(_l("Cause analysis"), validators=[
+        Length(max=TEXT_MAX,
+               message=_l("The cause analysis is too long: at most 20000 characters."))])
+
+
+class StatusForm(FlaskForm):
+    to_status = _select(_l("New status"), STATUSES, STATUS_LABELS)
+    comment = TextAreaField(_l("Comment"), validators=[
+        Length(max=COMMENT_MAX, message=_l("The comment is too long: at most 2000 characters."))])
+
+
+class ShareForm(FlaskForm):
+    user = _id_select(_l("Share with"))
+
+
+class ActionForm(FlaskForm):
+    title = StringField(_l("Title"), validators=[
+        DataRequired(_l("The title is required.")),
+        Length(max=TITLE_MAX, message=_l("The title is too long: at most 200 characters."))])
+    description = TextAreaField(_l("Description"), validators=[
+        Length(max=TEXT_MAX,
+               message=_l("The description is too long: at most 20000 characters."))])
+    kind = _select(_l("Type"), ACTION_KINDS, KIND_LABELS, default="corrective")
+    owner = _id_select(_l("Owner"))
+    due_date = DateField(_l("Due date"), validators=[Optional()],
+                         invalid_value_message=INVALID_DATE)
+    status = _select(_l("Status"), ACTION_STATUSES, ACTION_STATUS_LABELS, default="planned")
+
+
+class EffectivenessForm(FlaskForm):
+    effective = RadioField(_l("Was the action effective?"),
+                           choices=options([("yes", _l("Yes")), ("no", _l("No"))]),
+                           validators=[InputRequired(_l("Answer yes or no."))],
+                           invalid_choice_message=INVALID_CHOICE)
+    comment = TextAreaField(_l("Comment"), validators=[
+        Length(max=COMMENT_MAX, message=_l("The comment is too long: at most 2000 characters."))])
+
+
+class FolderForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[
+        DataRequired(_l("The name is required.")),
+        Length(max=FOLDER_NAME_MAX, message=_l("The name is too long: at most 100 characters."))])
+    confidential = BooleanField(_l("Confidential (only cleared managers see its records)"))
+
+
+class ClearanceForm(FlaskForm):
+    user = _id_select(_l("Manager"), default=0)
+    group = _id_select(_l("Group"), default=0)
+
+
+class ConfirmForm(FlaskForm):
+    """Only the CSRF token (revocations, removals)."""

@@ -1,0 +1,131 @@
+"""Who sees which record, action and folder — the one place that decides it.
+
+Every query that reads records or actions for a person (list, detail, search, CSV export,
+dashboard counts, action lists, forms' choices) adds the ``where`` clause built here;
+templates never filter. The rules, by profile (``users.models.Profile``):
+
+* **user** — sees a record that concerns them by name: they detected it, wrote it, are its
+  assignee, own one of its actions, or it was shared with them. This holds even in a
+  confidential folder: whoever named them there had access and chose to involve them.
+* **manager** — sees every record outside confidential folders, plus the confidential
+  folders they are cleared for (``FolderClearance`` of the user or of one of their groups),
+  plus whatever concerns them by name as for a user.
+* **admin** (client admin) — manages the users, so is treated as a manager cleared for
+  every folder: sees every record.
+
+An action is visible with its record; a standalone action is visible to its owner and its
+author, and to managers and admins. An action owner also sees the action's record.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, Select, false, or_, select, true
+
+from qalitel.records.models import (
+    Action,
+    Folder,
+    FolderClearance,
+    NonConformity,
+    RecordShare,
+)
+from qalitel.users.models import Profile, User, UserGroup
+
+
+def _profile(user: User) -> Profile:
+    return Profile(user.profile)
+
+
+def is_manager(user: User) -> bool:
+    """Managers and admins: broad read access, workflow and folder administration."""
+    return _profile(user) in (Profile.MANAGER, Profile.ADMIN)
+
+
+def is_admin(user: User) -> bool:
+    return _profile(user) is Profile.ADMIN
+
+
+def cleared_folder_ids(user: User) -> Select:
+    """Ids of the confidential folders ``user`` is cleared for, directly or by a group."""
+    groups = select(UserGroup.group_id).where(UserGroup.user_id == user.id)
+    return select(FolderClearance.folder_id).where(
+        or_(FolderClearance.user_id == user.id, FolderClearance.group_id.in_(groups)))
+
+
+def folder_visibility(user: User) -> ColumnElement[bool]:
+    """``where`` clause on :class:`Folder`: the folders ``user`` sees and may file records in
+    (every non-confidential folder, and the confidential ones they are cleared for)."""
+    if is_admin(user):
+        return true()
+    return or_(Folder.confidential.is_(false()), Folder.id.in_(cleared_folder_ids(user)))
+
+
+def concerns(user: User) -> ColumnElement[bool]:
+    """``where`` clause on :class:`NonConformity`: records naming ``user``."""
+    uid = user.id
+    # Non-correlated IN subqueries: each is computed once per query (not once per row), and
+    # every term can use an index, so the planner can union index lookups.
+    return or_(
+        NonConformity.detected_by_id == uid,
+        NonConformity.assignee_id == uid,
+        NonConformity.created_by_id == uid,
+        NonConformity.id.in_(select(RecordShare.record_id).where(RecordShare.user_id == uid)),
+        NonConformity.id.in_(select(Action.record_id).where(
+            Action.owner_id == uid, Action.record_id.is_not(None))),
+    )
+
+
+def record_visibility(user: User) -> ColumnElement[bool]:
+    """``where`` clause on :class:`NonConformity`: the records ``user`` may see."""
+    if is_admin(user):
+        return true()
+    if not is_manager(user):
+        return concerns(user)
+    open_folders = select(Folder.id).where(folder_visibility(user))
+    return or_(NonConformity.folder_id.is_(None), NonConformity.folder_id.in_(open_folders),
+               concerns(user))
+
+
+def action_visibility(user: User) -> ColumnElement[bool]:
+    """``where`` clause on :class:`Action`: the actions ``user`` may see."""
+    if is_admin(user):
+        return true()
+    linked = Action.record_id.in_(select(NonConformity.id).where(record_visibility(user)))
+    named = or_(Action.owner_id == user.id, Action.created_by_id == user.id)
+    if is_manager(user):
+        return or_(Action.record_id.is_(None), named, linked)
+    return or_(named, linked)
+
+
+def visible_records(user: User) -> Select:
+    return select(NonConformity).where(record_visibility(user))
+
+
+def visible_actions(user: User) -> Select:
+    return select(Action).where(action_visibility(user))
+
+
+# ------------------------------------------------------------------ who may change what
+# These are checked on objects already fetched through the visibility clauses above.
+
+
+def can_edit_record(user: User, record: NonConformity) -> bool:
+    """Managers and admins, and the people a record names as its author, detector, assignee."""
+    return is_manager(user) or user.id in (record.assignee_id, record.detected_by_id,
+                                           record.created_by_id)
+
+
+def can_change_status(user: User, record: NonConformity) -> bool:
+    """The assignee, managers and admins move a record through the workflow."""
+    return is_manager(user) or (record.assignee_id is not None and record.assignee_id == user.id)
+
+
+def can_edit_action(user: User, action: Action) -> bool:
+    return is_manager(user) or user.id in (action.owner_id, action.created_by_id)
+
+
+def can_check_effectiveness(user: User) -> bool:
+    return is_manager(user)
+
+
+def can_manage_folders(user: User) -> bool:
+    return is_manager(user)

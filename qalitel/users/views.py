@@ -1,0 +1,348 @@
+"""User and group administration (client admins) and each user's own profile page.
+
+Admin pages live under ``/t/<slug>/users/``; the profile page at ``/t/<slug>/profile``.
+Ids in URLs are looked up in the current tenant's database only, so an id from another
+tenant is a 404 like any unknown id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from qalitel.auth import service as auth_service
+from qalitel.auth import throttle
+from qalitel.auth.throttle import Rule, throttled
+from qalitel.auth.views import has_remember_cookie, sign_in
+from qalitel.users import service
+from qalitel.users.models import Group, Profile, User
+from qalitel.users.service import (
+    EMAIL_MAX,
+    GROUP_NAME_MAX,
+    NAME_MAX,
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    UserError,
+    WrongPasswordError,
+)
+from tenants.context import tdb
+
+bp = Blueprint("users", __name__, url_prefix="/users")
+account = Blueprint("account", __name__)
+
+PROFILE_LABELS = {Profile.USER: _l("User"), Profile.MANAGER: _l("Manager"),
+                  Profile.ADMIN: _l("Administrator")}
+
+
+def profile_choices() -> list[tuple[str, Any]]:
+    return [(p.value, PROFILE_LABELS[p]) for p in Profile]
+
+
+class CheckboxesField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class ActionForm(FlaskForm):
+    """CSRF only: suspend, reactivate, send a link, delete."""
+
+
+class NewUserForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=EMAIL_MAX)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
+    profile = SelectField(_l("Profile"), default=Profile.USER.value)
+    password = PasswordField(_l("Initial password (leave empty to email an invitation)"),
+                             validators=[Optional(), Length(min=PASSWORD_MIN, max=PASSWORD_MAX)])
+    groups = CheckboxesField(_l("Groups"), coerce=int)
+
+
+class EditUserForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
+    profile = SelectField(_l("Profile"))
+    groups = CheckboxesField(_l("Groups"), coerce=int)
+
+
+class GroupForm(FlaskForm):
+    name = StringField(_l("Group name"), validators=[DataRequired(), Length(max=GROUP_NAME_MAX)])
+
+
+class MembersForm(FlaskForm):
+    name = StringField(_l("Group name"), validators=[DataRequired(), Length(max=GROUP_NAME_MAX)])
+    members = CheckboxesField(_l("Members"), coerce=int)
+
+
+class NameForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField(_l("Current password"),
+                            validators=[DataRequired(), Length(max=PASSWORD_MAX)])
+    password = PasswordField(_l("New password"), validators=[
+        DataRequired(), Length(min=PASSWORD_MIN, max=PASSWORD_MAX)])
+    confirm = PasswordField(_l("Repeat the new password"), validators=[
+        DataRequired(), EqualTo("password", message=_l("The two passwords differ."))])
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    @login_required
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if current_user.profile is not Profile.ADMIN:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+MAX_ID = 2**31 - 1  # integer primary keys; larger ids overflow the drivers
+
+
+def _user_or_404(user_id: int) -> User:
+    user = tdb.get(User, user_id) if 0 < user_id <= MAX_ID else None
+    if user is None:
+        abort(404)
+    return user
+
+
+def _group_or_404(group_id: int) -> Group:
+    group = tdb.get(Group, group_id) if 0 < group_id <= MAX_ID else None
+    if group is None:
+        abort(404)
+    return group
+
+
+def _group_choices() -> list[tuple[int, str]]:
+    return [(g.id, g.name) for g in service.list_groups()]
+
+
+# ---------------------------------------------------------------- users (admin)
+
+
+@bp.get("/")
+@admin_required
+def index():
+    return render_template("users/list.html", users=service.list_users(),
+                           groups=service.groups_by_user(), labels=PROFILE_LABELS)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@admin_required
+def create():
+    form = NewUserForm()
+    form.profile.choices = profile_choices()
+    form.groups.choices = _group_choices()
+    if form.validate_on_submit():
+        try:
+            user = service.create_user(form.email.data or "", form.name.data or "",
+                                       form.password.data or None, Profile(form.profile.data))
+        except UserError as exc:
+            form.email.errors.append(str(exc))
+        else:
+            service.set_user_groups(user, form.groups.data or [])
+            if form.password.data:
+                flash(_("User %(name)s created.", name=user.name), "info")
+            elif auth_service.send_invitation(user) is False:
+                flash(_("User %(name)s created, but the invitation could not be sent.",
+                        name=user.name), "error")
+            else:
+                flash(_("User %(name)s created; an invitation is on its way to %(email)s.",
+                        name=user.name, email=user.email), "info")
+            return redirect(url_for("tenant.users.edit", user_id=user.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template("users/new.html", form=form), status
+
+
+@bp.route("/<int:user_id>", methods=["GET", "POST"])
+@admin_required
+def edit(user_id: int):
+    user = _user_or_404(user_id)
+    form = EditUserForm(obj=None if request.method == "POST" else user)
+    form.profile.choices = profile_choices()
+    form.groups.choices = _group_choices()
+    if request.method == "GET":
+        form.profile.data = user.profile.value
+        form.groups.data = service.group_ids_of(user)
+    status = 200
+    if form.validate_on_submit():
+        try:
+            service.update_user(user, name=form.name.data or "", profile=form.profile.data or "")
+            service.set_user_groups(user, form.groups.data or [])
+        except UserError as exc:
+            flash(str(exc), "error")
+            status = 409
+        else:
+            flash(_("Changes saved."), "info")
+            return redirect(url_for("tenant.users.edit", user_id=user.id))
+    elif request.method == "POST":
+        status = 400
+    return render_template("users/edit.html", form=form, user=user, action=ActionForm(),
+                           labels=PROFILE_LABELS), status
+
+
+def _action(user_id: int, act: Callable[[User], Any], done: str):
+    user = _user_or_404(user_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        act(user)
+    except UserError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(done, "info")
+    if not current_user.is_authenticated or current_user.is_suspended:
+        return redirect(url_for("tenant.auth.login"))
+    return redirect(url_for("tenant.users.edit", user_id=user.id))
+
+
+@bp.post("/<int:user_id>/suspend")
+@admin_required
+def suspend(user_id: int):
+    return _action(user_id, service.suspend, _("Account suspended; its sessions have ended."))
+
+
+@bp.post("/<int:user_id>/reactivate")
+@admin_required
+def reactivate(user_id: int):
+    return _action(user_id, service.reactivate, _("Account reactivated."))
+
+
+@bp.post("/<int:user_id>/send-reset")
+@admin_required
+def send_reset(user_id: int):
+    def send(user: User) -> None:
+        if user.is_suspended:
+            raise UserError(_("This account is suspended."))
+        if auth_service.send_reset_link(user) is False:
+            raise UserError(_("The message could not be sent."))
+
+    return _action(user_id, send, _("A link to choose a new password is on its way."))
+
+
+# ---------------------------------------------------------------- groups (admin)
+
+
+@bp.route("/groups/", methods=["GET", "POST"])
+@admin_required
+def groups():
+    form = GroupForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            group = service.create_group(form.name.data or "")
+        except UserError as exc:
+            form.name.errors.append(str(exc))
+            status = 409
+        else:
+            flash(_("Group %(name)s created.", name=group.name), "info")
+            return redirect(url_for("tenant.users.group", group_id=group.id))
+    elif request.method == "POST":
+        status = 400
+    counts = {}
+    for names in service.groups_by_user().values():
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    return render_template("users/groups.html", form=form, groups=service.list_groups(),
+                           counts=counts), status
+
+
+@bp.route("/groups/<int:group_id>", methods=["GET", "POST"])
+@admin_required
+def group(group_id: int):
+    group = _group_or_404(group_id)
+    form = MembersForm()
+    form.members.choices = [(u.id, f"{u.name} <{u.email}>") for u in service.list_users()]
+    if request.method == "GET":
+        form.name.data = group.name
+        form.members.data = service.member_ids(group)
+    status = 200
+    if form.validate_on_submit():
+        try:
+            service.rename_group(group, form.name.data or "")
+            service.set_group_members(group, form.members.data or [])
+        except UserError as exc:
+            form.name.errors.append(str(exc))
+            status = 409
+        else:
+            flash(_("Changes saved."), "info")
+            return redirect(url_for("tenant.users.group", group_id=group.id))
+    elif request.method == "POST":
+        status = 400
+    return render_template("users/group.html", form=form, group=group,
+                           action=ActionForm()), status
+
+
+@bp.post("/groups/<int:group_id>/delete")
+@admin_required
+def delete_group(group_id: int):
+    group = _group_or_404(group_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    name = group.name
+    service.delete_group(group)
+    flash(_("Group %(name)s deleted.", name=name), "info")
+    return redirect(url_for("tenant.users.groups"))
+
+
+# ---------------------------------------------------------------- own profile
+
+
+def _profile_page(name_form: NameForm, password_form: PasswordForm, status: int = 200):
+    return render_template("users/profile.html", name_form=name_form,
+                           password_form=password_form, labels=PROFILE_LABELS,
+                           groups=service.groups_by_user().get(current_user.id, [])), status
+
+
+@account.get("/profile")
+@login_required
+def profile():
+    return _profile_page(NameForm(data={"name": current_user.name}), PasswordForm())
+
+
+@account.post("/profile/name")
+@login_required
+def profile_name():
+    form = NameForm()
+    if form.validate_on_submit():
+        try:
+            service.rename(current_user, form.name.data or "")
+        except UserError as exc:
+            form.name.errors.append(str(exc))
+        else:
+            flash(_("Your name is saved."), "info")
+            return redirect(url_for("tenant.account.profile"))
+    return _profile_page(form, PasswordForm(), 400)
+
+
+PASSWORD_BY_USER = Rule("PASSWORD_LIMIT_PER_USER", throttle.by_user, failures_only=True)
+
+
+@account.post("/profile/password")
+@login_required
+@throttled(PASSWORD_BY_USER)
+def profile_password():
+    form = PasswordForm()
+    if form.validate_on_submit():
+        try:
+            service.change_own_password(current_user, form.current.data or "",
+                                        form.password.data or "")
+        except WrongPasswordError as exc:
+            form.current.errors.append(str(exc))
+        except UserError as exc:
+            form.password.errors.append(str(exc))
+        else:
+            user = current_user._get_current_object()
+            sign_in(user, remember=has_remember_cookie())  # this session goes on, others end
+            flash(_("Your password is changed; your other sessions have ended."), "info")
+            return redirect(url_for("tenant.account.profile"))
+    return _profile_page(NameForm(data={"name": current_user.name}), form, 400)
