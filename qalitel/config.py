@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -178,4 +179,8 @@ def load(overrides: Mapping[str, Any] | None = None,
         raise ConfigError("QALITEL_RESET_LINK_MINUTES must be between 5 and 10080")
     if settings.engine_cache_size < 1 or settings.tenant_pool_size < 1:
         raise ConfigError("engine cache size and tenant pool size must be at least 1")
+    # PostgreSQL truncates names past 63 bytes; prefix + a 40-character slug must fit.
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,22}", settings.pg_name_prefix):
+        raise ConfigError("QALITEL_PG_NAME_PREFIX must be 1 to 23 lowercase letters, digits "
+                          "or '_', starting with a letter or '_'")
     return dataclasses.replace(settings, **changes)
