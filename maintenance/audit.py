@@ -378,9 +378,17 @@ def verify_all() -> Iterator[tuple[Tenant, VerifyResult]]:
         yield tenant, verify(tenant.id)
 
 
+_EXPORT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 # Characters some tools take for line breaks, escaped so that one entry stays one line.
-_LINE_BREAKS_ESCAPED = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028",
-                                      "\u2029": "\\u2029"})
+_LINE_BREAKS = (("\x85", "\\u0085"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
+
+
+def _one_line(entry: dict[str, Any]) -> str:
+    line = _EXPORT.encode(entry)
+    for char, escaped in _LINE_BREAKS:
+        if char in line:
+            line = line.replace(char, escaped)
+    return line + "\n"
 
 
 def iter_jsonl(tenant_id: int) -> Iterator[str]:
@@ -389,8 +397,7 @@ def iter_jsonl(tenant_id: int) -> Iterator[str]:
     with db.engine.connect() as raw:
         conn = _snapshot(raw)
         for entry in _entries(conn, tenant_id, tenant.uid):
-            line = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            yield line.translate(_LINE_BREAKS_ESCAPED) + "\n"
+            yield _one_line(entry)
         conn.rollback()
 
 

@@ -48,6 +48,7 @@ def _error(code: int, template: str):
 
 def _tenant_modules() -> None:
     """Hang every client module's blueprint under ``/t/<slug>`` (once per process)."""
+    from maintenance.client_views import bp as maintenance_bp
     from maintenance.log_views import bp as audit_log_bp
     from qalitel.auth.views import bp as auth_bp
     from qalitel.prefs_views import bp as prefs_bp
@@ -58,6 +59,7 @@ def _tenant_modules() -> None:
     for child in (auth_bp, records_bp, prefs_bp, users_bp, account_bp):
         tenant.register_blueprint(child)
     tenant.register_blueprint(audit_log_bp)
+    tenant.register_blueprint(maintenance_bp)
 
 
 _tenant_modules()

@@ -552,3 +552,74 @@ def english_clients(monkeypatch) -> None:
         self.environ_base.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
 
     monkeypatch.setattr(FlaskClient, "__init__", init)
+
+
+# ---------------------------------------------------------------- maintenance access (client side)
+
+
+@dataclass
+class ClientWorld:
+    """``maint_world`` with mail going to a loopback SMTP server, a second admin, a suspended
+    admin and a manager on alpha; clients send ``Accept-Language: en``."""
+
+    world: MaintWorld
+    mail: MailBox
+    alpha_admins: set[str]
+
+    @property
+    def app(self) -> Flask:
+        return self.world.app
+
+    def request(self, slug: str = "alpha", scope: str = "read", hours: float | None = None,
+                staff: StaffHandle | None = None) -> str:
+        """A request made as in the console (absolute links in the e-mail)."""
+        with self.app.test_request_context("/staff/", base_url="http://localhost/"):
+            return self.world.request(slug, staff=staff, scope=scope, hours=hours)
+
+    def signed_in(self, email: str, slug: str = "alpha") -> FlaskClient:
+        client = self.app.test_client()
+        response = login(client, slug, email)
+        assert response.status_code == 302, response.get_data(as_text=True)[:300]
+        return client
+
+    def staff(self, handle: StaffHandle | None = None) -> FlaskClient:
+        client = self.app.test_client()
+        assert staff_login(client, self.app, handle or self.world.eve).status_code == 302
+        return client
+
+    def log(self, slug: str = "alpha") -> list[Any]:
+        from maintenance.models import AccessLogEntry
+        from qalitel.extensions import db
+        from tenants.registry import Tenant
+
+        with self.app.app_context():
+            tenant = db.session.query(Tenant).filter_by(slug=slug).one()
+            entries = (db.session.query(AccessLogEntry).filter_by(tenant_id=tenant.id)
+                       .order_by(AccessLogEntry.seq).all())
+            for entry in entries:
+                db.session.expunge(entry)
+            return entries
+
+
+@pytest.fixture
+def client_world(maint_world, smtp_server, english_clients, password_hash) -> ClientWorld:
+    import dataclasses
+
+    from qalitel.users.models import Profile, User
+
+    app = maint_world.app
+    app.extensions["qalitel_settings"] = dataclasses.replace(
+        app.extensions["qalitel_settings"], smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port)
+    with in_tenant(app, "alpha") as session:
+        session.add_all([
+            User(email="second@alpha.example", name="Second Admin", password_hash=password_hash,
+                 profile=Profile.ADMIN),
+            User(email="gone@alpha.example", name="Gone Admin", password_hash=password_hash,
+                 profile=Profile.ADMIN, suspended_at=maint_world.clock()),
+            User(email="manager@alpha.example", name="Manager Alpha",
+                 password_hash=password_hash, profile=Profile.MANAGER),
+        ])
+        session.commit()
+    return ClientWorld(world=maint_world, mail=smtp_server,
+                       alpha_admins={"admin@alpha.example", "second@alpha.example"})
