@@ -35,7 +35,7 @@ site = Blueprint("site", __name__)
 START_PAGES = (
     ("dashboard", "tenant.index", _l("Dashboard")),
     ("records", "tenant.records.index", _l("Non-conformities")),
-    ("actions", "tenant.actions.index", _l("Actions")),
+    ("actions", "tenant.records.actions", _l("Actions")),
 )
 LAST_PAGE = "last"
 

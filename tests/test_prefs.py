@@ -153,6 +153,17 @@ def test_subdomain_mode_is_host_only_root_path(make_app, backend, password_hash)
     assert prefilled(client.get("/login", base_url=base)) == "user@alpha.example"
     # host-only: bravo's host does not get it (and would ignore it anyway)
     assert prefilled(client.get("/login", base_url="http://bravo.qalitel.test")) is None
+    # the footer's language switch works on the tenant's host, with the same scope
+    page = client.get("/login", base_url=base)
+    action = re.search(r'action="([^"]+)" class="inline lang-switch"',
+                       page.get_data(as_text=True)).group(1)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                      page.get_data(as_text=True)).group(1)
+    switched = client.post(action, base_url=base, data={"lang": "en", "csrf_token": token})
+    assert switched.status_code == 302
+    _value, attrs = prefs_cookie(switched)
+    assert attrs["path"] == "/" and "domain" not in attrs
+    assert '<html lang="en"' in client.get("/login", base_url=base).get_data(as_text=True)
 
 
 # -- sign-in integration ----------------------------------------------------------------
@@ -176,6 +187,20 @@ def test_login_lands_on_last_page(two_tenants):
     present(client, sign(good(two_tenants, last="/t/alpha/records/"), two_tenants.app.secret_key))
     response = login(client, "alpha", two_tenants.a.user_email)
     assert response.headers["Location"].endswith("/t/alpha/records/")
+
+
+def test_next_sign_in_reopens_the_last_list_with_its_settings(two_tenants):
+    """End to end with the record lists: the last page and the list's filters come back."""
+    client = two_tenants.app.test_client()
+    login(client, "alpha", two_tenants.a.user_email)
+    page = client.get("/t/alpha/records/?sort=-number&per_page=50")
+    assert page.status_code == 200
+    logout(client)
+    response = login(client, "alpha", two_tenants.a.user_email)
+    assert response.headers["Location"].endswith("/t/alpha/records/?sort=-number&per_page=50")
+    data = read(two_tenants.app, client.get_cookie(prefs.COOKIE, path="/t/alpha/").value)
+    assert data["lists"]["records"]["sort"] == "-number"
+    assert data["lists"]["records"]["page_size"] == 50
 
 
 def test_login_start_page_wins_over_last_and_next_wins_over_both(two_tenants):
@@ -461,6 +486,10 @@ def test_preferences_page(two_tenants):
     bad = client.post("/t/alpha/preferences", data={
         "csrf_token": token, "lang": "de", "start": "https://evil.example/", "density": "x"})
     assert bad.status_code == 200 and set_cookies(bad) == []
+    actions = client.post("/t/alpha/preferences", data={
+        "csrf_token": token, "lang": "fr", "start": "actions", "density": "comfortable"})
+    assert read(two_tenants.app, prefs_cookie(actions)[0])["start"] == "/t/alpha/actions/"
+    assert client.get("/t/alpha/actions/").status_code == 200
     ok = client.post("/t/alpha/preferences", data={
         "csrf_token": token, "lang": "fr", "start": "last", "density": "comfortable"})
     assert "start" not in read(two_tenants.app, prefs_cookie(ok)[0])
