@@ -165,9 +165,13 @@ def tenants_migrate(slugs: tuple[str, ...], all_: bool, jobs: int | None,
 @with_appcontext
 def tenants_sweep(older_than: int) -> None:
     """Remove leftovers of crashed provisionings (rows, databases, roles, files)."""
-    from tenants.provisioning import sweep
+    from tenants.provisioning import ProvisioningError, sweep
 
-    removed = sweep(settings(), older_than_s=older_than)
+    try:
+        removed = sweep(settings(), older_than_s=older_than)
+    except ProvisioningError as exc:
+        fail(str(exc))
+        return
     click.echo("\n".join(removed) if removed else "nothing to sweep")
 
 

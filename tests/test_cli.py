@@ -335,3 +335,16 @@ def test_sweep_older_than_zero_takes_running_rows(app, backend):
     assert result.exit_code == 0 and "registry:stuck" in result.output
     assert snapshot(app)["registry"] == []
     assert_refused(app, run(app, "tenants", "sweep", "--older-than", "-1"))
+
+
+def test_sweep_names_an_unreachable_server(make_app):
+    from tenants.provisioning import ensure_server
+
+    app = make_app("sqlite")
+    with app.app_context():
+        ensure_server(app.extensions["qalitel_settings"], "dead",
+                      "postgresql://postgres@127.0.0.1:1/postgres")
+    result = app.test_cli_runner().invoke(args=["tenants", "sweep"])
+    assert result.exit_code == 1
+    assert "cannot reach database server 'dead'" in result.output
+    assert "Traceback" not in result.output
