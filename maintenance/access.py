@@ -93,6 +93,10 @@ def check_grant(grant: Grant, staff: StaffUser) -> None:
     if not staff.active:
         raise AccessDenied("this staff account is deactivated")
     state = grant_state(grant)
+    if state == "expired" and grant.status is GrantStatus.ACTIVE:
+        from maintenance.grants import expire_grant_lazily  # logged, role cut off
+
+        expire_grant_lazily(grant)
     if state != "active":
         raise AccessDenied(f"the grant is {state}")
     db.session.refresh(grant.request)

@@ -140,13 +140,19 @@ def maintenance_request(slug: str, engineer: str, reason: str, ticket: str | Non
 @maintenance_group.command("expire")
 @with_appcontext
 def maintenance_expire() -> None:
-    """Expire pending requests past their deadline (for cron); each expiry is logged."""
+    """Expire pending requests past their deadline and grants past their end (for cron);
+    each expiry is logged, and an expired grant's PostgreSQL role is cut off."""
+    from maintenance.grants import expire_grants
     from maintenance.requests import expire_overdue
 
     expired = expire_overdue()
     click.echo(f"{len(expired)} request(s) expired")
     for request in expired:
         click.echo(f"  {request.public_id} ({request.tenant.slug})")
+    ended = expire_grants()
+    click.echo(f"{len(ended)} grant(s) expired")
+    for grant in ended:
+        click.echo(f"  grant {grant.id} of {grant.request.public_id} ({grant.tenant.slug})")
 
 
 @maintenance_group.command("list")

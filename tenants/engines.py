@@ -225,7 +225,7 @@ class EngineCache:
             entry.leases -= 1
             dispose = entry.retired and entry.leases == 0
             if entry.leases == 0 and not dispose:
-                self._cond.notify()  # an idle engine a waiting tenant may evict
+                self._cond.notify_all()  # an idle engine: waiting tenants may evict it
         if dispose:
             self._dispose(entry)
 

@@ -5,18 +5,21 @@ Order of work, each step named for fault injection (``fault=`` callback, used by
 ``registry``   a registry row in state ``provisioning`` (the unique slug serialises racers)
 ``template``   the template is at the head revision (migrated under an exclusive lock)
 ``role``       PostgreSQL: a login role of the tenant's own, random password kept encrypted
-``database``   the clone (``CREATE DATABASE … TEMPLATE … OWNER``) / SQLite: the file copy
-``privileges`` PostgreSQL: objects handed to the tenant role, ``CONNECT`` revoked from PUBLIC
+``database``   the clone (``CREATE DATABASE … TEMPLATE … OWNER``, then every database
+               privilege revoked from PUBLIC) / SQLite: the file copy
+``privileges`` PostgreSQL: objects handed to the tenant role, the template owner's dropped
 ``identity``   the identity row naming the tenant
 ``admin``      the first client admin, written through the tenant's own credentials
 ``activate``   the registry row becomes ``active``
 
 A failure at any step undoes every earlier one (database, role, file, registry row).
 
-Speed (``bench/bench_provision.py``): on PostgreSQL one admin connection does the role and the
-clone, a second one, inside the clone, does the privileges and the identity row in a single
-transaction, while the tenant's own connection is opened in parallel; the first admin is
-inserted through that plain connection (no engine, no dialect start-up queries).
+Speed (``bench/bench_provision.py``): on PostgreSQL one admin connection creates the role and
+the clone (no existence checks: duplicates fail), a second one, inside the clone, hands the
+objects over and writes the identity row in one transaction while the tenant's own connection
+is opened in parallel; the first admin goes through that plain connection, identity checked
+(no engine, no dialect start-up queries). SQLite writes identity and admin in one transaction
+and syncs the file once. Registry rows are not read back after the first commit.
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ EMAIL_RE = re.compile(r"^[^@\s<>\"',;\x00-\x1f\x7f]{1,64}"
 STEPS = ("registry", "template", "role", "database", "privileges", "identity", "admin",
          "activate")
 CLONE_STRATEGY = "WAL_LOG"
+#: Maintenance grant roles are ``<prefix>m_<random>`` (maintenance.grants): never a
+#: tenant's name (slugs have no ``_``), never swept as an orphan.
+GRANT_ROLE_INFIX = "m_"
 """``CREATE DATABASE … STRATEGY`` (PostgreSQL 15+). FILE_COPY forces two checkpoints of the
 whole server per clone; WAL_LOG copies the small (~8 MB) template through the WAL and is
 2-5× faster here (``bench/bench_provision.py --strategy file_copy`` to compare)."""
@@ -413,6 +419,9 @@ def _create_postgres(settings: Settings, tenant: Tenant, server: DatabaseServer,
             except psycopg2.errors.DuplicateDatabase:
                 raise ProvisioningError(exists) from None
             undo.append(lambda: _drop_pg(url, database, None))
+            with conn.cursor() as cur:  # before anybody can connect on PUBLIC's privilege
+                cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+                    sql.Identifier(database)))
         step("database")
         own = helper.submit(psycopg2.connect, pg.libpq_dsn(
             make_url(url).set(username=role, password=password), database),
@@ -422,10 +431,8 @@ def _create_postgres(settings: Settings, tenant: Tenant, server: DatabaseServer,
                 tconn.autocommit = False
                 with tconn.cursor() as cur:
                     cur.execute(sql.SQL("REASSIGN OWNED BY {owner} TO {role}; "
-                                        "DROP OWNED BY {owner}; "
-                                        "REVOKE ALL ON DATABASE {database} FROM PUBLIC").format(
-                        owner=sql.Identifier(pg.TEMPLATE_OWNER), role=sql.Identifier(role),
-                        database=sql.Identifier(database)))
+                                        "DROP OWNED BY {owner}").format(
+                        owner=sql.Identifier(pg.TEMPLATE_OWNER), role=sql.Identifier(role)))
                     step("privileges")
                     cur.execute("INSERT INTO tenant_identity (id, slug, tenant_uid) "
                                 "VALUES (1, %s, %s)", (tenant.slug, tenant.uid))
@@ -503,6 +510,12 @@ def destroy_tenant(settings: Settings, tenant: Tenant) -> None:
     """Drop a tenant's database (and role) and its registry row. Irreversible."""
     from flask import current_app
 
+    from maintenance.models import AccessLogEntry, AccessLogHead
+
+    # Closed first: requests stop resolving, and the access-log triggers (p0004) allow the
+    # purge of a closed tenant's log, and of nobody else's.
+    tenant.status = TenantStatus.CLOSED
+    db.session.commit()
     cache = current_app.extensions.get("qalitel_engines")
     if cache is not None:
         cache.invalidate(tenant.uid)
@@ -512,6 +525,8 @@ def destroy_tenant(settings: Settings, tenant: Tenant) -> None:
         path = sqlite_path(settings, tenant.database_name)
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+    for model in (AccessLogEntry, AccessLogHead):
+        db.session.execute(model.__table__.delete().where(model.tenant_id == tenant.id))
     db.session.delete(tenant)
     db.session.commit()
 
@@ -545,18 +560,24 @@ def sweep(settings: Settings, *, older_than_s: float = 600.0) -> list[str]:
     prefix = settings.pg_name_prefix
     for server in db.session.execute(select(DatabaseServer)).scalars():
         url = server_url(settings, server)
-        with pg.admin_connection(url) as conn, conn.cursor() as cur:
-            cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
-                        (prefix,))
-            databases = [r[0] for r in cur.fetchall()]
-            cur.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (prefix,))
-            roles = [r[0] for r in cur.fetchall()]
+        try:
+            with pg.admin_connection(url) as conn, conn.cursor() as cur:
+                cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                            (prefix,))
+                databases = [r[0] for r in cur.fetchall()]
+                cur.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)",
+                            (prefix,))
+                roles = [r[0] for r in cur.fetchall()]
+        except psycopg2.OperationalError as exc:
+            raise ProvisioningError(f"cannot reach database server {server.name!r} "
+                                    f"(swept so far: {', '.join(removed) or 'nothing'}): "
+                                    f"{str(exc).strip()}") from exc
         for name in databases:
             if name not in claimed:
                 _drop_pg(url, name, None)
                 removed.append(f"database:{name}")
         for name in roles:
-            if name not in claimed:
+            if name not in claimed and not name.startswith(prefix + GRANT_ROLE_INFIX):
                 _drop_pg(url, None, name)
                 removed.append(f"role:{name}")
     return removed

@@ -137,7 +137,8 @@ def test_expired_grant_is_refused_at_the_next_request(maint_world):
     world.clock.advance(seconds=1)
     refused = client.get(f"/staff/grants/{grant_id}/tables/nonconformities")
     assert refused.status_code == 403 and world.marker.encode() not in refused.data
-    assert len(_log(app)) == before + 3  # the last allowed page only; a refusal reads nothing
+    # the last allowed page (3 entries); the refusal reads nothing, records the expiry
+    assert [e.event for e in _log(app)][before + 3:] == ["grant_expired"]
     index = client.get("/staff/").get_data(as_text=True)
     assert "expired" in index and world.marker not in index
 

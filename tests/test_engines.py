@@ -275,3 +275,22 @@ def test_concurrent_threads_stay_within_budget(make_app, backend, password_hash)
     assert 1 <= peak["live"] <= 3
     assert 1 <= peak["connections"] <= cache.connection_budget == 6
     assert cache.live <= 3 and cache.evicted >= 9
+
+
+def test_first_admin_written_without_an_engine_is_a_complete_row(make_app, backend,
+                                                                  password_hash):
+    """Provisioning inserts the first admin through a plain DBAPI connection: Python-side
+    defaults and type conversions must come out as the ORM would write them."""
+    from qalitel.users.models import Profile, User
+    from tenants.context import tenant_context
+
+    app = make_app(backend)
+    (a,) = _make_tenants(app, 1, password_hash)
+    with app.app_context(), tenant_context(a) as ctx:
+        (admin,) = ctx.session.query(User).all()
+        assert (admin.email, admin.profile, admin.password_hash) == (
+            f"admin@{a.slug}.example", Profile.ADMIN, password_hash)
+        assert admin.name == "admin" and len(admin.session_token) >= 24
+        assert admin.created_at is not None and admin.suspended_at is None
+        raw = ctx.session.execute(text("SELECT profile FROM users")).scalar_one()
+        assert raw == "admin"

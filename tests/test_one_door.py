@@ -223,6 +223,7 @@ FORBIDDEN = {
 ALLOWED_MODULES = {
     "maintenance.access",  # the one door staff go through
     "maintenance.client_views",  # the client admin's maintenance pages, run at the tenant
+    "maintenance.notify",  # reads the client admins' e-mail addresses to notify them
     "qalitel.prefs", "qalitel.prefs_views", "qalitel.i18n",  # the client's own requests
     "qalitel.demo",  # seeds the demo tenant's own data as `qalitel demo` creates it
 }

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, login, provision
 from tests.records_world import build_world, client_for
 
 
@@ -407,8 +407,6 @@ def test_navigation_links(world):
 def test_pages_render_in_french(world):
     """French is the default language: every records page renders with its catalogue."""
     client = world.app.test_client()
-    from tests.conftest import login
-
     assert login(client, world.slug, world.emails["admin"]).status_code == 302
     base = f"/t/{world.slug}"
     record, action = world.records["hr"], world.actions["hr"]
@@ -421,3 +419,16 @@ def test_pages_render_in_french(world):
         assert '<html lang="fr"' in page.get_data(as_text=True), path
     html = client.get(f"{base}/records/").get_data(as_text=True)
     assert "Non-conformités" in html and "8 non-conformités" in html
+
+
+def test_empty_tenant_pages(app, password_hash):
+    handle = provision(app, "empty", password_hash, records=0)
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    assert login(client, "empty", handle.user_email).status_code == 302
+    dashboard = client.get("/t/empty/").get_data(as_text=True)
+    assert "No non-conformity recorded yet." in dashboard and "<svg" in dashboard
+    for path in ("/t/empty/records/", "/t/empty/actions/", "/t/empty/records/export.csv",
+                 "/t/empty/actions/export.csv"):
+        assert client.get(path).status_code == 200, path
+    assert "0 non-conformities" in client.get("/t/empty/records/").get_data(as_text=True)

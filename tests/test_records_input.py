@@ -264,3 +264,35 @@ def test_huge_and_negative_page_numbers(world):
     actions = client_for(world, "admin").get(f"/t/{world.slug}/actions/",
                                              query_string={"page": "-1"})
     assert actions.status_code == 200
+
+
+def test_services_refuse_what_views_would_refuse(world):
+    """The write services check permissions themselves, whatever the caller."""
+    from qalitel.records import service
+    from qalitel.records.models import Action, Folder, NonConformity
+    from tenants.context import tdb
+
+    with world.app.app_context(), world.context():
+        user2 = world.user("user2")
+        other = tdb.get(NonConformity, world.records["other"])
+        action = tdb.get(Action, world.actions["standalone_manager1"])
+        general = tdb.get(Folder, world.folders["General"])
+        refused = [
+            lambda: service.update_nonconformity(user2, other, title="x"),
+            lambda: service.change_status(user2, other, "analysis"),
+            lambda: service.share_record(user2, other, user2.id),
+            lambda: service.create_action(user2, "x", record=other),
+            lambda: service.update_action(user2, action, title="x"),
+            lambda: service.check_effectiveness(user2, action, True),
+            lambda: service.create_folder(user2, "Mine"),
+            lambda: service.grant_clearance(user2, general, user_id=user2.id),
+        ]
+        for call in refused:
+            with pytest.raises(service.PermissionDenied):
+                call()
+        # a manager not cleared for a confidential folder cannot manage it either
+        legal = tdb.get(Folder, world.folders["Legal"])
+        with pytest.raises(service.PermissionDenied):
+            service.grant_clearance(world.user("manager1"), legal,
+                                    user_id=world.users["manager1"])
+        assert tdb.get(NonConformity, world.records["other"]).title == "other title"

@@ -8,12 +8,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from qalitel.records import queries, service, visibility
-from qalitel.records.forms import (
-    ACTION_STATUS_LABELS,
-    KIND_LABELS,
-    ActionForm,
-    EffectivenessForm,
-)
+from qalitel.records.forms import ActionForm, EffectivenessForm
 from qalitel.records.models import Action, NonConformity
 from qalitel.records.web import (
     action_or_404,
@@ -25,6 +20,7 @@ from qalitel.records.web import (
     remember_page,
     render,
     today,
+    translated_labels,
     user_options,
 )
 from tenants.context import tdb
@@ -36,9 +32,10 @@ def actions():
     spec = list_spec("actions")
     page = queries.action_page(me(), spec, today())
     remember_page()
+    labels = translated_labels()
     choices = {
-        "status": [("active", _("Not finished")), *ACTION_STATUS_LABELS.items()],
-        "kind": list(KIND_LABELS.items()),
+        "status": [("active", _("Not finished")), *labels["action_status"].items()],
+        "kind": list(labels["kind"].items()),
         "owner": [("me", _("Me")), ("none", _("(nobody)"))]
         + [(str(u.id), u.name) for u in service.assignable_users()],
     }

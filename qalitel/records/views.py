@@ -14,8 +14,6 @@ from sqlalchemy import select
 
 from qalitel.records import action_views, folder_views, queries, service, visibility
 from qalitel.records.forms import (
-    ORIGIN_LABELS,
-    SEVERITY_LABELS,
     STATUS_LABELS,
     ConfirmForm,
     RecordForm,
@@ -34,7 +32,6 @@ from qalitel.records.web import (
     bp,
     csv_response,
     folder_options,
-    form_errors,
     id_or_404,
     list_spec,
     me,
@@ -42,6 +39,7 @@ from qalitel.records.web import (
     remember_page,
     render,
     today,
+    translated_labels,
     user_options,
 )
 from tenants.context import tdb
@@ -73,10 +71,11 @@ def index():
     page = queries.record_page(me(), spec, today())
     remember_page()
     users = service.assignable_users()
+    labels = translated_labels()
     choices = {
-        "status": [("active", _("Not closed")), *STATUS_LABELS.items()],
-        "severity": list(SEVERITY_LABELS.items()),
-        "origin": list(ORIGIN_LABELS.items()),
+        "status": [("active", _("Not closed")), *labels["status"].items()],
+        "severity": list(labels["severity"].items()),
+        "origin": list(labels["origin"].items()),
         "folder": [("none", _("(no folder)"))]
         + [(str(f.id), f.name) for f in service.folder_choices(me())],
         "assignee": [("me", _("Me")), ("none", _("(nobody)"))]
@@ -178,12 +177,16 @@ def _show(record: NonConformity, status: int = 200, *, status_form: StatusForm |
                                          RecordHistory.id.desc())).scalars())
     can_edit = visibility.can_edit_record(user, record)
     can_move = visibility.can_change_status(user, record) and bool(record.next_statuses)
-    if can_move and status_form is None:
+    if not can_move:
+        status_form = None
+    elif status_form is None:
         status_form = StatusForm()
     if status_form is not None:
         status_form.to_status.choices = options(
             (s, STATUS_LABELS[s]) for s in record.next_statuses)
-    if can_edit and share_form is None:
+    if not can_edit:
+        share_form = None
+    elif share_form is None:
         share_form = ShareForm()
     if share_form is not None:
         share_form.user.choices = user_options(exclude={s.user_id for s in shares})
@@ -209,14 +212,12 @@ def change_status(record_id: int):
     form = StatusForm()
     form.to_status.choices = options((s, s) for s in STATUSES)
     if not form.validate_on_submit():
-        for message in form_errors(form):
-            flash(message, "error")
-        return _show(record, 400)
+        return _show(record, 400, status_form=form)
     try:
         service.change_status(me(), record, form.to_status.data, form.comment.data or "")
     except service.RecordError as exc:
         flash(str(exc), "error")
-        return _show(record, 400)
+        return _show(record, 400, status_form=form)
     flash(_("Status changed."), "success")
     return redirect(url_for("tenant.records.show", record_id=record.id), 303)
 
@@ -230,14 +231,12 @@ def share(record_id: int):
     form = ShareForm()
     form.user.choices = user_options()
     if not form.validate_on_submit():
-        for message in form_errors(form):
-            flash(message, "error")
-        return _show(record, 400)
+        return _show(record, 400, share_form=form)
     try:
         service.share_record(me(), record, form.user.data)
     except service.RecordError as exc:
         flash(str(exc), "error")
-        return _show(record, 400)
+        return _show(record, 400, share_form=form)
     flash(_("Shared."), "success")
     return redirect(url_for("tenant.records.show", record_id=record.id), 303)
 

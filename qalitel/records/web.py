@@ -133,3 +133,9 @@ def csv_response(filename: str, header: list[str], rows) -> Response:
 def form_errors(form) -> list[str]:
     return [f"{form[name].label.text}: {message}" for name, messages in form.errors.items()
             if name != "csrf_token" for message in messages]
+
+
+@bp.errorhandler(service.PermissionDenied)
+def _permission_denied(_error):
+    """Safety net: a service refused a change a view let through."""
+    return render_template("errors/403.html"), 403
