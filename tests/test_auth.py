@@ -179,6 +179,22 @@ def test_logout_ends_session_and_remember_but_keeps_preferences(two_tenants):
     assert client.get("/t/alpha/records/").status_code == 302
 
 
+def test_session_cookie_copied_before_logout_is_worthless_after(two_tenants):
+    client = two_tenants.app.test_client()
+    login(client, "alpha", two_tenants.a.user_email, remember="y")
+    assert client.get("/t/alpha/records/").status_code == 200
+    stolen = client.get_cookie("qalitel_session").value
+    stolen_remember = client.get_cookie("qalitel_remember", path="/t/alpha/").value
+    token = header_logout_token(client, "/t/alpha/records/")
+    assert client.post("/t/alpha/logout", data={"csrf_token": token}).status_code == 302
+    replay = two_tenants.app.test_client()
+    replay.set_cookie("qalitel_session", stolen)
+    assert replay.get("/t/alpha/records/").status_code == 302
+    replay = two_tenants.app.test_client()
+    replay.set_cookie("qalitel_remember", stolen_remember, path="/t/alpha/")
+    assert replay.get("/t/alpha/records/").status_code == 302
+
+
 def test_logout_get_asks_for_confirmation(two_tenants):
     client = two_tenants.app.test_client()
     assert client.get("/t/alpha/logout").headers["Location"] == "/t/alpha/login"

@@ -49,6 +49,7 @@ from qalitel.users.service import (
     PASSWORD_MIN,
     UserError,
     check_credentials,
+    end_sessions,
     set_password,
 )
 from tenants.context import current_tenant, has_tenant, tdb
@@ -219,6 +220,8 @@ def logout():
         if not current_user.is_authenticated:
             return redirect(url_for("tenant.auth.login"))
         return render_template("auth/logout.html", form=form)
+    if current_user.is_authenticated:
+        end_sessions(current_user._get_current_object())
     logout_user()
     session.clear()  # an empty, modified session: Flask deletes the session cookie
     response = redirect(url_for("tenant.auth.login"))

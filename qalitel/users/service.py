@@ -192,6 +192,13 @@ def reactivate(user: User) -> None:
     tdb.commit()
 
 
+def end_sessions(user: User) -> None:
+    """Sign the user out everywhere: every session and remember cookie issued so far stops
+    loading. Called at logout, so a copy of the session cookie taken before it is worthless."""
+    user.session_token = new_session_token()
+    tdb.commit()
+
+
 def set_password(user: User, password: str) -> None:
     """Replace the password and end every session (and remember cookie) of the user."""
     user.password_hash = hash_password(check_new_password(password))
