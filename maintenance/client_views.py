@@ -98,7 +98,7 @@ def _page(status: int = 200, error: str | None = None):
     return render_template(
         "maintenance/requests.html", pending=pending, active=grants.active_grants(tenant_id),
         history=decided, error=error, grant_state=grant_state, scope_labels=SCOPE_LABELS,
-        status_labels=STATUS_LABELS, state_labels=STATE_LABELS,
+        status_labels=STATUS_LABELS, state_labels=STATE_LABELS, utc=aware,
         comment_max=grants.COMMENT_MAX), status
 
 

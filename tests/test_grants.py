@@ -251,3 +251,33 @@ def test_connection_limit_and_sweep(maint_world):
     assert _admin_query("SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)) == [(1,)]
     with as_grant(app, grant_id) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1")
+
+
+def test_decisions_on_either_platform_database(platform_app, password_hash, english_clients):
+    """The platform database itself on each backend (claims, log, page)."""
+    from maintenance.models import GrantStatus, StaffUser
+    from maintenance.requests import create_request
+    from tests.conftest import login, make_staff, provision
+
+    app = platform_app
+    provision(app, "alpha", password_hash)
+    eve = make_staff(app)
+    with app.app_context():
+        staff = db.session.get(StaffUser, eve.id)
+        approved = create_request("alpha", staff, "check", scope="read-write", hours=3)
+        denied = create_request("alpha", staff, "check again")
+        grant = grants.approve(approved, ADMIN, hours="2.5", scope="read", comment="ok")
+        assert (grant.scope, grant.status) == (Scope.READ, GrantStatus.ACTIVE)
+        grants.deny(denied, ADMIN, "no")
+        with pytest.raises(grants.ReplayError):
+            grants.approve(denied, ADMIN)
+        grant_id = grant.id
+    client = app.test_client()
+    assert login(client, "alpha", "admin@alpha.example").status_code == 302
+    page = client.get("/t/alpha/maintenance/").get_data(as_text=True)
+    assert f'id="grant-{grant_id}"' in page and "UTC" in page
+    with app.app_context():
+        grants.revoke(db.session.get(Grant, grant_id), ADMIN)
+        assert db.session.get(Grant, grant_id).status is GrantStatus.REVOKED
+    assert [e for e in _events(app) if e not in ("request",)] == [
+        "approval", "denial", "revocation"]
