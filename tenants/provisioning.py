@@ -4,7 +4,8 @@ Order of work, each step named for fault injection (``fault=`` callback, used by
 
 ``registry``   a registry row in state ``provisioning`` (the unique slug serialises racers)
 ``template``   the template is at the head revision (migrated under an exclusive lock)
-``role``       PostgreSQL: a login role of the tenant's own, random password kept encrypted
+``role``       PostgreSQL: a role of the tenant's own; ``LOGIN`` and its random password
+               (kept encrypted) are given once the clone exists, overlapping the next connect
 ``database``   the clone (``CREATE DATABASE … TEMPLATE … OWNER``, then every database
                privilege revoked from PUBLIC) / SQLite: the file copy
 ``privileges`` PostgreSQL: objects handed to the tenant role, the template owner's dropped
@@ -32,10 +33,11 @@ import re
 import secrets
 import shutil
 import sqlite3
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -276,6 +278,8 @@ def create_tenant(settings: Settings, slug: str, name: str, admin_email: str,
     clock = time.perf_counter()
 
     server = server_for_new_tenant(settings, backend, server_name)
+    # PostgreSQL: the admin connection opens while the registry row is written.
+    admin_conn = _background(_admin_connect, server_url(settings, server)) if server else None
     tenant = Tenant(slug=slug, name=name, status=TenantStatus.PROVISIONING,
                     backend=Backend.POSTGRESQL if server else Backend.SQLITE,
                     server_id=server.id if server else None,
@@ -286,13 +290,14 @@ def create_tenant(settings: Settings, slug: str, name: str, admin_email: str,
         _commit_keeping_state()
     except IntegrityError:
         db.session.rollback()
+        _close_when_done(admin_conn)
         raise ProvisioningError(f"tenant {slug!r} already exists") from None
     undo: list[Callable[[], None]] = []
     try:
         step("registry")
         admin = _first_admin_row(admin_email, admin_name, password_hash)
-        if server is not None:
-            _create_postgres(settings, tenant, server, admin, step, undo)
+        if server is not None and admin_conn is not None:
+            _create_postgres(settings, tenant, server, admin_conn, admin, step, undo)
         else:
             _create_sqlite(settings, tenant, admin, step, undo)
         step("admin")
@@ -302,6 +307,7 @@ def create_tenant(settings: Settings, slug: str, name: str, admin_email: str,
         step("activate")
     except BaseException as exc:
         db.session.rollback()
+        _close_when_done(admin_conn)
         _compensate(tenant, undo)
         if isinstance(exc, ProvisioningError):
             raise
@@ -386,7 +392,7 @@ def _create_sqlite(settings: Settings, tenant: Tenant, admin: dict[str, Any],
 
 
 def _create_postgres(settings: Settings, tenant: Tenant, server: DatabaseServer,
-                     admin: dict[str, Any], step: Callable[[str], None],
+                     admin_conn: Future, admin: dict[str, Any], step: Callable[[str], None],
                      undo: list[Callable[[], None]]) -> None:
     migrate_pg_template(settings, server)
     step("template")
@@ -396,61 +402,98 @@ def _create_postgres(settings: Settings, tenant: Tenant, server: DatabaseServer,
     tenant.role_name = role
     tenant.role_password_encrypted = encrypt(settings.encryption_key, password)
     exists = f"a database or role named {role!r} already exists; run `qalitel tenants sweep`"
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="provision") as helper:
-        with pg.admin_connection(url) as conn:
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s NOINHERIT "
-                                        "CONNECTION LIMIT %s").format(sql.Identifier(role)),
-                                (password,
-                                 settings.engine_cache_size * settings.tenant_pool_size * 4))
-            except psycopg2.errors.DuplicateObject:
-                raise ProvisioningError(exists) from None
-            undo.append(lambda: _drop_pg(url, None, role))
-            step("role")
-            strategy = (sql.SQL(" STRATEGY {}").format(sql.SQL(CLONE_STRATEGY))
-                        if conn.server_version >= 150000 else sql.SQL(""))
-            lock = pg.advisory_lock(conn, f"template:{settings.template_database}", shared=True)
-            try:
-                with lock, conn.cursor() as cur:
-                    cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}{}").format(
-                        sql.Identifier(database), sql.Identifier(settings.template_database),
-                        sql.Identifier(role), strategy))
-            except psycopg2.errors.DuplicateDatabase:
-                raise ProvisioningError(exists) from None
-            undo.append(lambda: _drop_pg(url, database, None))
-            with conn.cursor() as cur:  # before anybody can connect on PUBLIC's privilege
-                cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
-                    sql.Identifier(database)))
+    with contextlib.ExitStack() as stack:
+        stack.callback(_close_when_done, admin_conn)
+        conn = admin_conn.result()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOINHERIT CONNECTION LIMIT %s")
+                            .format(sql.Identifier(role)),
+                            (settings.engine_cache_size * settings.tenant_pool_size * 4,))
+        except psycopg2.errors.DuplicateObject:
+            raise ProvisioningError(exists) from None
+        undo.append(lambda: _drop_pg(url, None, role))
+        step("role")
+        strategy = (sql.SQL(" STRATEGY {}").format(sql.SQL(CLONE_STRATEGY))
+                    if conn.server_version >= 150000 else sql.SQL(""))
+        lock = pg.advisory_lock(conn, f"template:{settings.template_database}", shared=True)
+        try:
+            with lock, conn.cursor() as cur:
+                cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}{}").format(
+                    sql.Identifier(database), sql.Identifier(settings.template_database),
+                    sql.Identifier(role), strategy))
+        except psycopg2.errors.DuplicateDatabase:
+            raise ProvisioningError(exists) from None
+        undo.append(lambda: _drop_pg(url, database, None))
+        with conn.cursor() as cur:  # before anybody can connect on PUBLIC's privilege
+            cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+                sql.Identifier(database)))
+        # The server stretches the password (SCRAM) while the next session starts.
+        login = _background(_enable_login, conn, role, password)
+        try:
+            tconn = stack.enter_context(pg.admin_connection(url, database))
+        finally:
+            login.result()
+        conn.close()
         step("database")
-        own = helper.submit(psycopg2.connect, pg.libpq_dsn(
+        # This session built the clone's catalog cache file: the tenant's own session now
+        # starts cheaply, in parallel with the hand-over.
+        own = _background(psycopg2.connect, pg.libpq_dsn(
             make_url(url).set(username=role, password=password), database),
             connect_timeout=10, application_name=f"qalitel:{tenant.slug}"[:63])
         try:
-            with pg.admin_connection(url, database) as tconn:
-                tconn.autocommit = False
-                with tconn.cursor() as cur:
-                    cur.execute(sql.SQL("REASSIGN OWNED BY {owner} TO {role}; "
-                                        "DROP OWNED BY {owner}").format(
-                        owner=sql.Identifier(pg.TEMPLATE_OWNER), role=sql.Identifier(role)))
-                    step("privileges")
-                    cur.execute("INSERT INTO tenant_identity (id, slug, tenant_uid) "
-                                "VALUES (1, %s, %s)", (tenant.slug, tenant.uid))
-                step("identity")
-                tconn.commit()
+            tconn.autocommit = False
+            with tconn.cursor() as cur:
+                cur.execute(sql.SQL("REASSIGN OWNED BY {owner} TO {role}; "
+                                    "DROP OWNED BY {owner}").format(
+                    owner=sql.Identifier(pg.TEMPLATE_OWNER), role=sql.Identifier(role)))
+                step("privileges")
+                cur.execute("INSERT INTO tenant_identity (id, slug, tenant_uid) "
+                            "VALUES (1, %s, %s)", (tenant.slug, tenant.uid))
+            step("identity")
+            tconn.commit()
             _write_first_admin(own.result(), tenant, admin)
         finally:
             _close_when_done(own)
 
 
-def _close_when_done(future: Future) -> None:
+def _enable_login(conn: Any, role: str, password: str) -> None:
+    """Give the role ``LOGIN`` and its password (stretched by the server: a few ms of CPU)."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD %s").format(
+            sql.Identifier(role)), (password,))
+
+
+def _background(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+    """Run ``function`` on a thread of its own (network waits release the GIL)."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args, **kwargs))
+        except BaseException as exc:  # handed to whoever reads the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="provision", daemon=True).start()
+    return future
+
+
+def _admin_connect(url: str) -> Any:
+    conn = psycopg2.connect(pg.libpq_dsn(url), connect_timeout=10,
+                            application_name="qalitel-admin")
+    conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    return conn
+
+
+def _close_when_done(future: Future | None) -> None:
     """Close the connection a background connect returns, now or whenever it arrives."""
 
     def close(done: Future) -> None:
         if not done.cancelled() and done.exception() is None:
             done.result().close()
 
-    future.add_done_callback(close)
+    if future is not None:
+        future.add_done_callback(close)
 
 
 def _write_first_admin(conn: Any, tenant: Tenant, admin: dict[str, Any]) -> None:
