@@ -11,7 +11,7 @@ from werkzeug.routing import BaseConverter
 
 from qalitel.extensions import db
 from tenants import context
-from tenants.engines import EngineCache, TenantInfo
+from tenants.engines import EngineCache, EngineCacheFullError, TenantInfo
 from tenants.registry import SLUG_RE, Tenant, TenantStatus
 
 
@@ -70,7 +70,11 @@ def _open_tenant(_endpoint: str | None, values: dict | None) -> None:
         abort(410)
     cache: EngineCache = current_app.extensions["qalitel_engines"]
     stack = ExitStack()
-    engine = stack.enter_context(cache.lease(info))
+    try:
+        engine = stack.enter_context(cache.lease(info))
+    except EngineCacheFullError:
+        # Every engine of this process is busy past the pool timeout: say "try again".
+        abort(503)
     token = context.enter(info, engine)
     stack.callback(context.leave, token)
     g._tenant_stack = stack

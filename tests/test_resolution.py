@@ -190,3 +190,19 @@ def test_platform_pages_have_no_tenant(two_tenants: TwoTenants):
     for path in ("/records/", "/login", "/logout", "/t/", "/t"):
         response = client.get(path, headers=EN)
         assert response.status_code == 404, path
+
+
+def test_busy_engine_cache_answers_503_not_500(make_app, backend, password_hash):
+    from tenants.engines import TenantInfo
+    from tenants.service import get_tenant
+    from tests.conftest import provision
+
+    app = make_app(backend, engine_cache_size=1, tenant_pool_timeout=0.2)
+    provision(app, "alpha", password_hash, records=0)
+    provision(app, "bravo", password_hash, records=0)
+    with app.app_context():
+        alpha = TenantInfo.from_row(get_tenant("alpha"))
+        cache = app.extensions["qalitel_engines"]
+        with cache.lease(alpha):
+            assert app.test_client().get("/t/bravo/login").status_code == 503
+        assert app.test_client().get("/t/bravo/login").status_code == 200
