@@ -63,17 +63,7 @@ def cleanup_pg(pg_url: str, prefix: str) -> int:
     """Drop every database and role whose name starts with this run's prefix."""
     from tenants import pg
 
-    dropped = 0
-    with pg.admin_connection(pg_url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (prefix,))
-        for (name,) in cur.fetchall():
-            pg.drop_database(conn, name)
-            dropped += 1
-        cur.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (prefix,))
-        for (name,) in cur.fetchall():
-            pg.drop_role(conn, name)
-            dropped += 1
-    return dropped
+    return pg.drop_prefixed(pg_url, prefix)
 
 
 def platform_url(pg_url: str, database: str) -> str:

@@ -88,3 +88,19 @@ def ensure_template_owner(conn: PgConnection) -> None:
         with conn.cursor() as cur, suppress(psycopg2.errors.DuplicateObject):
             cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(
                 sql.Identifier(TEMPLATE_OWNER)))
+
+
+def drop_prefixed(url: str | URL, prefix: str) -> int:
+    """Drop every database, then every role, whose name starts with ``prefix`` (benchmarks and
+    test clean-up); returns how many were dropped."""
+    dropped = 0
+    with admin_connection(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (prefix,))
+        for (name,) in cur.fetchall():
+            drop_database(conn, name)
+            dropped += 1
+        cur.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", (prefix,))
+        for (name,) in cur.fetchall():
+            drop_role(conn, name)
+            dropped += 1
+    return dropped
