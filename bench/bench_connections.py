@@ -78,8 +78,8 @@ def provision(settings_overrides: dict, count: int, tag: str) -> tuple[list[str]
     from sqlalchemy import select
     from werkzeug.security import generate_password_hash
 
+    from core.db import db
     from qalitel import create_app
-    from qalitel.extensions import db
     from tenants.provisioning import create_tenant
     from tenants.registry import Tenant, TenantStatus
     from tenants.service import init_platform
@@ -115,8 +115,8 @@ def provision(settings_overrides: dict, count: int, tag: str) -> tuple[list[str]
 
 
 def destroy_all(settings_overrides: dict) -> int:
+    from core.db import db
     from qalitel import create_app
-    from qalitel.extensions import db
     from tenants.provisioning import destroy_tenant
     from tenants.registry import Tenant
 

@@ -67,7 +67,7 @@ def make_sqlite_tenant(settings, template: Path, slug: str, uid: str) -> dict:
 def make_pg_tenant(settings, url: str, slug: str, uid: str) -> dict:
     from psycopg2 import sql
 
-    from qalitel.crypto import encrypt
+    from core.crypto import encrypt
     from tenants import pg
 
     name = f"{settings.pg_name_prefix}{slug}"
@@ -97,7 +97,7 @@ def build_tenants(app, backend: str, count: int, pg_url: str) -> float:
     """Create ``count`` tenant databases at head and their registry rows; returns seconds."""
     from sqlalchemy import insert
 
-    from qalitel.extensions import db
+    from core.db import db
     from tenants import migrations
     from tenants.provisioning import ensure_server, ensure_sqlite_template, migrate_pg_template
     from tenants.registry import Backend, Tenant, TenantStatus
@@ -137,7 +137,7 @@ def check_sample(app, size: int = 5) -> None:
     """Open a few tenants as their own role: identity row checked, revision at head."""
     from sqlalchemy import select
 
-    from qalitel.extensions import db
+    from core.db import db
     from tenants import migrations
     from tenants.engines import TenantInfo
     from tenants.migrate import migration_engine
@@ -158,7 +158,7 @@ def put_behind(app, count: int) -> str:
     """Downgrade ``count`` tenants one revision, as their own role; returns that revision."""
     from sqlalchemy import select
 
-    from qalitel.extensions import db
+    from core.db import db
     from tenants import migrations
     from tenants.engines import TenantInfo
     from tenants.migrate import migration_engine
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     print("reproduce:", shlex.join([".venv/bin/python", "bench/bench_migrate.py",
                                     *(argv if argv is not None else sys.argv[1:])]))
 
+    from core.db import db
     from qalitel import create_app
-    from qalitel.extensions import db
     from tenants import migrations
     from tenants.service import init_platform
 

@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from psycopg2 import sql
 
+    from core.db import db
     from qalitel import create_app
-    from qalitel.extensions import db
     from tenants import pg, provisioning
     from tenants.provisioning import create_tenant, destroy_tenant
     from tenants.registry import Tenant

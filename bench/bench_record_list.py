@@ -188,7 +188,7 @@ WORDS = ("leak", "scratch", "burr", "crack", "label", "torque", "seal", "gasket"
 
 
 def cleanup(app) -> None:
-    from qalitel.extensions import db
+    from core.db import db
     from tenants.provisioning import destroy_tenant
     from tenants.registry import Tenant
 

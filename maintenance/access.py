@@ -24,19 +24,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, func, inspect, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.pool import NullPool
 
-from maintenance import audit, clock
+from core import clock, config
+from core.config import Settings
+from core.crypto import decrypt
+from core.db import db
+from maintenance import audit
 from maintenance.models import Grant, GrantStatus, RequestStatus, Scope, StaffUser
 from maintenance.requests import aware
-from qalitel.config import Settings
-from qalitel.crypto import decrypt
-from qalitel.extensions import db
 from tenants.engines import sqlite_path
 from tenants.registry import Backend, Tenant, TenantStatus
 
@@ -188,7 +188,7 @@ class MaintenanceSession:
             raise
 
     def _settings(self) -> Settings:
-        return current_app.extensions["qalitel_settings"]
+        return config.settings()
 
     def _make_engine(self, tenant: Tenant) -> Engine:
         settings = self._settings()

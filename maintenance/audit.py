@@ -60,10 +60,10 @@ from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import make_transient_to_detached
 
-from maintenance import clock
+from core import clock, config
+from core.db import db
 from maintenance.models import AccessLogEntry, AccessLogHead
 from maintenance.verify_log import FIELDS, GENESIS, ChainChecker, entry_hash
-from qalitel.extensions import db
 from tenants.registry import Tenant
 
 EVENTS = ("request", "approval", "denial", "request_expired", "grant_expired", "revocation",
@@ -145,7 +145,7 @@ def normalise_detail(detail: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _seal_keys() -> list[bytes]:
-    settings = current_app.extensions["qalitel_settings"]
+    settings = config.settings()
     keys = [k.strip() for k in settings.encryption_key.split(",") if k.strip()]
     if not keys:
         raise AuditWriteError("no encryption key configured to seal the access-log head")

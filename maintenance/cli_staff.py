@@ -62,7 +62,7 @@ def staff_create(email: str, name: str | None, password: str | None) -> None:
 @with_appcontext
 def staff_list() -> None:
     """List engineers' accounts (no secrets)."""
-    from qalitel.extensions import db
+    from core.db import db
 
     for staff in db.session.execute(select(StaffUser).order_by(StaffUser.email)).scalars():
         last = staff.last_login_at.strftime("%Y-%m-%d %H:%M") if staff.last_login_at else "-"

@@ -33,12 +33,12 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException
 
+from core.db import db
 from maintenance import grants, notify  # noqa: F401  (notify registers the e-mail hook)
 from maintenance.access import grant_state
 from maintenance.audit import AuditWriteError
 from maintenance.models import Grant, MaintenanceRequest, RequestStatus, Scope
 from maintenance.requests import aware
-from qalitel.extensions import db
 from qalitel.users.models import Profile
 from qalitel.users.views import admin_required
 from tenants.context import current_tenant, has_tenant

@@ -18,7 +18,6 @@ from flask import (
     Flask,
     Response,
     abort,
-    current_app,
     g,
     redirect,
     render_template,
@@ -32,15 +31,17 @@ from sqlalchemy import select
 from wtforms import EmailField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from core import config
+
 try:
     from wtforms.fields.choices import SelectChoice
 except ImportError:  # pragma: no cover - WTForms < 3.3
     SelectChoice = None  # type: ignore[assignment,misc]
 
+from core.db import db
 from maintenance import access, requests, staff
 from maintenance.audit import AuditWriteError
 from maintenance.models import Grant, Scope
-from qalitel.extensions import db
 from tenants import pg
 from tenants.engines import sqlite_path
 from tenants.registry import Backend, Tenant, TenantStatus
@@ -170,7 +171,7 @@ class TenantRow:
 
 
 def _sqlite_size(tenant: Tenant) -> int | None:
-    settings = current_app.extensions["qalitel_settings"]
+    settings = config.settings()
     path = sqlite_path(settings, tenant.database_name)
     total, found = 0, False
     for suffix in ("", "-wal"):
@@ -185,7 +186,7 @@ def _pg_sizes(tenants: list[Tenant]) -> dict[int, int]:
     """``pg_database_size`` of each PostgreSQL tenant, one admin connection per server."""
     from tenants.provisioning import server_url
 
-    settings = current_app.extensions["qalitel_settings"]
+    settings = config.settings()
     sizes: dict[int, int] = {}
     by_server: dict[int, list[Tenant]] = {}
     for tenant in tenants:
@@ -267,7 +268,7 @@ def _request_form() -> RequestForm:
 @bp.route("/requests/new", methods=["GET", "POST"])
 def new_request():
     form = _request_form()
-    settings = current_app.extensions["qalitel_settings"]
+    settings = config.settings()
     error = None
     if request.method == "GET":
         form.tenant.data = request.args.get("tenant", "")[:40]

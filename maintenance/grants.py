@@ -22,7 +22,7 @@ log, and only then store the grant (no grant exists before its approval is logge
 undoes the role and the claim. Revocation: claim, cut the role off, then append
 ``revocation`` (the client's will holds even when the log is down; the caller is told).
 Expiry (``grant_expired``) is applied by ``qalitel maintenance expire`` and lazily whenever a
-grant is read, with the controllable :mod:`maintenance.clock`.
+grant is read, with the controllable :mod:`core.clock`.
 """
 
 from __future__ import annotations
@@ -36,17 +36,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg2
-from flask import current_app
 from psycopg2 import sql
 from sqlalchemy import func, select, update
 
-from maintenance import audit, clock
+from core import clock, config
+from core.config import Settings
+from core.crypto import encrypt
+from core.db import db
+from maintenance import audit
 from maintenance import requests as maintenance_requests
 from maintenance.models import Grant, GrantStatus, MaintenanceRequest, RequestStatus, Scope
 from maintenance.requests import SYSTEM_ACTOR, aware
-from qalitel.config import Settings
-from qalitel.crypto import encrypt
-from qalitel.extensions import db
 from tenants import pg
 from tenants.provisioning import GRANT_ROLE_INFIX, server_url
 from tenants.registry import Backend, Tenant
@@ -81,7 +81,7 @@ class ClientAdmin:
 
 
 def _settings() -> Settings:
-    return current_app.extensions["qalitel_settings"]
+    return config.settings()
 
 
 # ---------------------------------------------------------------- input

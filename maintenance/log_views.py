@@ -6,9 +6,9 @@ from flask import Blueprint, Response, render_template, request, stream_with_con
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from core.db import db
 from maintenance import audit
 from maintenance.models import MaintenanceRequest, StaffUser
-from qalitel.extensions import db
 from qalitel.users.views import admin_required
 from tenants.context import current_tenant
 

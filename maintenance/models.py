@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from qalitel.extensions import db
+from core.db import db
 from tenants.registry import Tenant, utcnow
 
 

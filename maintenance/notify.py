@@ -3,7 +3,7 @@
 Hooked on :data:`maintenance.requests.on_request_created`. Finding the administrators means
 reading the tenant's own ``users`` table: a system action done here, in ``maintenance/``,
 through ``tenant_context`` (names and e-mail addresses of active admins, nothing else).
-Messages go through :mod:`qalitel.mail` in the platform's default language, one per admin.
+Messages go through :mod:`core.mail` in the platform's default language, one per admin.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from core import config, mail
+from core.config import Settings
 from maintenance.models import MaintenanceRequest
 from maintenance.requests import aware, on_request_created
-from qalitel import mail
-from qalitel.config import Settings
 from qalitel.users.models import Profile, User
 from tenants.context import current_tenant, has_tenant, tdb, tenant_context
 from tenants.engines import TenantInfo
@@ -91,7 +91,7 @@ def _body(req: MaintenanceRequest, admin: Recipient, link: str) -> str:
 
 def notify_admins(req: MaintenanceRequest) -> list[str]:
     """Send the request to every active admin of its tenant; returns their addresses."""
-    settings: Settings = current_app.extensions["qalitel_settings"]
+    settings: Settings = config.settings()
     admins = client_admins(req.tenant)
     link = decision_url(settings, req.tenant.slug)
     with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "fr")):

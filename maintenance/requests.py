@@ -14,13 +14,13 @@ import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select, update
 
-from maintenance import audit, clock
+from core import clock, config
+from core.config import Settings
+from core.db import db
+from maintenance import audit
 from maintenance.models import MaintenanceRequest, RequestStatus, Scope, StaffUser
-from qalitel.config import Settings
-from qalitel.extensions import db
 from tenants.registry import InvalidSlugError, Tenant, TenantStatus, validate_slug
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def aware(value: datetime) -> datetime:
 
 
 def _settings() -> Settings:
-    return current_app.extensions["qalitel_settings"]
+    return config.settings()
 
 
 def clean_reason(reason: object) -> str:

@@ -24,11 +24,11 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from maintenance import clock
+from core import clock, config
+from core.config import Settings
+from core.crypto import decrypt, encrypt
+from core.db import db
 from maintenance.models import StaffUser
-from qalitel.config import Settings
-from qalitel.crypto import decrypt, encrypt
-from qalitel.extensions import db
 from tenants.provisioning import EMAIL_RE
 
 COOKIE_NAME = "qalitel_staff"
@@ -48,7 +48,7 @@ class StaffError(ValueError):
 
 
 def _settings() -> Settings:
-    return current_app.extensions["qalitel_settings"]
+    return config.settings()
 
 
 def normalise_email(email: object) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 
 from flask import Flask
 
-from qalitel.config import Settings, load
+from core.config import EXTENSION as SETTINGS_EXTENSION
+from core.config import Settings, load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +21,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     settings.sqlite_tenant_dir.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__, template_folder=str(ROOT / "templates"),
                 instance_path=str(settings.instance_dir), instance_relative_config=False)
-    app.extensions["qalitel_settings"] = settings
+    app.extensions[SETTINGS_EXTENSION] = settings
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
         SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
@@ -35,9 +36,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         **dict(settings.extra),
     )
 
+    from core.db import db
     from qalitel import cli, i18n, prefs, security, views
     from qalitel.auth import views as auth
-    from qalitel.extensions import db
     from tenants import resolution
 
     db.init_app(app)
@@ -65,7 +66,7 @@ def _platform_engine_options(settings: Settings) -> dict[str, Any]:
 def _platform_sqlite_pragmas(app: Flask) -> None:
     from sqlalchemy import event
 
-    from qalitel.extensions import db
+    from core.db import db
     from tenants.engines import harden_sqlite
 
     with app.app_context():

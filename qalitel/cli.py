@@ -6,16 +6,17 @@ import json
 import sys
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
+from core import config
+from core.config import Settings
 from maintenance.cli import audit_group
-from qalitel.config import Settings
 from tenants.registry import InvalidSlugError
 
 
 def settings() -> Settings:
-    return current_app.extensions["qalitel_settings"]
+    return config.settings()
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -203,7 +204,7 @@ def servers_list() -> None:
     from sqlalchemy import select
     from sqlalchemy.engine import make_url
 
-    from qalitel.extensions import db
+    from core.db import db
     from tenants.provisioning import server_url
     from tenants.registry import DatabaseServer
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from qalitel.config import Settings
-from qalitel.extensions import db
+from core.config import Settings
+from core.db import db
 from tenants.registry import Backend, Tenant
 
 DEMO_SLUG = "demo"

@@ -1,7 +1,7 @@
 """Every platform-database model, imported so the platform metadata is complete."""
 
+from core.db import PlatformBase
 from maintenance.models import AccessLogEntry, Grant, MaintenanceRequest, StaffUser
-from qalitel.extensions import PlatformBase
 from tenants.registry import DatabaseServer, MigrationLedger, Tenant
 
 __all__ = ["AccessLogEntry", "DatabaseServer", "Grant", "MaintenanceRequest", "MigrationLedger",

@@ -22,6 +22,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
+from core import config
 from tenants.context import current_tenant, has_tenant
 
 COOKIE = "qalitel_prefs"
@@ -312,7 +313,7 @@ def forget_prefs() -> None:
 
 def forget(response: Response) -> Response:
     """Delete the cookie on ``response`` now."""
-    settings = current_app.extensions["qalitel_settings"]
+    settings = config.settings()
     response.delete_cookie(COOKIE, path=cookie_path(), secure=settings.https, httponly=True,
                            samesite="Lax")
     return response
@@ -325,7 +326,7 @@ def _write(response: Response) -> Response:
         return forget(response)
     if not g.get("prefs_dirty"):
         return response
-    settings = current_app.extensions["qalitel_settings"]
+    settings = config.settings()
     response.set_cookie(COOKIE, _encode(current_prefs()), max_age=MAX_AGE, path=cookie_path(),
                         secure=settings.https, httponly=True, samesite="Lax")
     return response

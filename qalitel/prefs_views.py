@@ -24,6 +24,7 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
 
+from core import config
 from qalitel import prefs
 from qalitel.i18n import LANGUAGE_NAMES, LANGUAGES
 from tenants.context import current_tenant
@@ -127,7 +128,7 @@ def platform_privacy():
 
 
 def _privacy_page(in_tenant: bool):
-    settings = current_app.extensions["qalitel_settings"]
+    settings = config.settings()
     return render_template("privacy.html", in_tenant=in_tenant,
                            remember_days=settings.remember_days)
 

@@ -3,8 +3,10 @@ on every form. HSTS only behind HTTPS (``settings.https``)."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, render_template
+from flask import Flask, Response, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from core import config
 
 csrf = CSRFProtect()
 
@@ -21,7 +23,7 @@ def _headers(response: Response) -> Response:
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    if current_app.extensions["qalitel_settings"].https:
+    if config.settings().https:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
 

@@ -6,7 +6,7 @@ from flask import Blueprint, Flask, g, jsonify, render_template
 from flask_login import login_required
 from sqlalchemy import text
 
-from qalitel.extensions import db
+from core.db import db
 from tenants import resolution
 
 platform = Blueprint("platform", __name__)

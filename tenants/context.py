@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from werkzeug.local import LocalProxy
 
-from qalitel.extensions import WrongDatabaseError
+from core.db import WrongDatabaseError
 from tenants.engines import EngineCache, TenantInfo
 from tenants.schema import TenantBase
 
@@ -64,7 +64,7 @@ class TenantSession(Session):
             table = getattr(mapper, "persist_selectable", None)
             if table is not None and table.metadata is not TenantBase.metadata:
                 raise WrongDatabaseError(
-                    f"{mapper.class_.__name__} is a platform model: use qalitel.extensions.db")
+                    f"{mapper.class_.__name__} is a platform model: use core.db.db")
         return ctx.engine
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.pool import NullPool
 
-from qalitel.config import Settings
-from qalitel.crypto import decrypt
+from core.config import Settings
+from core.crypto import decrypt
 from tenants.registry import Backend, Tenant, TenantStatus
 
 

@@ -34,8 +34,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import selectinload
 
-from qalitel.config import Settings
-from qalitel.extensions import db
+from core.config import Settings
+from core.db import db
 from tenants import migrations
 from tenants.engines import TenantInfo, build_engine, sqlite_path
 from tenants.pg import lock_key

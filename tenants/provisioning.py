@@ -51,9 +51,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
-from qalitel.config import Settings
-from qalitel.crypto import decrypt, encrypt
-from qalitel.extensions import db
+from core.config import Settings
+from core.crypto import decrypt, encrypt
+from core.db import db
 from tenants import migrations, pg
 from tenants.engines import check_identity, harden_sqlite, sqlite_path
 from tenants.registry import Backend, DatabaseServer, Tenant, TenantStatus, validate_slug

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, Enum, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from qalitel.extensions import db
+from core.db import db
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 RESERVED_SLUGS = frozenset({

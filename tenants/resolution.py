@@ -9,7 +9,8 @@ from flask import Blueprint, Flask, abort, current_app, g
 from sqlalchemy import select
 from werkzeug.routing import BaseConverter
 
-from qalitel.extensions import db
+from core import config
+from core.db import db
 from tenants import context
 from tenants.engines import EngineCache, EngineCacheFullError, TenantInfo
 from tenants.registry import SLUG_RE, Tenant, TenantStatus
@@ -99,8 +100,8 @@ def attach(bp: Blueprint) -> None:
 
 def init_app(app: Flask) -> None:
     app.url_map.converters["slug"] = SlugConverter
-    app.extensions["qalitel_engines"] = EngineCache(app.extensions["qalitel_settings"])
+    app.extensions["qalitel_engines"] = EngineCache(app.extensions[config.EXTENSION])
     app.teardown_request(_close_tenant)
-    server_name = app.extensions["qalitel_settings"].server_name
+    server_name = app.extensions[config.EXTENSION].server_name
     if server_name:
         app.wsgi_app = SubdomainMiddleware(app.wsgi_app, server_name)  # type: ignore[method-assign]

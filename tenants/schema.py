@@ -1,25 +1,13 @@
-"""Base of every tenant-database model, and the identity row each tenant database holds."""
+"""The identity row each tenant database holds (``TenantBase`` is re-exported from ``core.db``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Integer, MetaData, String, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import CheckConstraint, DateTime, Integer, String, func
+from sqlalchemy.orm import Mapped, mapped_column
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class TenantBase(DeclarativeBase):
-    """Declarative base of tenant databases; only ``tenants.context.tdb`` binds it."""
-
-    metadata = MetaData(naming_convention=NAMING)
+from core.db import TenantBase
 
 
 class TenantIdentity(TenantBase):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import select
 
-from qalitel.extensions import db
+from core.db import db
 from tenants import migrations
 from tenants.registry import Tenant, TenantStatus, validate_slug
 

@@ -84,8 +84,8 @@ def settings_for(tmp_path, backend: str, **overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 def make_app(tmp_path) -> Iterator[Any]:
     """Factory of apps on fresh platform databases; every tenant they made is destroyed after."""
+    from core.db import db
     from qalitel import create_app
-    from qalitel.extensions import db
     from tenants.service import init_platform
 
     apps: list[Flask] = []
@@ -338,7 +338,7 @@ def in_tenant(app: Flask, slug: str):
     """Context manager: the tenant session of ``slug`` outside a request (app context too)."""
     from contextlib import contextmanager
 
-    from qalitel.extensions import db
+    from core.db import db
     from tenants.context import tenant_context
     from tenants.resolution import load_tenant
 
@@ -383,7 +383,7 @@ def totp_code(app: Flask, secret: str, steps: int = 0) -> str:
     """The TOTP code at the app's clock (``steps`` 30-second steps later)."""
     import pyotp
 
-    from maintenance import clock
+    from core import clock
 
     with app.app_context():
         moment = clock.now()
@@ -408,10 +408,10 @@ def grant_for_test(app: Flask, public_id: str, *, hours: float | None = None,
 
     from psycopg2 import sql
 
-    from maintenance import clock
+    from core import clock
+    from core.crypto import encrypt
+    from core.db import db
     from maintenance.models import Grant, MaintenanceRequest, RequestStatus, Scope
-    from qalitel.crypto import encrypt
-    from qalitel.extensions import db
     from tenants import pg
     from tenants.provisioning import server_url
     from tenants.registry import Backend
@@ -469,9 +469,9 @@ class MaintWorld:
 
     def request(self, slug: str = "alpha", staff: StaffHandle | None = None,
                 scope: str = "read", hours: float | None = None) -> str:
+        from core.db import db
         from maintenance.models import StaffUser
         from maintenance.requests import create_request
-        from qalitel.extensions import db
 
         with self.app.app_context():
             engineer = db.session.get(StaffUser, (staff or self.eve).id)
@@ -484,7 +484,7 @@ class MaintWorld:
 def maint_world(two_tenants) -> MaintWorld:
     from datetime import UTC, datetime
 
-    from maintenance.clock import ManualClock, set_clock
+    from core.clock import ManualClock, set_clock
     from qalitel.records.models import NonConformity
     from qalitel.users.models import User
 
@@ -588,8 +588,8 @@ class ClientWorld:
         return client
 
     def log(self, slug: str = "alpha") -> list[Any]:
+        from core.db import db
         from maintenance.models import AccessLogEntry
-        from qalitel.extensions import db
         from tenants.registry import Tenant
 
         with self.app.app_context():

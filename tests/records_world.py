@@ -26,7 +26,7 @@ class World:
 
     def context(self):
         """Work inside the tenant (``with world.context():``), as CLI code would."""
-        from qalitel.extensions import db
+        from core.db import db
         from tenants.context import tenant_context
         from tenants.engines import TenantInfo
         from tenants.registry import Tenant

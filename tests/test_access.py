@@ -14,10 +14,10 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from core.db import db
 from maintenance import access
 from maintenance.audit import AuditWriteError
 from maintenance.models import AccessLogEntry, Grant, GrantStatus, StaffUser
-from qalitel.extensions import db
 from tests.conftest import csrf_token, grant_for_test, staff_login
 
 DATA_READ = re.compile(r'\bFROM\s+"?nonconformities"?', re.IGNORECASE)
@@ -277,7 +277,7 @@ def test_nothing_is_read_when_the_log_cannot_be_written(maint_world):
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_grant_role_reaches_only_its_tenant(maint_world):
     """PostgreSQL: the grant's role has no CONNECT on another tenant's database."""
-    from qalitel.crypto import decrypt
+    from core.crypto import decrypt
     from tenants.provisioning import server_url
     from tenants.registry import Tenant
 

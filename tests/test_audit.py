@@ -14,10 +14,11 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from maintenance import audit, clock
+from core import clock
+from core.db import db
+from maintenance import audit
 from maintenance.models import AccessLogEntry, MaintenanceRequest, Scope, StaffUser
 from maintenance.verify_log import GENESIS, check_lines, entry_hash
-from qalitel.extensions import db
 from tenants import pg
 from tenants.registry import Backend, Tenant, TenantStatus
 from tests.conftest import PG_URL, login, provision

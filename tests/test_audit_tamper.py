@@ -14,9 +14,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import Connection, insert, text
 
+from core.db import db
 from maintenance import audit, verify_log
 from maintenance.models import AccessLogEntry
-from qalitel.extensions import db
 from tests.test_audit import add_tenant, log_view
 
 LOG = AccessLogEntry.__table__

@@ -46,7 +46,7 @@ def _pg_names() -> set[str]:
 
 def snapshot(app) -> dict:
     """Everything a provisioning could leave: registry rows, tenant files, PG objects."""
-    from qalitel.extensions import db
+    from core.db import db
     from tenants.registry import Tenant
 
     with app.app_context():
@@ -247,7 +247,7 @@ def test_suspend_resume_round_trip(app, backend, password_hash):
 
 def _stale_row(app, slug: str, backend: str, *, age_s: float):
     """A registry row stuck in ``provisioning``, as a crash would leave it."""
-    from qalitel.extensions import db
+    from core.db import db
     from tenants.provisioning import ensure_server
     from tenants.registry import Backend, Tenant, TenantStatus
 

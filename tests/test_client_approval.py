@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from core.db import db
 from maintenance.models import Grant, GrantStatus, MaintenanceRequest, RequestStatus, Scope
 from maintenance.requests import aware
-from qalitel.extensions import db
 from tests.conftest import CSRF_RE, link_in
 
 BANNER = "maintenance request awaiting your decision"

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from qalitel.config import VARIABLES
+from core.config import VARIABLES
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

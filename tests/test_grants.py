@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from core.crypto import decrypt
+from core.db import db
 from maintenance import grants
 from maintenance.audit import AuditWriteError
 from maintenance.models import Grant, MaintenanceRequest, RequestStatus, Scope
-from qalitel.crypto import decrypt
-from qalitel.extensions import db
 from tests.conftest import PG_URL
 
 PG = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

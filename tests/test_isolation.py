@@ -321,7 +321,7 @@ def test_nested_tenant_context_is_refused(two_tenants: TwoTenants):
 
 
 def test_sessions_refuse_the_other_kind_of_model(two_tenants: TwoTenants):
-    from qalitel.extensions import WrongDatabaseError, db
+    from core.db import WrongDatabaseError, db
     from qalitel.users.models import Profile, User
     from tenants.context import tdb, tenant_context
     from tenants.registry import Tenant
@@ -412,7 +412,7 @@ def _admin_query(sql: str, params: tuple = (), database: str | None = None) -> l
 
 
 def _role_dsn(app, info, database: str) -> str:
-    from qalitel.crypto import decrypt
+    from core.crypto import decrypt
     from tenants import pg
 
     settings = app.extensions["qalitel_settings"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
+from core.db import db
 from maintenance.models import Grant, GrantStatus, MaintenanceRequest, RequestStatus
-from qalitel.extensions import db
 
 API = "/t/alpha/api/maintenance"
 

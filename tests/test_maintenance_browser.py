@@ -15,8 +15,8 @@ import pyotp
 import pytest
 from werkzeug.serving import make_server
 
+from core.db import db
 from maintenance.models import Grant, GrantStatus
-from qalitel.extensions import db
 from qalitel.records.models import NonConformity
 from tests.conftest import PASSWORD, STAFF_PASSWORD, in_tenant, make_staff, provision
 

@@ -16,7 +16,7 @@ from flask import Flask
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.pool import NullPool
 
-from qalitel.extensions import db
+from core.db import db
 from tenants import migrate, migrations, pg
 from tenants.engines import TenantInfo, sqlite_path
 from tenants.migrate import migration_engine

@@ -19,8 +19,8 @@ import click
 import pytest
 from flask import url_for
 
+from core.db import db
 from maintenance.models import Grant, GrantStatus, MaintenanceRequest, RequestStatus
-from qalitel.extensions import db
 from tests.conftest import csrf_token, grant_for_test, staff_login
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -222,7 +222,7 @@ def test_smtp_login_is_used_when_configured(make_app, backend, smtp_server_with_
 
 
 def test_mail_server_down_changes_nothing_for_the_asker(make_app, backend, password_hash):
-    from qalitel import mail
+    from core import mail
     from qalitel.users.service import find_by_email
     from tests.conftest import _free_port
 

@@ -67,7 +67,7 @@ def prefilled(response) -> str | None:
 
 def tenant_session_token(app: Flask, slug: str, email: str) -> tuple[str, str]:
     """(session token, password hash) of a user, read from its tenant database."""
-    from qalitel.extensions import db
+    from core.db import db
     from qalitel.users.models import User
     from tenants.context import tenant_context
     from tenants.engines import TenantInfo
@@ -371,7 +371,7 @@ def test_cookie_stays_under_4kb_whatever_the_user_does(two_tenants):
     rng = random.Random(20240611)
     sizes = []
     with app.app_context():
-        from qalitel.extensions import db
+        from core.db import db
 
         info = TenantInfo.from_row(db.session.query(Tenant).filter_by(slug="alpha").one())
     for round_ in range(25):
@@ -414,7 +414,7 @@ def test_list_prefs_round_trip(two_tenants):
 
     app = two_tenants.app
     with app.app_context():
-        from qalitel.extensions import db
+        from core.db import db
 
         info = TenantInfo.from_row(db.session.query(Tenant).filter_by(slug="alpha").one())
     with app.test_request_context("/t/alpha/records/"), tenant_context(info):

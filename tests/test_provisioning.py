@@ -31,7 +31,7 @@ def _settings(app):
 
 
 def _create(app, slug: str, password_hash: str, **kwargs):
-    from qalitel.extensions import db
+    from core.db import db
     from tenants.provisioning import create_tenant
 
     with app.app_context():
@@ -58,7 +58,7 @@ def _pg_objects(name: str) -> tuple[bool, bool]:
 
 
 def _registry_slugs(app) -> list[tuple[str, str]]:
-    from qalitel.extensions import db
+    from core.db import db
     from tenants.registry import Tenant
 
     with app.app_context():

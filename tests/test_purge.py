@@ -4,9 +4,9 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from core.db import db
 from maintenance import audit
 from maintenance.models import AccessLogEntry, AccessLogHead
-from qalitel.extensions import db
 from tenants.provisioning import destroy_tenant
 from tenants.registry import Tenant
 from tests.conftest import provision

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
+from core.db import db
 from maintenance import requests as maintenance_requests
 from maintenance.models import AccessLogEntry, MaintenanceRequest, RequestStatus
-from qalitel.extensions import db
 from tests.conftest import csrf_token, make_staff, staff_login
 
 

@@ -143,7 +143,7 @@ def test_suspended_tenant_gets_its_own_page_then_resumes(two_tenants: TwoTenants
 
 
 def test_closed_tenant_gets_gone_page(two_tenants: TwoTenants):
-    from qalitel.extensions import db
+    from core.db import db
     from tenants.registry import TenantStatus
     from tenants.service import get_tenant
 
@@ -162,7 +162,7 @@ def test_closed_tenant_gets_gone_page(two_tenants: TwoTenants):
 
 
 def test_provisioning_row_is_not_found(two_tenants: TwoTenants):
-    from qalitel.extensions import db
+    from core.db import db
     from tenants.registry import TenantStatus
     from tenants.service import get_tenant
 

@@ -12,10 +12,10 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
 
+from core.crypto import decrypt
+from core.db import db
 from maintenance import access
 from maintenance.models import Grant, GrantStatus, StaffUser
-from qalitel.crypto import decrypt
-from qalitel.extensions import db
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
+from core.db import db
 from maintenance.models import StaffUser
-from qalitel.extensions import db
 from tests.conftest import (
     PASSWORD,
     STAFF_PASSWORD,
@@ -76,7 +76,7 @@ def test_login_needs_password_and_fresh_code(app):
 
 
 def test_replayed_code_is_refused(app, make_app):
-    from maintenance.clock import ManualClock, set_clock
+    from core.clock import ManualClock, set_clock
 
     clock = ManualClock()
     set_clock(app, clock)
@@ -107,7 +107,7 @@ def test_staff_and_tenant_sessions_are_distinct(two_tenants):
 
 
 def test_tampered_expired_and_foreign_cookies_are_refused(app):
-    from maintenance.clock import ManualClock, set_clock
+    from core.clock import ManualClock, set_clock
 
     clock = ManualClock()
     set_clock(app, clock)
@@ -149,7 +149,7 @@ def test_deactivated_staff_cannot_sign_in(app):
     result = app.test_cli_runner().invoke(args=["staff", "deactivate", eve.email])
     assert result.exit_code == 0
     assert client.get("/staff/").status_code == 302
-    from maintenance.clock import ManualClock, set_clock
+    from core.clock import ManualClock, set_clock
 
     set_clock(app, ManualClock())
     assert staff_login(app.test_client(), app, eve).status_code == 401

@@ -19,7 +19,7 @@ from flask import current_app, request, url_for
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from qalitel import mail
+from core import config, mail
 from qalitel.users.models import User
 from qalitel.users.service import find_by_email
 from tenants.context import current_tenant, tdb
@@ -32,7 +32,7 @@ TOKEN_MAX_CHARS = 600
 
 
 def reset_max_age() -> int:
-    settings = current_app.extensions["qalitel_settings"]
+    settings = config.settings()
     return int(getattr(settings, "reset_link_minutes", 60)) * 60
 
 
@@ -84,7 +84,7 @@ def external_url(endpoint: str, **values: Any) -> str:
     With ``QALITEL_SERVER_NAME`` set, the host comes from the configuration, never from the
     request's ``Host`` header (which a client chooses); without it, the request's host serves.
     """
-    settings = current_app.extensions["qalitel_settings"]
+    settings = config.settings()
     path = url_for(endpoint, **values)
     scheme = "https" if settings.https else request.scheme
     if settings.server_name:
@@ -126,7 +126,7 @@ def _body(user: User, purpose: str, company: str, link: str) -> str:
 
 
 def _send_link(user: User, purpose: str) -> bool | None:
-    settings = current_app.extensions["qalitel_settings"]
+    settings = config.settings()
     company = current_tenant().name
     if purpose == INVITE:
         subject = _("Your QALITEL account at %(company)s", company=company)

@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
+from core import config
 from tenants.context import current_tenant, has_tenant
 
 DEFAULT_LIMITS = {
@@ -100,7 +101,7 @@ def _limit_of(key: str) -> Callable[[], str]:
 
 
 def init_app(app: Flask) -> None:
-    settings = app.extensions["qalitel_settings"]
+    settings = app.extensions[config.EXTENSION]
     for key, value in DEFAULT_LIMITS.items():
         app.config.setdefault(key, value)
     limiter = Limiter(

@@ -39,6 +39,7 @@ from sqlalchemy import select
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from core import config
 from qalitel import prefs
 from qalitel.auth import service, throttle
 from qalitel.auth.throttle import Rule, throttled
@@ -273,7 +274,7 @@ def reset_password(token: str):
 
 
 def init_app(app: Flask) -> None:
-    settings = app.extensions["qalitel_settings"]
+    settings = app.extensions[config.EXTENSION]
     app.config.setdefault("REMEMBER_COOKIE_NAME", REMEMBER_COOKIE)
     app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
     app.config.setdefault("REMEMBER_COOKIE_SAMESITE", "Lax")

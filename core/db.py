@@ -1,4 +1,5 @@
-"""Extensions made at module level; ``create_app`` calls their ``init_app``."""
+"""The platform database handle (``db``, whose ``init_app`` ``create_app`` calls) and the
+declarative bases of both kinds of database."""
 
 from __future__ import annotations
 
@@ -7,17 +8,25 @@ from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
 
 class PlatformBase(DeclarativeBase):
     """Declarative base of the platform database (registry, staff, audit)."""
 
-    metadata = MetaData(naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    })
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class TenantBase(DeclarativeBase):
+    """Declarative base of tenant databases; only ``tenants.context.tdb`` binds it."""
+
+    metadata = MetaData(naming_convention=NAMING)
 
 
 class WrongDatabaseError(RuntimeError):
@@ -29,8 +38,6 @@ class PlatformSession(FlaskSession):
 
     def get_bind(self, mapper=None, clause=None, bind=None, **kwargs):  # type: ignore[override]
         if mapper is not None:
-            from tenants.schema import TenantBase
-
             table = getattr(mapper, "persist_selectable", None)
             if table is not None and table.metadata is TenantBase.metadata:
                 raise WrongDatabaseError(

@@ -17,7 +17,8 @@ from email.utils import formatdate, make_msgid
 
 from flask import current_app
 
-from qalitel.config import Settings
+from core.config import Settings
+from core.config import settings as current_settings
 
 log = logging.getLogger(__name__)
 SMTP_TIMEOUT = 15
@@ -63,7 +64,7 @@ def deliver(message: EmailMessage) -> bool | None:
     Returns whether a synchronous send worked, None when sent in the background. Failures
     are logged, never raised: the caller's answer must not change with them.
     """
-    settings: Settings = current_app.extensions["qalitel_settings"]
+    settings: Settings = current_settings()
     if not current_app.config.get("MAIL_BACKGROUND", True):
         return _send_logged(settings, message)
     threading.Thread(target=_send_logged, args=(settings, message),

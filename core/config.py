@@ -117,6 +117,15 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
      "Lifetime of an emailed password-reset link, in minutes (single use)."),
 ]
 
+def settings() -> Settings:
+    """The current app's settings: the one way code reaches configuration."""
+    from flask import current_app
+
+    return current_app.extensions[EXTENSION]
+
+
+EXTENSION = "qalitel_settings"
+
 _TRUE = {"1", "true", "yes", "on"}
 
 
