@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -32,6 +33,8 @@ class Settings:
     encryption_key: str = ""
     tenant_server_url: str = ""
     server_name: str = ""
+    external_url: str = ""
+    trusted_hosts: tuple[str, ...] = ()
     https: bool = False
     engine_cache_size: int = 16
     tenant_pool_size: int = 2
@@ -82,6 +85,12 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
      "`postgresql://postgres@127.0.0.1:5432/postgres`."),
     ("QALITEL_SERVER_NAME", "server_name", str, "(none)",
      "When set, `<slug>.<server name>` also reaches a tenant."),
+    ("QALITEL_EXTERNAL_URL", "external_url", str, "http://127.0.0.1:5000 (required in production)",
+     "Public base URL (scheme and host) every link in a mail is built from; never the "
+     "request's `Host`."),
+    ("QALITEL_TRUSTED_HOSTS", "trusted_hosts", tuple,
+     "the external URL's host and `.<server name>` in production; any in development",
+     "Comma-separated `Host` values the app answers (Flask's `TRUSTED_HOSTS`); others get 400."),
     ("QALITEL_HTTPS", "https", bool, "0", "Served behind HTTPS: `Secure` cookies and HSTS."),
     ("QALITEL_ENGINE_CACHE_SIZE", "engine_cache_size", int, "16",
      "Tenant engines kept open per process (LRU)."),
@@ -151,6 +160,36 @@ def _read_or_create(path: Path, make: Any) -> str:
     return value
 
 
+DEV_EXTERNAL_URL = "http://127.0.0.1:5000"
+
+
+def _external_url(settings: Settings) -> str:
+    raw = settings.external_url.strip()
+    if not raw:
+        if settings.production:
+            raise ConfigError("QALITEL_EXTERNAL_URL is required in production (links in mail "
+                              "are built from it)")
+        return DEV_EXTERNAL_URL
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment or parts.username or parts.password \
+            or parts.path not in ("", "/"):
+        raise ConfigError(f"QALITEL_EXTERNAL_URL={raw!r}: give a scheme and host only, such as "
+                          "https://qalitel.example.com")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _trusted_hosts(settings: Settings, external_url: str) -> tuple[str, ...]:
+    if settings.trusted_hosts:
+        return tuple(host.lower() for host in settings.trusted_hosts)
+    if not settings.production:
+        return ()
+    hosts = [urlsplit(external_url).hostname or ""]
+    if settings.server_name:
+        hosts.append("." + settings.server_name.strip(".").lower())
+    return tuple(hosts)
+
+
 def load(overrides: Mapping[str, Any] | None = None,
          environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from the environment, then apply ``overrides`` (by attribute)."""
@@ -179,6 +218,8 @@ def load(overrides: Mapping[str, Any] | None = None,
             raise ConfigError("QALITEL_ENCRYPTION_KEY is required in production")
         changes["encryption_key"] = _read_or_create(instance / "encryption_key",
                                                     lambda: Fernet.generate_key().decode())
+    changes["external_url"] = _external_url(settings)
+    changes["trusted_hosts"] = _trusted_hosts(settings, changes["external_url"])
     if not 1 <= settings.remember_days <= 365:
         raise ConfigError("QALITEL_REMEMBER_DAYS must be between 1 and 365")
     if not 0 < settings.maintenance_default_hours <= settings.maintenance_max_hours <= 24 \

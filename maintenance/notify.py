@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from flask import current_app, has_request_context, request
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from core import config, mail
 from core.config import Settings
+from core.links import tenant_link
 from maintenance.models import MaintenanceRequest
 from maintenance.requests import aware, on_request_created
 from qalitel.users.models import Profile, User
@@ -53,15 +54,8 @@ def client_admins(tenant: Tenant) -> list[Recipient]:
 
 
 def decision_url(settings: Settings, slug: str) -> str:
-    """Where an admin decides; absolute when the host is known (configured or this request)."""
-    path = f"/t/{slug}/maintenance/"
-    if settings.server_name:
-        scheme = "https" if settings.https else "http"
-        return f"{scheme}://{settings.server_name.strip('.').lower()}{path}"
-    if has_request_context():
-        scheme = "https" if settings.https else request.scheme
-        return f"{scheme}://{request.host}{path}"
-    return path
+    """Where an admin decides: built from the configuration, never from a request's Host."""
+    return tenant_link(settings, slug, "/maintenance/")
 
 
 def _body(req: MaintenanceRequest, admin: Recipient, link: str) -> str:

@@ -32,6 +32,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.https,
         PREFERRED_URL_SCHEME="https" if settings.https else "http",
+        TRUSTED_HOSTS=list(settings.trusted_hosts) or None,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         **dict(settings.extra),
     )

@@ -70,6 +70,7 @@ def settings_for(tmp_path, backend: str, **overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "instance_dir": tmp_path / "instance",
         "secret_key": "test-secret-" + secrets.token_hex(8),
+        "external_url": "http://localhost",
         "engine_cache_size": 8,
         "tenant_pool_size": 2,
         "migrate_connection_budget": 4,

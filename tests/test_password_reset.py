@@ -189,7 +189,8 @@ def test_admin_invites_a_user_by_mail(mail_app, smtp_server):
 
 def test_link_host_comes_from_the_configuration_not_the_host_header(
         make_app, backend, smtp_server, password_hash):
-    app = make_app(backend, server_name="qalitel.test", https=True, **smtp_server.settings())
+    app = make_app(backend, server_name="qalitel.test", external_url="https://qalitel.test",
+                   https=True, **smtp_server.settings())
     provision(app, "alpha", password_hash)
     client = app.test_client()
     base = "https://evil.example"
@@ -209,6 +210,32 @@ def test_link_host_comes_from_the_configuration_not_the_host_header(
     link = link_in(smtp_server.wait_for(2)[1])
     assert link.startswith("https://alpha.qalitel.test/t/alpha/password/reset/")
     assert client.get(urlsplit(link).path, base_url=host).status_code == 200
+
+
+def test_a_forged_host_never_reaches_the_mailed_link(make_app, backend, smtp_server,
+                                                     password_hash):
+    """No server name configured: the link still names QALITEL_EXTERNAL_URL, not the Host."""
+    app = make_app(backend, external_url="https://qalitel.example.com", **smtp_server.settings())
+    provision(app, "alpha", password_hash)
+    client = app.test_client()
+    base = "http://evil.example"
+    token = csrf_token(client, f"{base}/t/alpha/password/forgot")
+    response = client.post(f"{base}/t/alpha/password/forgot", data={
+        "email": "user@alpha.example", "csrf_token": token},
+        headers={"Referer": f"{base}/t/alpha/password/forgot"})
+    assert response.status_code == 302
+    link = link_in(smtp_server.wait_for(1)[0])
+    assert link.startswith("https://qalitel.example.com/t/alpha/password/reset/")
+    assert "evil" not in smtp_server.messages[0].message.as_string()
+
+
+def test_trusted_hosts_refuse_another_host(make_app, backend, password_hash):
+    app = make_app(backend, external_url="https://qalitel.example.com",
+                   trusted_hosts=("qalitel.example.com",))
+    provision(app, "alpha", password_hash)
+    client = app.test_client()
+    assert client.get("https://qalitel.example.com/t/alpha/login").status_code == 200
+    assert client.get("https://evil.example/t/alpha/login").status_code == 400
 
 
 def test_smtp_login_is_used_when_configured(make_app, backend, smtp_server_with_auth,

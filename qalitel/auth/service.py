@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from core import config, mail
+from core.links import tenant_link
 from qalitel.users.models import User
 from qalitel.users.service import find_by_email
 from tenants.context import current_tenant, tdb
@@ -79,21 +80,15 @@ def read_token(token: str) -> User | None:
 
 
 def external_url(endpoint: str, **values: Any) -> str:
-    """An absolute URL of this tenant's page.
-
-    With ``QALITEL_SERVER_NAME`` set, the host comes from the configuration, never from the
-    request's ``Host`` header (which a client chooses); without it, the request's host serves.
-    """
+    """An absolute URL of this tenant's page, its host from the configuration only
+    (``QALITEL_EXTERNAL_URL``, or ``<slug>.<server name>`` on a subdomain), never from the
+    request's ``Host`` header, which a client chooses."""
     settings = config.settings()
+    subdomain = bool(request.environ.get("qalitel.subdomain"))
     path = url_for(endpoint, **values)
-    scheme = "https" if settings.https else request.scheme
-    if settings.server_name:
-        server = settings.server_name.strip(".").lower()
-        host = f"{current_tenant().slug}.{server}" if request.environ.get(
-            "qalitel.subdomain") else server
-    else:
-        host = request.host
-    return f"{scheme}://{host}{path}"
+    if not subdomain:
+        path = path.removeprefix(f"/t/{current_tenant().slug}")
+    return tenant_link(settings, current_tenant().slug, path, subdomain=subdomain)
 
 
 def link_for(user: User, purpose: str) -> str:
