@@ -34,10 +34,12 @@ run: $(STAMP) compile
 
 test: $(STAMP) compile
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean-instance:
 	rm -rf instance

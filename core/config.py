@@ -160,6 +160,17 @@ def _read_or_create(path: Path, make: Any) -> str:
     return value
 
 
+PG_DRIVER = "postgresql+psycopg2"
+_PLAIN_PG = re.compile(r"^(postgres|postgresql)://", re.IGNORECASE)
+
+
+def normalize_database_url(url: str) -> str:
+    """A database URL as operators write it, made explicit: ``postgresql://`` and
+    ``postgres://`` name psycopg2 (installed; SQLAlchemy 2.1 would pick psycopg 3, which is
+    not). Explicit drivers (``postgresql+…://``) and other databases are left alone."""
+    return _PLAIN_PG.sub(PG_DRIVER + "://", url.strip(), count=1)
+
+
 DEV_EXTERNAL_URL = "http://127.0.0.1:5000"
 
 
@@ -205,9 +216,11 @@ def load(overrides: Mapping[str, Any] | None = None,
     values.update(overrides or {})
     settings = Settings(**values)
     instance = Path(settings.instance_dir).resolve()
-    changes: dict[str, Any] = {"instance_dir": instance}
-    if not settings.database_url:
-        changes["database_url"] = f"sqlite:///{instance / 'platform.sqlite3'}"
+    changes: dict[str, Any] = {
+        "instance_dir": instance,
+        "database_url": normalize_database_url(settings.database_url)
+        or f"sqlite:///{instance / 'platform.sqlite3'}",
+        "tenant_server_url": normalize_database_url(settings.tenant_server_url)}
     if not settings.secret_key:
         if settings.production:
             raise ConfigError("QALITEL_SECRET_KEY is required in production")

@@ -39,8 +39,8 @@ from maintenance.access import grant_state
 from maintenance.audit import AuditWriteError
 from maintenance.models import Grant, MaintenanceRequest, RequestStatus, Scope
 from maintenance.requests import aware
+from qalitel.user_views import admin_required
 from qalitel.users.models import Profile
-from qalitel.users.views import admin_required
 from tenants.context import current_tenant, has_tenant
 
 bp = Blueprint("maintenance", __name__)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from core.db import db
 from maintenance import audit
 from maintenance.models import MaintenanceRequest, StaffUser
-from qalitel.users.views import admin_required
+from qalitel.user_views import admin_required
 from tenants.context import current_tenant
 
 bp = Blueprint("audit_log", __name__, url_prefix="/maintenance")

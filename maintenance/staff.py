@@ -12,6 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 import pyotp
@@ -29,7 +30,7 @@ from core.config import Settings
 from core.crypto import decrypt, encrypt
 from core.db import db
 from maintenance.models import StaffUser
-from tenants.provisioning import EMAIL_RE
+from tenants.registry import EMAIL_RE
 
 COOKIE_NAME = "qalitel_staff"
 COOKIE_PATH = "/staff/"
@@ -40,7 +41,12 @@ NAME_MAX = 200
 TOTP_ISSUER = "QALITEL Host"
 TOTP_INTERVAL = 30
 _SALT = "qalitel-staff-session"
-_DUMMY_HASH = generate_password_hash("qalitel-staff-dummy-password")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against for unknown emails; made at first use, not at import."""
+    return generate_password_hash("qalitel-staff-dummy-password")
 
 
 class StaffError(ValueError):
@@ -155,7 +161,7 @@ def authenticate(email: str, password: str, code: str) -> StaffUser | None:
         return None
     staff = find_staff(email)
     if staff is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     password_ok = check_password_hash(staff.password_hash, password)
     if not password_ok or not staff.active or not (len(code) == 6 and code.isdigit()):

@@ -10,12 +10,19 @@ from flask import Flask
 
 from core.config import EXTENSION as SETTINGS_EXTENSION
 from core.config import Settings, load
+from qalitel import tenancy
 
 ROOT = Path(__file__).resolve().parent.parent
 
+tenancy.register()
 
-def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
-    """Build the app. ``config``: a Settings, or overrides of the environment's settings."""
+
+def create_app(config: Settings | Mapping[str, Any] | None = None, *, web: bool = True) -> Flask:
+    """Build the app. ``config``: a Settings, or overrides of the environment's settings.
+
+    ``web=False`` builds what commands need: settings, the platform database, tenancy and
+    translations, without a blueprint, CSRF, rate limiter or login manager (``qalitel.cli``).
+    """
     settings = config if isinstance(config, Settings) else load(config)
     settings.instance_dir.mkdir(parents=True, exist_ok=True)
     settings.sqlite_tenant_dir.mkdir(parents=True, exist_ok=True)
@@ -38,23 +45,31 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     )
 
     from core.db import db
-    from qalitel import cli, i18n, prefs, security, views
-    from qalitel.auth import views as auth
+    from qalitel import i18n
     from tenants import resolution
 
     db.init_app(app)
     _platform_sqlite_pragmas(app)
     resolution.init_app(app)
     i18n.init_app(app)
+    if web:
+        _init_web(app)
+    return app
+
+
+def _init_web(app: Flask) -> None:
+    """Pages, their security and the commands (``flask --app wsgi …``)."""
+    from maintenance import console as staff_console
+    from qalitel import cli, prefs, prefs_views, security, views
+    from qalitel.auth import views as auth
+
     security.init_app(app)
     auth.init_app(app)
     prefs.init_app(app)
+    app.register_blueprint(prefs_views.site)
     views.init_app(app)
     cli.init_app(app)
-    from maintenance import console as staff_console
-
     staff_console.init_app(app)
-    return app
 
 
 def _platform_engine_options(settings: Settings) -> dict[str, Any]:

@@ -339,8 +339,6 @@ def _template_values() -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> None:
-    from qalitel.prefs_views import site
-
-    app.register_blueprint(site)
+    """The cookie's writer and template values (create_app registers ``prefs_views``)."""
     app.after_request(_write)
     app.context_processor(_template_values)

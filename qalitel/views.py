@@ -53,8 +53,8 @@ def _tenant_modules() -> None:
     from qalitel.auth.views import bp as auth_bp
     from qalitel.prefs_views import bp as prefs_bp
     from qalitel.records.views import bp as records_bp
-    from qalitel.users.views import account as account_bp
-    from qalitel.users.views import bp as users_bp
+    from qalitel.user_views import account as account_bp
+    from qalitel.user_views import bp as users_bp
 
     for child in (auth_bp, records_bp, prefs_bp, users_bp, account_bp):
         tenant.register_blueprint(child)

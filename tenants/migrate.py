@@ -36,10 +36,9 @@ from sqlalchemy.orm import selectinload
 
 from core.config import Settings
 from core.db import db
-from tenants import migrations
+from tenants import hooks, migrations
 from tenants.engines import TenantInfo, build_engine, sqlite_path
 from tenants.pg import lock_key
-from tenants.provisioning import ensure_sqlite_template, migrate_pg_template, sqlite_template_path
 from tenants.registry import (
     Backend,
     DatabaseServer,
@@ -49,6 +48,7 @@ from tenants.registry import (
     TenantStatus,
     validate_slug,
 )
+from tenants.templates import ensure_sqlite_template, migrate_pg_template, sqlite_template_path
 
 # How long one tenant's upgrade waits for a lock held by the application before failing
 # (that tenant only; the others go on and --retry-failed picks it up later).
@@ -130,7 +130,9 @@ def migrate_one(info: TenantInfo, settings: Settings, target: str = "head") -> O
                        (time.perf_counter() - started) * 1000)
 
 
-def _migrate_in_worker(info: TenantInfo, settings: Settings) -> Outcome:
+def _migrate_in_worker(info: TenantInfo, settings: Settings, lineage: hooks.Lineage) -> Outcome:
+    """A worker process knows nothing of the caller's registrations: the lineage comes along."""
+    hooks.register_lineage(lineage)
     return migrate_one(info, settings)
 
 
@@ -277,11 +279,13 @@ def _run(infos: list[TenantInfo], settings: Settings, workers: int) -> Iterator[
         return
     # Settings.extra may hold anything the caller merged into app.config; workers need none.
     portable = dataclasses.replace(settings, extra={})
+    lineage = hooks.lineage("tenant")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, "qalitel.tenant_models"])
+    context.set_forkserver_preload([__name__, lineage.models])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         with _main_module_hidden():
-            futures = {pool.submit(_migrate_in_worker, info, portable): info for info in infos}
+            futures = {pool.submit(_migrate_in_worker, info, portable, lineage): info
+                       for info in infos}
         for future in as_completed(futures):
             info = futures[future]
             try:

@@ -7,8 +7,8 @@ transaction, so the caller's commit or rollback decides for the whole upgrade.
 
 from __future__ import annotations
 
+import importlib
 from functools import cache
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -16,8 +16,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, MetaData, event
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "qalitel" / "migrations"
-KINDS = ("platform", "tenant")
+from core.db import PlatformBase, TenantBase
+from tenants.hooks import KINDS as KINDS
+from tenants.hooks import lineage
 
 
 class ForeignKeyViolationError(RuntimeError):
@@ -25,20 +26,14 @@ class ForeignKeyViolationError(RuntimeError):
 
 
 def metadata_for(kind: str) -> MetaData:
-    if kind == "platform":
-        import qalitel.platform_models as models
-    elif kind == "tenant":
-        import qalitel.tenant_models as models  # type: ignore[no-redef]
-    else:
-        raise ValueError(kind)
-    return models.PlatformBase.metadata if kind == "platform" else models.TenantBase.metadata
+    """The complete metadata of a lineage (its models module imported first)."""
+    importlib.import_module(lineage(kind).models)
+    return PlatformBase.metadata if kind == "platform" else TenantBase.metadata
 
 
 def alembic_config(kind: str, connection: Connection | None = None) -> Config:
-    if kind not in KINDS:
-        raise ValueError(kind)
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS / kind))
+    config.set_main_option("script_location", lineage(kind).script_location)
     config.attributes["connection"] = connection
     config.attributes["target_metadata"] = metadata_for(kind)
     return config

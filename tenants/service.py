@@ -6,7 +6,6 @@ from flask import current_app
 from sqlalchemy import select
 
 from core.db import db
-from tenants import migrations
 from tenants.registry import Tenant, TenantStatus, validate_slug
 
 
@@ -16,6 +15,8 @@ class TenantNotFoundError(LookupError):
 
 def init_platform() -> str | None:
     """Create or upgrade the platform database to head; returns its revision."""
+    from tenants import migrations  # Alembic: imported by the one command that needs it
+
     with db.engine.begin() as conn:
         return migrations.upgrade(conn, "platform")
 

@@ -522,7 +522,7 @@ def platform_database(backend) -> Iterator[str | None]:
     with pg.admin_connection(PG_URL) as conn, conn.cursor() as cur:
         cur.execute(pg.sql.SQL("CREATE DATABASE {}").format(pg.sql.Identifier(name)))
     try:
-        yield pg.libpq_dsn(PG_URL, name).replace("postgresql://", "postgresql+psycopg2://", 1)
+        yield pg.libpq_dsn(PG_URL, name)
     finally:
         with pg.admin_connection(PG_URL) as conn:
             pg.drop_database(conn, name)

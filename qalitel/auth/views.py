@@ -135,11 +135,6 @@ class LogoutForm(FlaskForm):
     """CSRF only."""
 
 
-def login_id(user: User) -> str:
-    """Flask-Login id: tenant, user and session token. Changing the token ends sessions."""
-    return f"{current_tenant().uid}:{user.id}:{user.session_token}"
-
-
 @login_manager.user_loader
 def load_user(identifier: str) -> User | None:
     if not has_tenant() or not isinstance(identifier, str) or len(identifier) > 200:

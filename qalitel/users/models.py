@@ -10,6 +10,7 @@ from flask_login import UserMixin
 from sqlalchemy import DateTime, Enum, ForeignKey, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from tenants.context import current_tenant
 from tenants.schema import TenantBase
 
 
@@ -56,9 +57,12 @@ class User(UserMixin, TenantBase):
         return not self.is_suspended
 
     def get_id(self) -> str:
-        from qalitel.auth.views import login_id
-
         return login_id(self)
+
+
+def login_id(user: User) -> str:
+    """Flask-Login id: tenant, user and session token. Changing the token ends sessions."""
+    return f"{current_tenant().uid}:{user.id}:{user.session_token}"
 
 
 class Group(TenantBase):

@@ -11,6 +11,7 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
@@ -27,9 +28,16 @@ PASSWORD_MIN = 10
 PASSWORD_MAX = 256
 EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
-# Checked against when the email is unknown, so timing does not reveal which emails exist.
-_DUMMY_HASH = generate_password_hash("qalitel-dummy-password")
-CURRENT_METHOD = _DUMMY_HASH.split("$", 1)[0]
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when the email is unknown, so timing does not reveal which emails
+    exist; made at first use (a hash costs a noticeable fraction of a second)."""
+    return generate_password_hash("qalitel-dummy-password")
+
+
+def current_method() -> str:
+    return _dummy_hash().split("$", 1)[0]
 
 
 class UserError(ValueError):
@@ -94,12 +102,12 @@ def check_credentials(email: str, password: str) -> User | None:
         return None
     user = find_by_email(email)
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     if not check_password_hash(user.password_hash, password):
         return None
     if not user.is_suspended:
-        if not user.password_hash.startswith(CURRENT_METHOD + "$"):
+        if not user.password_hash.startswith(current_method() + "$"):
             user.password_hash = hash_password(password)
         user.last_login_at = datetime.now(UTC)
         tdb.commit()

@@ -1,0 +1,105 @@
+"""The end of a tenant's databases: destruction, and the sweep of what crashed provisionings
+left behind."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg2
+from flask import current_app
+from sqlalchemy import select
+
+from core.config import Settings
+from core.db import db
+from tenants import hooks, pg
+from tenants.engines import sqlite_path
+from tenants.provision_pg import drop_pg
+from tenants.provision_sqlite import remove_database_files
+from tenants.registry import Backend, DatabaseServer, ProvisioningError, Tenant, TenantStatus
+from tenants.servers import server_url
+
+#: Maintenance grant roles are ``<prefix>m_<random>`` (maintenance.grants): never a
+#: tenant's name (slugs have no ``_``), never swept as an orphan.
+GRANT_ROLE_INFIX = "m_"
+
+
+def destroy_tenant(settings: Settings, tenant: Tenant) -> None:
+    """Drop a tenant's database (and role) and its registry row. Irreversible.
+
+    The tenant is closed first: requests stop resolving, and the ``before_destroy`` hooks of
+    the layers above (``tenants.hooks``) run on a closed tenant, in the transaction that
+    deletes its registry row.
+    """
+    tenant.status = TenantStatus.CLOSED
+    db.session.commit()
+    cache = current_app.extensions.get("qalitel_engines")
+    if cache is not None:
+        cache.invalidate(tenant.uid)
+    if tenant.backend is Backend.POSTGRESQL and tenant.server is not None:
+        drop_pg(server_url(settings, tenant.server), tenant.database_name, tenant.role_name)
+    else:
+        remove_database_files(sqlite_path(settings, tenant.database_name))
+    hooks.run_before_destroy(settings, tenant)
+    db.session.delete(tenant)
+    db.session.commit()
+
+
+def sweep(settings: Settings, *, older_than_s: float = 600.0) -> list[str]:
+    """Remove what crashed provisionings left: stale ``provisioning`` rows and their databases,
+    and databases, roles or files of this platform's naming that no registry row claims."""
+    removed: list[str] = []
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    for tenant in db.session.execute(
+            select(Tenant).where(Tenant.status == TenantStatus.PROVISIONING)).scalars().all():
+        created = tenant.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        if created <= cutoff:
+            removed.append(f"registry:{tenant.slug}")
+            destroy_tenant(settings, tenant)
+    claimed = {t.database_name for t in db.session.execute(select(Tenant)).scalars()}
+    claimed.add(settings.template_database)  # its name may well start with the prefix
+    removed += _sweep_files(settings, claimed, older_than_s)
+    prefix = settings.pg_name_prefix
+    for server in db.session.execute(select(DatabaseServer)).scalars():
+        url = server_url(settings, server)
+        try:
+            with pg.admin_connection(url) as conn, conn.cursor() as cur:
+                cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                            (prefix,))
+                databases = [r[0] for r in cur.fetchall()]
+                cur.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)",
+                            (prefix,))
+                roles = [r[0] for r in cur.fetchall()]
+        except psycopg2.OperationalError as exc:
+            raise ProvisioningError(f"cannot reach database server {server.name!r} "
+                                    f"(swept so far: {', '.join(removed) or 'nothing'}): "
+                                    f"{str(exc).strip()}") from exc
+        for name in databases:
+            if name not in claimed:
+                drop_pg(url, name, None)
+                removed.append(f"database:{name}")
+        for name in roles:
+            if name not in claimed and not name.startswith(prefix + GRANT_ROLE_INFIX):
+                drop_pg(url, None, name)
+                removed.append(f"role:{name}")
+    return removed
+
+
+def _sweep_files(settings: Settings, claimed: set[str], older_than_s: float) -> list[str]:
+    """SQLite files: stale work files of provisionings, and database files nobody claims."""
+    removed: list[str] = []
+    folder = settings.sqlite_tenant_dir
+    if not folder.exists():
+        return removed
+    for path in folder.iterdir():
+        base = re.sub(r"-(wal|shm|journal)$", "", path.name)
+        stale_work = (base.endswith(".provisioning")
+                      and time.time() - path.stat().st_mtime > older_than_s)
+        orphan = base.endswith(".sqlite3") and not base.startswith(".") and base not in claimed
+        if stale_work or orphan:
+            path.unlink(missing_ok=True)
+            removed.append(f"file:{path.name}")
+    return removed
