@@ -13,6 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
+from core.config import normalize_database_url
 from tenants import migrations, pg
 from tests.conftest import PG_PREFIX, PG_URL
 
@@ -31,8 +32,8 @@ def scratch_engine(backend: str, tmp_path) -> Iterator[Engine]:
     name = f"{PG_PREFIX}scratch_{secrets.token_hex(4)}"
     with pg.admin_connection(PG_URL) as conn, conn.cursor() as cur:
         cur.execute(pg.sql.SQL("CREATE DATABASE {}").format(pg.sql.Identifier(name)))
-    engine = create_engine(pg.libpq_dsn(PG_URL, name).replace(
-        "postgresql://", "postgresql+psycopg2://", 1), poolclass=NullPool)
+    engine = create_engine(normalize_database_url(pg.libpq_dsn(PG_URL, name)),
+                           poolclass=NullPool)
     try:
         yield engine
     finally:

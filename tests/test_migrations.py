@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from flask import Flask
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, inspect, make_url, select, text
 from sqlalchemy.pool import NullPool
 
 from core.db import db
@@ -357,8 +357,7 @@ def test_pg_template_is_migrated_as_its_owner_under_the_exclusive_lock(make_app,
     with app.app_context():
         server = db.session.execute(select(DatabaseServer)).scalars().one()
         url = server_url(settings_of(app), server)
-        engine = create_engine(pg.libpq_dsn(url, template_name).replace(
-            "postgresql://", "postgresql+psycopg2://", 1), poolclass=NullPool)
+        engine = create_engine(make_url(url).set(database=template_name), poolclass=NullPool)
         with engine.begin() as conn:
             conn.execute(text(f'SET ROLE "{pg.TEMPLATE_OWNER}"'))
             migrations.downgrade(conn, "tenant", PREVIOUS)

@@ -35,3 +35,32 @@ def test_development_defaults_to_the_local_server(tmp_path):
     settings = load(environ={"QALITEL_INSTANCE_DIR": str(tmp_path)})
     assert settings.external_url == "http://127.0.0.1:5000"
     assert settings.trusted_hosts == ()
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("postgresql://u:p@db.example:5433/platform", "postgresql+psycopg2://u:p@db.example:5433/platform"),
+    ("postgres://u@db.example/platform", "postgresql+psycopg2://u@db.example/platform"),
+    ("POSTGRES://u@db.example/platform", "postgresql+psycopg2://u@db.example/platform"),
+    (" postgresql://u@db.example/platform ", "postgresql+psycopg2://u@db.example/platform"),
+    ("postgresql+psycopg2://u@db.example/platform", "postgresql+psycopg2://u@db.example/platform"),
+    ("postgresql+pg8000://u@db.example/platform", "postgresql+pg8000://u@db.example/platform"),
+    ("sqlite:////srv/qalitel/platform.sqlite3", "sqlite:////srv/qalitel/platform.sqlite3"),
+])
+def test_database_urls_are_accepted_as_operators_write_them(tmp_path, raw, expected):
+    settings = load(environ={"QALITEL_INSTANCE_DIR": str(tmp_path), "QALITEL_DATABASE_URL": raw,
+                             "QALITEL_TENANT_SERVER_URL": raw})
+    assert settings.database_url == expected
+    assert settings.tenant_server_url == expected
+
+
+def test_overrides_are_normalised_too(tmp_path):
+    settings = load({"database_url": "postgres://u@h/p", "tenant_server_url": "postgres://u@h/t"},
+                    environ={"QALITEL_INSTANCE_DIR": str(tmp_path)})
+    assert (settings.database_url, settings.tenant_server_url) == (
+        "postgresql+psycopg2://u@h/p", "postgresql+psycopg2://u@h/t")
+
+
+def test_without_urls_the_embedded_default_serves(tmp_path):
+    settings = load(environ={"QALITEL_INSTANCE_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path.resolve() / 'platform.sqlite3'}"
+    assert settings.tenant_server_url == ""
