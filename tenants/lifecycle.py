@@ -28,20 +28,20 @@ GRANT_ROLE_INFIX = "m_"
 def destroy_tenant(settings: Settings, tenant: Tenant) -> None:
     """Drop a tenant's database (and role) and its registry row. Irreversible.
 
-    The tenant is closed first: requests stop resolving, and the ``before_destroy`` hooks of
-    the layers above (``tenants.hooks``) run on a closed tenant, in the transaction that
-    deletes its registry row.
+    The tenant is closed first: requests stop resolving. Then the ``before_destroy`` hooks of
+    the layers above (``tenants.hooks``) run, in the transaction that deletes the registry
+    row, before anything irreversible: a hook that raises leaves the database in place.
     """
     tenant.status = TenantStatus.CLOSED
     db.session.commit()
     cache = current_app.extensions.get("qalitel_engines")
     if cache is not None:
         cache.invalidate(tenant.uid)
+    hooks.run_before_destroy(settings, tenant)
     if tenant.backend is Backend.POSTGRESQL and tenant.server is not None:
         drop_pg(server_url(settings, tenant.server), tenant.database_name, tenant.role_name)
     else:
         remove_database_files(sqlite_path(settings, tenant.database_name))
-    hooks.run_before_destroy(settings, tenant)
     db.session.delete(tenant)
     db.session.commit()
 
