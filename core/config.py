@@ -73,7 +73,8 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
     ("QALITEL_INSTANCE_DIR", "instance_dir", Path, "instance",
      "Folder of the embedded default: platform SQLite file, tenant SQLite files, generated keys."),
     ("QALITEL_DATABASE_URL", "database_url", str, "sqlite:///<instance>/platform.sqlite3",
-     "SQLAlchemy URL of the platform database (SQLite or PostgreSQL)."),
+     "SQLAlchemy URL of the platform database (SQLite or PostgreSQL); `postgresql://` and "
+     "`postgres://` mean psycopg2, an explicit `postgresql+driver://` is kept."),
     ("QALITEL_SECRET_KEY", "secret_key", str, "generated into the instance folder",
      "Signs session and preference cookies."),
     ("QALITEL_SECRET_KEY_FALLBACKS", "secret_key_fallbacks", tuple, "(none)",
@@ -82,7 +83,8 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
      "Fernet key encrypting tenant role passwords and server DSNs at rest."),
     ("QALITEL_TENANT_SERVER_URL", "tenant_server_url", str, "(none: SQLite tenants)",
      "Admin DSN of the PostgreSQL server new tenants are created on, e.g. "
-     "`postgresql://postgres@127.0.0.1:5432/postgres`."),
+     "`postgresql://postgres@127.0.0.1:5432/postgres` (`postgres://` works too, as in "
+     "`servers add`)."),
     ("QALITEL_SERVER_NAME", "server_name", str, "(none)",
      "When set, `<slug>.<server name>` also reaches a tenant."),
     ("QALITEL_EXTERNAL_URL", "external_url", str, "http://127.0.0.1:5000 (required in production)",
