@@ -225,6 +225,7 @@ ALLOWED_MODULES = {
     "maintenance.client_views",  # the client admin's maintenance pages, run at the tenant
     "maintenance.notify",  # reads the client admins' e-mail addresses to notify them
     "qalitel.prefs", "qalitel.prefs_views", "qalitel.i18n",  # the client's own requests
+    "qalitel.user_views",  # client admins' user pages and each user's profile, at the tenant
     "qalitel.demo",  # seeds the demo tenant's own data as `qalitel demo` creates it
 }
 #: Packages of the client application whose every module serves requests AT the tenant.
