@@ -2,7 +2,8 @@
 
 There is no ``alembic.ini``: a runner opens the connection (inside a transaction) and hands it
 to ``env.py`` through ``config.attributes["connection"]``; ``env.py`` runs inside that
-transaction, so the caller's commit or rollback decides for the whole upgrade.
+transaction, so the caller's commit or rollback decides for the whole upgrade. Where each
+lineage's scripts and models are is registered by the app (``tenants.hooks.Lineage``).
 """
 
 from __future__ import annotations
