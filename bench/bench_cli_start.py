@@ -2,7 +2,8 @@
 
 Runs ``python -c pass`` (the interpreter alone), ``qalitel --help`` and ``qalitel tenants list
 --json`` (on a freshly initialised embedded instance in a temporary folder) ``--runs`` times
-each and prints the medians side by side. Nothing is asserted: this reports.
+each and prints the medians side by side: wall-clock time, and the CPU time the process used
+(user + system, less sensitive to a busy machine). Nothing is asserted: this reports.
 
     .venv/bin/python bench/bench_cli_start.py [--runs 9]
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -22,10 +24,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds) of one run of ``argv``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -47,11 +53,14 @@ def main() -> None:
         medians = {}
         for label, argv in commands.items():
             timed(argv, env)  # warm the file cache
-            medians[label] = statistics.median(timed(argv, env) for _ in range(args.runs))
+            runs = [timed(argv, env) for _ in range(args.runs)]
+            medians[label] = (statistics.median(wall for wall, _cpu in runs),
+                              statistics.median(cpu for _wall, cpu in runs))
     width = max(len(label) for label in medians)
-    print(f"{'command':<{width}}  median of {args.runs} (s)")
-    for label, median in medians.items():
-        print(f"{label:<{width}}  {median:.3f}")
+    print(f"medians of {args.runs} runs, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'command':<{width}}  {'wall (s)':>8}  {'CPU (s)':>8}")
+    for label, (wall, cpu) in medians.items():
+        print(f"{label:<{width}}  {wall:8.3f}  {cpu:8.3f}")
 
 
 if __name__ == "__main__":
