@@ -151,7 +151,6 @@ class Throttle:
         self.storage: Storage = storage_from_string(uri, wrap_exceptions=True, **options)
         self.limiter = FixedWindowRateLimiter(self.storage)
         self.prefix = prefix
-        self.shared = is_shared(uri)
 
     def _ids(self, charge: Charge) -> tuple[str, ...]:
         return (self.prefix, charge.scope, charge.key)
@@ -213,14 +212,12 @@ class Throttle:
         return reservation
 
     def _give_back(self, given: Sequence[Charge]) -> None:
+        """Decrement each counter. Should its window have ended meanwhile, the new window
+        starts one below zero: one more attempt, for whoever just got the password right."""
         for charge in given:
             key = charge.limit.key_for(*self._ids(charge))
             self._storage_call("giving back", self.storage.incr, key,
                                charge.limit.get_expiry(), -1)
-
-    def reset(self) -> None:
-        """Forget every counter of this prefix (tests, operators)."""
-        self._storage_call("resetting", self.storage.reset)
 
 
 def of_app(app: Flask | None = None) -> Throttle:

@@ -215,6 +215,14 @@ def test_only_memory_and_redis_storage_are_accepted(tmp_path, uri):
         create_app({"instance_dir": tmp_path / "i", "ratelimit_storage_uri": uri})
 
 
+def test_a_bad_key_prefix_is_refused(tmp_path):
+    from core.config import ConfigError
+    from qalitel import create_app
+
+    with pytest.raises(ConfigError, match="QALITEL_RATELIMIT_KEY_PREFIX"):
+        create_app({"instance_dir": tmp_path / "i", "ratelimit_key_prefix": "two words"})
+
+
 def test_staff_lockout_is_per_address_too(app):
     handle = make_staff(app)
     attacker = app.test_client()
