@@ -20,6 +20,9 @@ workers = 2 if throttle.is_shared(_storage) else 1
 timeout = 60
 graceful_timeout = 20
 accesslog = "-"
+# gunicorn >= 25 opens a control socket at one path per user ($HOME/.gunicorn/gunicorn.ctl),
+# which several servers on one host would fight over; nothing here uses it.
+control_socket_disable = True
 
 
 def on_starting(server):
