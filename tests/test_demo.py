@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import date
+from datetime import UTC, datetime
 
 import pytest
 
@@ -89,6 +89,7 @@ def test_demo_data_covers_the_workflow(demo):
     from tenants.resolution import load_tenant
 
     app, _output = demo
+    today = datetime.now(UTC).date()
     with app.app_context(), tenant_context(load_tenant("demo")) as ctx:
         session = ctx.session
         statuses = dict(session.execute(select(NonConformity.status, func.count())
@@ -102,7 +103,7 @@ def test_demo_data_covers_the_workflow(demo):
         actions = list(session.execute(select(Action)).scalars())
         overdue = [a for a in actions if a.is_overdue]
         assert len(actions) > 60 and len(overdue) >= 5
-        assert all(a.due_date < date.today() for a in overdue)
+        assert all(a.due_date < today for a in overdue)
         # the history is the service's: every step with its comment, edits with old values
         steps = session.execute(select(StatusChange)).scalars().all()
         assert len([s for s in steps if s.from_status is None]) == 40
@@ -111,7 +112,7 @@ def test_demo_data_covers_the_workflow(demo):
         fields = set(session.execute(select(RecordHistory.field)).scalars())
         assert {"status", "cause_analysis", "severity", "assignee", "shared_with"} <= fields
         oldest = session.execute(select(func.min(NonConformity.detected_on))).scalar()
-        assert (date.today() - oldest).days >= 100  # dates relative to the day of the run
+        assert (today - oldest).days >= 100  # dates relative to the day of the run
 
 
 def sign_in(app, email: str, password: str):
@@ -159,3 +160,24 @@ def test_demo_pages_answer_with_data(demo):
                                               passwords["production@demo.example"])))
     assert not any(title in uncleared for title in CONFIDENTIAL_TITLES)
     assert "non-conformities" in uncleared
+
+
+def test_the_demo_engineer_signs_in_and_sees_the_pending_request(demo):
+    from urllib.parse import parse_qs, urlsplit
+
+    import pyotp
+
+    app, output = demo
+    email = data.ENGINEER[0]
+    password = re.search(rf"^\s+{re.escape(email)}\s+(\S+)$", output, re.M).group(1)
+    uri = re.search(r"otpauth://\S+", output).group(0)
+    secret = parse_qs(urlsplit(uri).query)["secret"][0]
+    client = app.test_client()
+    token = csrf_token(client, "/staff/login")
+    response = client.post("/staff/login", data={
+        "email": email, "password": password, "code": pyotp.TOTP(secret).now(),
+        "csrf_token": token})
+    assert response.status_code == 302
+    page = client.get("/staff/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    request_id = re.search(r"maintenance request (\S+) waits", output).group(1)
+    assert request_id[:8] in page and data.REQUEST_TICKET in page and "pending" in page
