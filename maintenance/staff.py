@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 import pyotp
-from flask import Response, current_app
+from flask import Response, after_this_request, current_app, g
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -238,11 +238,17 @@ def staff_from_cookie(raw: str | None) -> StaffUser | None:
 class LoginThrottle:
     """Failed console logins on the platform's one throttle (:mod:`core.throttle`): per email
     and address (tight), per email from any address (looser than one address can reach, so
-    nobody locks an engineer out from elsewhere), per address whatever the email."""
+    nobody locks an engineer out from elsewhere), per address whatever the email.
+
+    :meth:`blocked` reserves the attempt's units before the password is checked (so
+    concurrent attempts cannot exceed a limit); :meth:`failed` keeps them, and when the
+    request ends without a failure they are given back.
+    """
 
     PER_ACCOUNT_ADDRESS = "5 per 15 minutes"
     PER_ACCOUNT = "40 per hour"
     PER_ADDRESS = "20 per 15 minutes"
+    _RESERVED = "qalitel_staff_login_reservation"
 
     def __init__(self, store: core_throttle.Throttle) -> None:
         self.store = store
@@ -257,10 +263,26 @@ class LoginThrottle:
                                        self.PER_ADDRESS)]
 
     def blocked(self, email: str, address: str) -> bool:
-        return bool(self.store.over(self._charges(email, address)))
+        """True when a limit is reached; otherwise this attempt's units are reserved."""
+        try:
+            reservation = self.store.acquire(self._charges(email, address))
+        except core_throttle.Throttled:
+            return True
+        setattr(g, self._RESERVED, reservation)
+
+        @after_this_request
+        def settle(response: Response) -> Response:
+            unused = g.pop(self._RESERVED, None)
+            if unused is not None:
+                unused.release()
+            return response
+
+        return False
 
     def failed(self, email: str, address: str) -> None:
-        self.store.hit(self._charges(email, address))
+        """Count a failure: keep the units :meth:`blocked` reserved (or take them now)."""
+        if g.pop(self._RESERVED, None) is None:
+            self.store.hit(self._charges(email, address))
 
 
 def throttle() -> LoginThrottle:

@@ -233,3 +233,41 @@ def test_staff_lockout_is_per_address_too(app):
     engineer = app.test_client()
     engineer.environ_base["REMOTE_ADDR"] = "10.1.1.1"
     assert staff_login(engineer, app, handle).status_code == 302
+
+
+def test_concurrent_staff_attempts_cannot_exceed_the_limit(app):
+    import threading
+
+    handle = make_staff(app)
+    clients = [app.test_client() for _ in range(8)]
+    tokens = [csrf_token(c, "/staff/login") for c in clients]
+    start = threading.Barrier(len(clients))
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def attempt(client, token) -> None:
+        start.wait()
+        status = client.post("/staff/login", data={
+            "email": handle.email, "password": "wrong password!", "code": "000000",
+            "csrf_token": token}).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=attempt, args=pair) for pair in zip(clients, tokens,
+                                                                          strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [401] * 5 + [429] * 3
+
+
+def test_staff_successes_do_not_count(app):
+    from core.clock import ManualClock, set_clock
+
+    handle = make_staff(app)
+    clock = ManualClock()
+    set_clock(app, clock)
+    for _ in range(7):  # more than the 5 failures allowed per account and address
+        clock.advance(seconds=31)  # a TOTP code works once: the next step's code
+        assert staff_login(app.test_client(), app, handle).status_code == 302
