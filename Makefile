@@ -28,9 +28,11 @@ messages: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -o qalitel/translations/messages.pot --no-wrap .
 	$(BIN)/pybabel update -i qalitel/translations/messages.pot -d qalitel/translations -l fr --no-wrap
 
+# Served as in production: gunicorn with gunicorn.conf.py (one threaded worker on the
+# in-memory throttle; set QALITEL_RATELIMIT_STORAGE_URI=redis://... for several).
 run: $(STAMP) compile
 	$(BIN)/qalitel demo
-	$(BIN)/qalitel run --host 127.0.0.1 --port 5000
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: $(STAMP) compile
 	$(BIN)/ruff check .

@@ -50,6 +50,7 @@ class Settings:
     smtp_starttls: bool = False
     mail_from: str = "qalitel@localhost"
     ratelimit_storage_uri: str = "memory://"
+    ratelimit_key_prefix: str = "qalitel"
     remember_days: int = 30
     maintenance_default_hours: float = 2.0
     maintenance_max_hours: float = 4.0
@@ -115,7 +116,10 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
     ("QALITEL_SMTP_STARTTLS", "smtp_starttls", bool, "0", "Use STARTTLS."),
     ("QALITEL_MAIL_FROM", "mail_from", str, "qalitel@localhost", "Sender address."),
     ("QALITEL_RATELIMIT_STORAGE_URI", "ratelimit_storage_uri", str, "memory://",
-     "Flask-Limiter storage, e.g. `redis://127.0.0.1:6379/0`."),
+     "Where sign-in attempts are counted: `memory://` (one process: gunicorn refuses "
+     "several workers with it) or `redis://127.0.0.1:6379/0` (shared by every worker)."),
+    ("QALITEL_RATELIMIT_KEY_PREFIX", "ratelimit_key_prefix", str, "qalitel",
+     "Prefix of the throttle's Redis keys (installations sharing one Redis use distinct ones)."),
     ("QALITEL_REMEMBER_DAYS", "remember_days", int, "30",
      "Lifetime of the optional 'keep me signed in' cookie (at most 365)."),
     ("QALITEL_MAINTENANCE_DEFAULT_HOURS", "maintenance_default_hours", float, "2",

@@ -8,6 +8,7 @@ session of that engineer. TOTP secrets are encrypted at rest with ``settings.enc
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -16,16 +17,14 @@ from functools import cache
 from typing import Any
 
 import pyotp
-from flask import Response, current_app
+from flask import Response, after_this_request, current_app, g
 from itsdangerous import BadData, URLSafeTimedSerializer
-from limits import parse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core import clock, config
+from core import throttle as core_throttle
 from core.config import Settings
 from core.crypto import decrypt, encrypt
 from core.db import db
@@ -243,30 +242,54 @@ def staff_from_cookie(raw: str | None) -> StaffUser | None:
 
 
 class LoginThrottle:
-    """Failed console logins, counted per email and per client address (moving window)."""
+    """Failed console logins on the platform's one throttle (:mod:`core.throttle`): per email
+    and address (tight), per email from any address (looser than one address can reach, so
+    nobody locks an engineer out from elsewhere), per address whatever the email.
 
-    PER_ACCOUNT = parse("5/15 minutes")
-    PER_ADDRESS = parse("20/15 minutes")
+    :meth:`blocked` reserves the attempt's units before the password is checked (so
+    concurrent attempts cannot exceed a limit); :meth:`failed` keeps them, and when the
+    request ends without a failure they are given back.
+    """
 
-    def __init__(self, storage_uri: str) -> None:
-        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+    PER_ACCOUNT_ADDRESS = "5 per 15 minutes"
+    PER_ACCOUNT = "40 per hour"
+    PER_ADDRESS = "20 per 15 minutes"
+    _RESERVED = "qalitel_staff_login_reservation"
 
-    def _keys(self, email: str, address: str) -> list[tuple[Any, str]]:
-        return [(self.PER_ACCOUNT, "account:" + email.strip().lower()[:254]),
-                (self.PER_ADDRESS, "address:" + (address or "-"))]
+    def __init__(self, store: core_throttle.Throttle) -> None:
+        self.store = store
+
+    def _charges(self, email: str, address: str) -> list[core_throttle.Charge]:
+        account = hashlib.sha256(email.strip().lower()[:254].encode()).hexdigest()[:32]
+        where = hashlib.sha256((address or "-").encode()).hexdigest()[:32]
+        return [*core_throttle.charges("staff-login", f"acct-addr:{account}:{where}",
+                                       self.PER_ACCOUNT_ADDRESS),
+                *core_throttle.charges("staff-login", f"acct:{account}", self.PER_ACCOUNT),
+                *core_throttle.charges("staff-login", f"addr:{address or '-'}",
+                                       self.PER_ADDRESS)]
 
     def blocked(self, email: str, address: str) -> bool:
-        return not all(self.limiter.test(limit, "qalitel-staff-login", key)
-                       for limit, key in self._keys(email, address))
+        """True when a limit is reached; otherwise this attempt's units are reserved."""
+        try:
+            reservation = self.store.acquire(self._charges(email, address))
+        except core_throttle.Throttled:
+            return True
+        setattr(g, self._RESERVED, reservation)
+
+        @after_this_request
+        def settle(response: Response) -> Response:
+            unused = g.pop(self._RESERVED, None)
+            if unused is not None:
+                unused.release()
+            return response
+
+        return False
 
     def failed(self, email: str, address: str) -> None:
-        for limit, key in self._keys(email, address):
-            self.limiter.hit(limit, "qalitel-staff-login", key)
+        """Count a failure: keep the units :meth:`blocked` reserved (or take them now)."""
+        if g.pop(self._RESERVED, None) is None:
+            self.store.hit(self._charges(email, address))
 
 
 def throttle() -> LoginThrottle:
-    found = current_app.extensions.get("qalitel_staff_throttle")
-    if found is None:
-        found = LoginThrottle(_settings().ratelimit_storage_uri)
-        current_app.extensions["qalitel_staff_throttle"] = found
-    return found
+    return LoginThrottle(core_throttle.of_app())

@@ -1,4 +1,5 @@
-"""Sign-in and reset throttling (Flask-Limiter): per account, per address, memory and Redis."""
+"""Sign-in and reset throttling (core.throttle): per account and address, per account, per
+address; memory and Redis; concurrent attempts; the store down."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import secrets
 
 import pytest
 
-from tests.conftest import RUN, csrf_token, login, provision
+from core import throttle as throttle_store
+from tests.conftest import RUN, csrf_token, login, make_staff, provision, staff_login
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 pytestmark = pytest.mark.usefixtures("english_clients")
 
 
 def throttled_app(make_app, backend, password_hash, **limits):
-    app = make_app(backend, extra={"LOGIN_LIMIT_PER_ACCOUNT": "1000 per hour",
+    app = make_app(backend, extra={"LOGIN_LIMIT_PER_ACCOUNT_ADDRESS": "1000 per hour",
+                                   "LOGIN_LIMIT_PER_ACCOUNT": "1000 per hour",
                                    "LOGIN_LIMIT_PER_ADDRESS": "1000 per hour", **limits})
     provision(app, "alpha", password_hash)
     provision(app, "bravo", password_hash)
@@ -25,8 +30,9 @@ def from_address(app, address: str):
     return client
 
 
-def test_failures_per_account_are_throttled(make_app, backend, password_hash):
-    app = throttled_app(make_app, backend, password_hash, LOGIN_LIMIT_PER_ACCOUNT="3 per minute")
+def test_failures_per_account_and_address_are_throttled(make_app, backend, password_hash):
+    app = throttled_app(make_app, backend, password_hash,
+                        LOGIN_LIMIT_PER_ACCOUNT_ADDRESS="3 per minute")
     client = app.test_client()
     for _ in range(3):
         assert login(client, "alpha", "user@alpha.example", "wrong").status_code == 401
@@ -34,13 +40,70 @@ def test_failures_per_account_are_throttled(make_app, backend, password_hash):
     assert blocked.status_code == 429
     assert "Too many attempts" in blocked.get_data(as_text=True)
     assert int(blocked.headers["Retry-After"]) > 0
-    # from another address too: the account is what is limited
-    assert login(from_address(app, "10.1.1.1"), "alpha", "user@alpha.example").status_code == 429
     # other accounts, and the same email at another tenant, are not affected
     assert login(client, "alpha", "admin@alpha.example").status_code == 302
     assert login(app.test_client(), "bravo", "user@bravo.example").status_code == 302
     # the sign-in page itself still answers
     assert app.test_client().get("/t/alpha/login").status_code == 200
+
+
+def test_an_attacker_elsewhere_cannot_lock_the_account_out(make_app, backend, password_hash):
+    """Formerly the account alone was limited: three failures from anywhere refused the right
+    password from everywhere. Now one address's failures block that address only, and its
+    refused attempts do not use up the account's budget."""
+    app = throttled_app(make_app, backend, password_hash,
+                        LOGIN_LIMIT_PER_ACCOUNT_ADDRESS="3 per minute",
+                        LOGIN_LIMIT_PER_ACCOUNT="5 per minute")
+    attacker = from_address(app, "10.6.6.6")
+    statuses = [login(attacker, "alpha", "user@alpha.example", "wrong").status_code
+                for _ in range(10)]
+    assert statuses == [401] * 3 + [429] * 7
+    assert login(from_address(app, "10.1.1.1"), "alpha", "user@alpha.example").status_code == 302
+    # the account budget holds 2 more failures (5 - 3): the 7 refused attempts took nothing
+    other = from_address(app, "10.1.1.2")
+    assert [login(other, "alpha", "user@alpha.example", "wrong").status_code
+            for _ in range(3)] == [401, 401, 429]
+
+
+def test_the_account_limit_caps_a_distributed_attack(make_app, backend, password_hash):
+    app = throttled_app(make_app, backend, password_hash,
+                        LOGIN_LIMIT_PER_ACCOUNT_ADDRESS="3 per minute",
+                        LOGIN_LIMIT_PER_ACCOUNT="5 per minute")
+    statuses = [login(from_address(app, f"10.9.0.{i}"), "alpha", "user@alpha.example",
+                      "wrong").status_code for i in range(1, 7)]
+    assert statuses == [401] * 5 + [429]
+    # while this window lasts the account waits, by design; other accounts do not
+    assert login(from_address(app, "10.9.1.1"), "alpha", "user@alpha.example").status_code == 429
+    assert login(from_address(app, "10.9.1.1"), "alpha", "admin@alpha.example").status_code == 302
+
+
+def test_concurrent_attempts_cannot_exceed_the_limit(make_app, backend, password_hash):
+    """Units are reserved before the password is checked: of 8 simultaneous wrong attempts,
+    exactly 3 are checked (testing first and counting failures after let all 8 through)."""
+    import threading
+
+    app = throttled_app(make_app, backend, password_hash,
+                        LOGIN_LIMIT_PER_ACCOUNT_ADDRESS="3 per minute")
+    clients = [app.test_client() for _ in range(8)]
+    tokens = [csrf_token(c, "/t/alpha/login") for c in clients]
+    start = threading.Barrier(len(clients))
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def attempt(client, token) -> None:
+        start.wait()
+        status = client.post("/t/alpha/login", data={
+            "email": "user@alpha.example", "password": "wrong", "csrf_token": token}).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=attempt, args=pair) for pair in zip(clients, tokens,
+                                                                          strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [401] * 3 + [429] * 5
 
 
 def test_unknown_and_known_accounts_are_throttled_alike(make_app, backend, password_hash):
@@ -65,6 +128,7 @@ def test_failures_per_address_are_throttled(make_app, backend, password_hash):
 
 def test_successful_sign_ins_do_not_count(make_app, backend, password_hash):
     app = throttled_app(make_app, backend, password_hash, LOGIN_LIMIT_PER_ACCOUNT="2 per minute",
+                        LOGIN_LIMIT_PER_ACCOUNT_ADDRESS="2 per minute",
                         LOGIN_LIMIT_PER_ADDRESS="2 per minute")
     for _ in range(4):
         assert login(app.test_client(), "alpha", "user@alpha.example").status_code == 302
@@ -104,21 +168,106 @@ def test_password_change_failures_are_throttled(make_app, backend, password_hash
 def test_throttling_with_redis_storage(make_app, backend, password_hash):
     import redis
 
-    connection = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    connection = redis.Redis.from_url(REDIS_URL)
     connection.ping()  # Redis is part of this project's test environment
     prefix = f"qtt{RUN}-{secrets.token_hex(4)}"
     try:
-        app = make_app(backend, ratelimit_storage_uri="redis://127.0.0.1:6379/0",
-                       extra={"RATELIMIT_KEY_PREFIX": prefix,
-                              "LOGIN_LIMIT_PER_ACCOUNT": "2 per minute"})
+        app = make_app(backend, ratelimit_storage_uri=REDIS_URL, ratelimit_key_prefix=prefix,
+                       extra={"LOGIN_LIMIT_PER_ACCOUNT_ADDRESS": "2 per minute"})
         provision(app, "alpha", password_hash)
         client = app.test_client()
         statuses = [login(client, "alpha", "user@alpha.example", "wrong").status_code
                     for _ in range(3)]
         assert statuses == [401, 401, 429]
-        keys = [k.decode() for k in connection.scan_iter(match=f"*{prefix}*")]
-        assert keys and any("acct:" in k for k in keys) and any("addr:" in k for k in keys)
+        keys = [k.decode() for k in connection.scan_iter(match=f"{prefix}:*")]
+        for kind in ("acct-addr:", "acct:", "addr:"):
+            assert any(kind in k for k in keys), (kind, keys)
+        # a second app on the same Redis and prefix (another worker) sees the same counters
+        twin = make_app(backend, ratelimit_storage_uri=REDIS_URL, ratelimit_key_prefix=prefix,
+                        extra={"LOGIN_LIMIT_PER_ACCOUNT_ADDRESS": "2 per minute"})
+        with app.app_context():
+            charges = throttle_store.charges("LOGIN_LIMIT_PER_ACCOUNT_ADDRESS", "k", "2 per minute")
+        throttle_store.of_app(twin).hit(charges)
+        assert throttle_store.of_app(app).over(charges) == []
+        throttle_store.of_app(twin).hit(charges)
+        assert throttle_store.of_app(app).over(charges) == charges
     finally:
-        for key in connection.scan_iter(match=f"*{prefix}*"):
+        for key in connection.scan_iter(match=f"{prefix}:*"):
             connection.delete(key)
         connection.close()
+
+
+def test_an_unreachable_store_refuses_attempts(make_app, backend, password_hash):
+    """Fail closed: no counter, no password check (503), never an unthrottled attempt."""
+    app = make_app(backend, ratelimit_storage_uri="redis://127.0.0.1:1/0")
+    provision(app, "alpha", password_hash)
+    response = login(app.test_client(), "alpha", "user@alpha.example")
+    assert response.status_code == 503
+    assert "qalitel_session" not in response.headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize("uri", ["memcached://127.0.0.1:11211", "mongodb://x", "nonsense"])
+def test_only_memory_and_redis_storage_are_accepted(tmp_path, uri):
+    from core.config import ConfigError
+    from qalitel import create_app
+
+    with pytest.raises(ConfigError, match="QALITEL_RATELIMIT_STORAGE_URI"):
+        create_app({"instance_dir": tmp_path / "i", "ratelimit_storage_uri": uri})
+
+
+def test_a_bad_key_prefix_is_refused(tmp_path):
+    from core.config import ConfigError
+    from qalitel import create_app
+
+    with pytest.raises(ConfigError, match="QALITEL_RATELIMIT_KEY_PREFIX"):
+        create_app({"instance_dir": tmp_path / "i", "ratelimit_key_prefix": "two words"})
+
+
+def test_staff_lockout_is_per_address_too(app):
+    handle = make_staff(app)
+    attacker = app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "10.6.6.6"
+    for _ in range(5):
+        assert staff_login(attacker, app, handle, code="000000").status_code == 401
+    assert staff_login(attacker, app, handle).status_code == 429
+    engineer = app.test_client()
+    engineer.environ_base["REMOTE_ADDR"] = "10.1.1.1"
+    assert staff_login(engineer, app, handle).status_code == 302
+
+
+def test_concurrent_staff_attempts_cannot_exceed_the_limit(app):
+    import threading
+
+    handle = make_staff(app)
+    clients = [app.test_client() for _ in range(8)]
+    tokens = [csrf_token(c, "/staff/login") for c in clients]
+    start = threading.Barrier(len(clients))
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def attempt(client, token) -> None:
+        start.wait()
+        status = client.post("/staff/login", data={
+            "email": handle.email, "password": "wrong password!", "code": "000000",
+            "csrf_token": token}).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=attempt, args=pair) for pair in zip(clients, tokens,
+                                                                          strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [401] * 5 + [429] * 3
+
+
+def test_staff_successes_do_not_count(app):
+    from core.clock import ManualClock, set_clock
+
+    handle = make_staff(app)
+    clock = ManualClock()
+    set_clock(app, clock)
+    for _ in range(7):  # more than the 5 failures allowed per account and address
+        clock.advance(seconds=31)  # a TOTP code works once: the next step's code
+        assert staff_login(app.test_client(), app, handle).status_code == 302

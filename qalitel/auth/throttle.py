@@ -1,14 +1,21 @@
-"""Throttling of sign-in and password attempts with Flask-Limiter.
+"""Throttling of sign-in and password attempts at a tenant, on the platform's one throttle
+(:mod:`core.throttle`: counters in memory for one process, in Redis for several).
 
-Views declare their rules with :func:`throttled`; each app builds its own ``Limiter`` (storage
-``settings.ratelimit_storage_uri``: memory by default, Redis supported) and wraps the declared
-views once, in :func:`init_app`. One limiter per app keeps apps built in one process (tests,
-tools) from sharing counters, storage or key prefix.
-
-Limits are app config strings (``"5 per minute;20 per hour"``), overridable through
-``Settings.extra``. Rules marked ``failures_only`` test the limit before the view and count a
-hit only when the answer is a failure (status 401/400), so a user who signs in fine is never
+Views declare their rules with :func:`throttled`; a rule names an app config key holding its
+limits (``"5 per minute;20 per hour"``, overridable through ``Settings.extra``) and the key
+it counts by. Only POSTs are counted. Every rule's unit is reserved before the view runs, so
+concurrent attempts cannot exceed a limit; rules marked ``failures_only`` give their unit back
+when the answer is not a failure (status 401/400), so a user who signs in fine is never
 slowed down, while guessing is.
+
+Sign-in is limited three ways (see :data:`DEFAULT_LIMITS`):
+
+* per account *and* address — tight: the person mistyping their password, or an attacker on
+  one address, waits after a few failures;
+* per account, from any address — looser than what one address can ever send, so an
+  attacker on one address cannot lock the account out for anybody else, while a
+  distributed attack on one account is still capped;
+* per address, whatever the account — against one address trying many accounts.
 """
 
 from __future__ import annotations
@@ -19,14 +26,14 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from flask import Flask, current_app, request
-from flask_limiter import Limiter
+from flask import Flask, current_app, render_template, request
 
-from core import config
+from core import throttle as store
 from tenants.context import current_tenant, has_tenant
 
 DEFAULT_LIMITS = {
-    "LOGIN_LIMIT_PER_ACCOUNT": "5 per minute;20 per hour",
+    "LOGIN_LIMIT_PER_ACCOUNT_ADDRESS": "5 per minute;20 per hour",
+    "LOGIN_LIMIT_PER_ACCOUNT": "50 per hour",
     "LOGIN_LIMIT_PER_ADDRESS": "20 per minute;200 per hour",
     "RESET_LIMIT_PER_ACCOUNT": "3 per hour",
     "RESET_LIMIT_PER_ADDRESS": "5 per minute;30 per hour",
@@ -36,20 +43,33 @@ DEFAULT_LIMITS = {
 FAILURE_STATUSES = frozenset({400, 401})
 
 
-def by_address() -> str:
+def address() -> str:
     """The client address (put ``ProxyFix`` in front when behind a reverse proxy)."""
-    return "addr:" + (request.remote_addr or "unknown")
+    return request.remote_addr or "unknown"
+
+
+def by_address() -> str:
+    return "addr:" + address()
 
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:32]
 
 
-def by_account() -> str:
-    """The account named in the form (tenant + email), whether it exists or not."""
+def _account() -> str:
     email = (request.form.get("email") or "")[:320].strip().lower()
     tenant = current_tenant().uid if has_tenant() else "-"
-    return f"acct:{tenant}:{_digest(email)}"
+    return f"{tenant}:{_digest(email)}"
+
+
+def by_account() -> str:
+    """The account named in the form (tenant + email), whether it exists or not."""
+    return "acct:" + _account()
+
+
+def by_account_and_address() -> str:
+    """The account named in the form, from this client address."""
+    return f"acct-addr:{_account()}:{_digest(address())}"
 
 
 def by_user() -> str:
@@ -68,63 +88,46 @@ class Rule:
     failures_only: bool = False
 
 
-_DECLARED: dict[str, tuple[Callable[..., Any], tuple[Rule, ...]]] = {}
-
-
-def _name(view: Callable[..., Any]) -> str:
-    return f"{view.__module__}.{view.__qualname__}"
-
-
-def throttled(*rules: Rule) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Limit the POSTs of a view by ``rules`` (enforced by the app's limiter)."""
-
-    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        name = _name(view)
-        _DECLARED[name] = (view, rules)
-
-        @wraps(view)
-        def dispatch(*args: Any, **kwargs: Any) -> Any:
-            guarded = current_app.extensions["qalitel_throttle"].get(name, view)
-            return guarded(*args, **kwargs)
-
-        return dispatch
-
-    return decorate
-
-
 def _failed(response: Any) -> bool:
     return response.status_code in FAILURE_STATUSES
 
 
-def _limit_of(key: str) -> Callable[[], str]:
-    return lambda: current_app.config[key]
+def too_many(retry_after: int):
+    """The 429 page, with ``Retry-After``."""
+    response = current_app.make_response((render_template("errors/429.html"), 429))
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def throttled(*rules: Rule) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Limit the POSTs of a view by ``rules``."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if request.method != "POST":
+                return view(*args, **kwargs)
+            wanted = [(rule, charge) for rule in rules
+                      for charge in store.charges(rule.config_key, rule.key(),
+                                                  current_app.config[rule.config_key])]
+            try:
+                reservation = store.of_app().acquire([charge for _, charge in wanted])
+            except store.Throttled as exc:
+                return too_many(int(exc.retry_after or 1))
+            response = current_app.make_response(view(*args, **kwargs))
+            if not _failed(response):
+                reservation.release(charge for rule, charge in wanted if rule.failures_only)
+            return response
+
+        return guarded
+
+    return decorate
 
 
 def init_app(app: Flask) -> None:
-    settings = app.extensions[config.EXTENSION]
+    """Default limits into the config; the app's throttle made now, so a bad storage URI
+    or limit stops the start-up rather than the first sign-in."""
     for key, value in DEFAULT_LIMITS.items():
         app.config.setdefault(key, value)
-    limiter = Limiter(
-        key_func=by_address,
-        storage_uri=settings.ratelimit_storage_uri,
-        key_prefix=app.config.get("RATELIMIT_KEY_PREFIX") or "qalitel",
-        strategy=app.config.get("RATELIMIT_STRATEGY", "fixed-window"),
-        headers_enabled=True,
-        in_memory_fallback_enabled=True,
-        swallow_errors=True,
-    )
-    limiter.init_app(app)
-    # Views declared in modules imported later than this call would not be throttled:
-    # create_app imports every view module (qalitel.views) before calling it.
-
-    guarded: dict[str, Callable[..., Any]] = {}
-    for name, (view, rules) in _DECLARED.items():
-        wrapped = view
-        for rule in rules:
-            wrapped = limiter.limit(
-                _limit_of(rule.config_key), key_func=rule.key, methods=["POST"],
-                scope=rule.config_key,
-                deduct_when=_failed if rule.failures_only else None)(wrapped)
-        guarded[name] = wrapped
-    app.extensions["qalitel_limiter"] = limiter
-    app.extensions["qalitel_throttle"] = guarded
+        store.parse_limits(app.config[key])
+    store.of_app(app)

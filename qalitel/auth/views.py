@@ -182,10 +182,12 @@ def sign_in(user: User, remember: bool) -> None:
 
 LOGIN_BY_ADDRESS = Rule("LOGIN_LIMIT_PER_ADDRESS", throttle.by_address, failures_only=True)
 LOGIN_BY_ACCOUNT = Rule("LOGIN_LIMIT_PER_ACCOUNT", throttle.by_account, failures_only=True)
+LOGIN_BY_ACCOUNT_ADDRESS = Rule("LOGIN_LIMIT_PER_ACCOUNT_ADDRESS",
+                                throttle.by_account_and_address, failures_only=True)
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@throttled(LOGIN_BY_ADDRESS, LOGIN_BY_ACCOUNT)
+@throttled(LOGIN_BY_ACCOUNT_ADDRESS, LOGIN_BY_ACCOUNT, LOGIN_BY_ADDRESS)
 def login():
     form = LoginForm()
     if request.method == "POST":
