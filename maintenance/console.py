@@ -381,4 +381,7 @@ def grant_record(grant_id: int, table: str, record_id: str):
 
 
 def init_app(app: Flask) -> None:
+    from maintenance import purge
+
+    purge.register()
     app.register_blueprint(bp)

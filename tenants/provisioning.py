@@ -553,10 +553,9 @@ def destroy_tenant(settings: Settings, tenant: Tenant) -> None:
     """Drop a tenant's database (and role) and its registry row. Irreversible."""
     from flask import current_app
 
-    from maintenance.models import AccessLogEntry, AccessLogHead
+    from tenants import hooks
 
-    # Closed first: requests stop resolving, and the access-log triggers (p0004) allow the
-    # purge of a closed tenant's log, and of nobody else's.
+    # Closed first: requests stop resolving; the layers above then do their part (hooks).
     tenant.status = TenantStatus.CLOSED
     db.session.commit()
     cache = current_app.extensions.get("qalitel_engines")
@@ -568,8 +567,7 @@ def destroy_tenant(settings: Settings, tenant: Tenant) -> None:
         path = sqlite_path(settings, tenant.database_name)
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-    for model in (AccessLogEntry, AccessLogHead):
-        db.session.execute(model.__table__.delete().where(model.tenant_id == tenant.id))
+    hooks.run_before_destroy(settings, tenant)
     db.session.delete(tenant)
     db.session.commit()
 
