@@ -6,16 +6,10 @@ an active grant at any time; nothing here is reachable from the staff console or
 decided, active → revoked/expired), so a replayed or racing decision finds nothing to claim
 and is refused (:class:`ReplayError`) without a second log entry.
 
-**Enforced by the database.** On PostgreSQL each grant gets a login role of its own,
-``<pg_name_prefix>m_<random>`` (``GRANT_ROLE_INFIX``; never a tenant's name, which cannot
-hold ``_``), with a random password kept encrypted, ``VALID UNTIL`` the end of the window,
-``CONNECTION LIMIT`` 2, ``CONNECT`` on that tenant's database only, ``USAGE`` on schema
-``public`` and ``SELECT`` on its tables — read-write adds ``INSERT/UPDATE/DELETE`` (not on
-``alembic_version`` nor ``tenant_identity``) and sequence ``USAGE, SELECT`` — never ownership.
-Revocation and expiry take ``LOGIN`` away, terminate the role's open sessions, strip its
-privileges (``DROP OWNED BY`` inside the tenant database), and terminate again anything that
-connected in between. On SQLite, the read scope opens the file read-only
-(:mod:`maintenance.access`).
+**Enforced by the database.** On PostgreSQL each grant gets a login role of its own with
+column privileges computed from :mod:`maintenance.allow_list` (:mod:`maintenance.pg_roles`);
+on SQLite, :mod:`maintenance.sqlite_door` opens the file with an authorizer enforcing the
+same list (read-only for the read scope).
 
 **Order.** Approval: claim the request, create the role, append ``approval`` to the access
 log, and only then store the grant (no grant exists before its approval is logged); a failure
@@ -29,36 +23,23 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import psycopg2
-from psycopg2 import sql
 from sqlalchemy import func, select, update
 
-from core import clock, config
-from core.config import Settings
-from core.crypto import encrypt
+from core import clock
 from core.db import db
 from maintenance import audit
 from maintenance import requests as maintenance_requests
 from maintenance.models import Grant, GrantStatus, MaintenanceRequest, RequestStatus, Scope
+from maintenance.pg_roles import create_role, disable_role, drop_role
 from maintenance.requests import SYSTEM_ACTOR, aware
-from tenants import pg
-from tenants.provisioning import GRANT_ROLE_INFIX, server_url
 from tenants.registry import Backend, Tenant
 
 log = logging.getLogger(__name__)
 
 COMMENT_MAX = 1000
-CONNECTION_LIMIT = 2
-#: Tables a read-write grant may read but never write.
-READ_ONLY_TABLES = frozenset({"alembic_version", "tenant_identity"})
-#: How long a revocation waits for the terminated sessions to be gone.
-TERMINATE_WAIT_S = 2.0
 PUBLIC_ID_MAX = 36
 ID_MAX = 2**31 - 1
 
@@ -78,10 +59,6 @@ class ClientAdmin:
     user_id: int
     name: str
     email: str
-
-
-def _settings() -> Settings:
-    return config.settings()
 
 
 # ---------------------------------------------------------------- input
@@ -360,113 +337,6 @@ def expire_grant_lazily(grant: Grant) -> None:
     except Exception:
         db.session.rollback()
         log.exception("could not expire maintenance grant %s", grant.id)
-
-
-# ---------------------------------------------------------------- PostgreSQL roles
-
-
-def _server_url(tenant: Tenant) -> str:
-    if tenant.server is None:
-        raise RuntimeError(f"tenant {tenant.slug} has no database server")
-    return server_url(_settings(), tenant.server)
-
-
-def create_role(tenant: Tenant, scope: Scope, ends: datetime) -> tuple[str, str]:
-    """A login role for one grant on ``tenant``'s database; returns its name and its
-    encrypted password. Undone (role dropped) if any step fails."""
-    settings = _settings()
-    role = f"{settings.pg_name_prefix}{GRANT_ROLE_INFIX}{secrets.token_hex(6)}"
-    if len(role.encode()) > 63:
-        raise RuntimeError("pg_name_prefix is too long for grant role names")
-    password = secrets.token_urlsafe(32)
-    url = _server_url(tenant)
-    ident = sql.Identifier(role)
-    created = False
-    try:
-        with pg.admin_connection(url) as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE ROLE {} LOGIN NOINHERIT NOSUPERUSER NOCREATEDB "
-                                "NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %s "
-                                "VALID UNTIL %s CONNECTION LIMIT %s").format(ident),
-                        (password, aware(ends).isoformat(), CONNECTION_LIMIT))
-            created = True
-            cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                sql.Identifier(tenant.database_name), ident))
-        with pg.admin_connection(url, tenant.database_name) as conn:
-            conn.autocommit = False
-            with conn.cursor() as cur:
-                cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                            "ORDER BY tablename")
-                tables = [row[0] for row in cur.fetchall()]
-                cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
-                if tables:
-                    cur.execute(sql.SQL("GRANT SELECT ON TABLE {} TO {}").format(
-                        _table_list(tables), ident))
-                writable = [t for t in tables if t not in READ_ONLY_TABLES]
-                if scope is Scope.READ_WRITE and writable:
-                    cur.execute(sql.SQL("GRANT INSERT, UPDATE, DELETE ON TABLE {} TO {}")
-                                .format(_table_list(writable), ident))
-                    cur.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public "
-                                        "TO {}").format(ident))
-            conn.commit()
-    except BaseException:
-        if created:
-            try:
-                drop_role(tenant, role)
-            except Exception:
-                log.exception("could not drop half-made grant role %s", role)
-        raise
-    return role, encrypt(settings.encryption_key, password)
-
-
-def _table_list(tables: list[str]) -> sql.Composable:
-    return sql.SQL(", ").join(sql.Identifier("public", t) for t in tables)
-
-
-def _terminate(cur: Any, role: str) -> int:
-    """Signal every session of ``role`` to terminate, then wait (a few ms, at most
-    ``TERMINATE_WAIT_S``) until none is left; returns how many were signalled."""
-    cur.execute("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
-                "FROM pg_stat_activity WHERE usename = %s AND pid <> pg_backend_pid()",
-                (role,))
-    signalled = int(cur.fetchone()[0])
-    deadline = time.monotonic() + TERMINATE_WAIT_S
-    while signalled:
-        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (role,))
-        if cur.fetchone()[0] == 0:
-            break
-        if time.monotonic() > deadline:
-            log.warning("sessions of %s still there %.1f s after termination", role,
-                        TERMINATE_WAIT_S)
-            break
-        time.sleep(0.005)
-    return signalled
-
-
-def disable_role(tenant: Tenant, role: str) -> None:
-    """NOLOGIN, open sessions terminated, privileges stripped, stragglers terminated."""
-    url = _server_url(tenant)
-    ident = sql.Identifier(role)
-    with pg.admin_connection(url) as conn, conn.cursor() as cur:
-        try:
-            cur.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(ident))
-        except psycopg2.errors.UndefinedObject:
-            return
-        _terminate(cur, role)
-        try:
-            with pg.admin_connection(url, tenant.database_name) as tconn, \
-                    tconn.cursor() as tcur:
-                tcur.execute(sql.SQL("DROP OWNED BY {}").format(ident))
-        except psycopg2.OperationalError:  # the tenant database is gone: nothing to strip
-            log.warning("privileges of %s not stripped: %s unreachable", role,
-                        tenant.database_name)
-        _terminate(cur, role)
-
-
-def drop_role(tenant: Tenant, role: str) -> None:
-    """Remove a grant role entirely (its privileges first)."""
-    disable_role(tenant, role)
-    with pg.admin_connection(_server_url(tenant)) as conn:
-        pg.drop_role(conn, role)
 
 
 def _cut_off(grant: Grant) -> None:
