@@ -43,7 +43,7 @@ from core import clock, config
 from core.config import Settings
 from core.crypto import decrypt
 from core.db import db
-from maintenance import audit, sqlite_door
+from maintenance import audit, revocations, sqlite_door
 from maintenance.allow_list import RULES, masked, readable, writable
 from maintenance.door_values import Page, Record, convert, display
 from maintenance.models import Grant, GrantStatus, RequestStatus, Scope, StaffUser
@@ -67,7 +67,7 @@ class NotFound(LookupError):
 
 def grant_state(grant: Grant) -> str:
     """What the grant allows right now: active, not-started, expired or revoked."""
-    if grant.status is GrantStatus.REVOKED:
+    if grant.status is GrantStatus.REVOKED or revocations.pending(grant.id):
         return "revoked"
     if grant.status is GrantStatus.EXPIRED:
         return "expired"
@@ -91,6 +91,8 @@ def grant_of(staff: StaffUser, grant_id: object) -> Grant | None:
 
 def check_grant(grant: Grant, staff: StaffUser) -> None:
     """Raise AccessDenied unless ``staff`` may use ``grant`` at this instant (read afresh)."""
+    if revocations.pending(grant.id):
+        raise AccessDenied("the grant is revoked")
     try:
         db.session.refresh(grant)
         db.session.refresh(staff)

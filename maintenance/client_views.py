@@ -172,10 +172,11 @@ def revoke(grant_id: int):
         return _page(400, str(exc))
     except grants.ReplayError as exc:
         return _page(409, str(exc))
-    except AuditWriteError:
+    except grants.RevocationPending:
         db.session.rollback()
-        return _page(503, _("Access revoked, but the access log could not be written. "
-                            "Please tell SCOQI."))
+        flash(_("Access revoked: the engineer is cut off now. The revocation will be written "
+                "to the access log as soon as the database is available again."), "warning")
+        return redirect(url_for("tenant.maintenance.index"), 303)
     flash(_("Access revoked: the engineer's next request is refused."), "info")
     return redirect(url_for("tenant.maintenance.index"), 303)
 
@@ -322,10 +323,11 @@ def api_revoke(grant_id: int):
         return _error(400, "bad_request", str(exc))
     except grants.ReplayError as exc:
         return _error(409, "conflict", str(exc))
-    except AuditWriteError:
+    except grants.RevocationPending:
         db.session.rollback()
-        return _error(503, "log_unavailable",
-                      "access revoked, but the access log could not be written")
+        return jsonify(grant=grant_json(grant), pending=True, message=(
+            "access revoked: the engineer is cut off now; the revocation will be written to "
+            "the access log as soon as the database is available again")), 202
     return jsonify(grant=grant_json(grant))
 
 

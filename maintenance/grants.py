@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from core import clock
 from core.db import db
-from maintenance import audit
+from maintenance import audit, revocations
 from maintenance import requests as maintenance_requests
 from maintenance.models import Grant, GrantStatus, MaintenanceRequest, RequestStatus, Scope
 from maintenance.pg_roles import create_role, disable_role, drop_role
@@ -142,10 +143,11 @@ def requests_of_tenant(tenant_id: int, limit: int = 200) -> list[MaintenanceRequ
 
 
 def active_grants(tenant_id: int) -> list[Grant]:
-    return list(db.session.execute(
+    found = db.session.execute(
         select(Grant).where(Grant.tenant_id == tenant_id, Grant.status == GrantStatus.ACTIVE,
                             Grant.ends_at > clock.now())
-        .order_by(Grant.ends_at)).scalars())
+        .order_by(Grant.ends_at)).scalars()
+    return [grant for grant in found if not revocations.pending(grant.id)]
 
 
 def pending_count(tenant_id: int) -> int:
@@ -252,19 +254,31 @@ def deny(request: MaintenanceRequest, admin: ClientAdmin, comment: object) -> Ma
     return request
 
 
+class RevocationPending(audit.AuditWriteError):
+    """The access ended, but the revocation is not stored and logged yet (it will be)."""
+
+
 def revoke(grant: Grant, admin: ClientAdmin, comment: object = None) -> Grant:
     """End an active grant now: refused at the engineer's next request, PostgreSQL role cut off
     and its sessions terminated. Raises ReplayError when the grant is not active any more;
-    AuditWriteError when the revocation (which stands) could not be logged."""
+    RevocationPending when the access ended but the platform database could not store or log
+    it yet (:mod:`maintenance.revocations` does, as soon as it can)."""
     note = clean_comment(comment)
     now = clock.now()
-    claimed = db.session.execute(
-        update(Grant)
-        .where(Grant.id == grant.id, Grant.status == GrantStatus.ACTIVE, Grant.ends_at > now)
-        .values(status=GrantStatus.REVOKED, revoked_at=now, revoked_by_name=admin.name,
-                revoked_by_email=admin.email)
-        .execution_options(synchronize_session=False))
-    db.session.commit()
+    try:
+        claimed = db.session.execute(
+            update(Grant)
+            .where(Grant.id == grant.id, Grant.status == GrantStatus.ACTIVE, Grant.ends_at > now)
+            .values(status=GrantStatus.REVOKED, revoked_at=now, revoked_by_name=admin.name,
+                    revoked_by_email=admin.email)
+            .execution_options(synchronize_session=False))
+        db.session.commit()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        if grant_state_now(grant, now) != "active":
+            raise
+        _revoke_offline(grant, admin, note, now)
+        raise RevocationPending(f"grant {grant.id} revoked, not stored yet: {exc}") from exc
     db.session.refresh(grant)
     if claimed.rowcount != 1:
         expire_lazily(grant.tenant_id)
@@ -273,11 +287,36 @@ def revoke(grant: Grant, admin: ClientAdmin, comment: object = None) -> Grant:
                           if grant.status is not GrantStatus.ACTIVE
                           else "this grant has ended")
     _cut_off(grant)
-    audit.append(grant.tenant_id, "revocation", actor_kind="client", actor_name=admin.name,
-                 actor_email=admin.email, request_public_id=grant.request.public_id,
-                 detail={"grant": grant.id, "comment": note,
-                         "ends_at": aware(grant.ends_at).isoformat()})
+    try:
+        audit.append(grant.tenant_id, "revocation", actor_kind="client", actor_name=admin.name,
+                     actor_email=admin.email, request_public_id=grant.request.public_id,
+                     detail={"grant": grant.id, "comment": note,
+                             "ends_at": aware(grant.ends_at).isoformat()})
+    except audit.AuditWriteError as exc:
+        _remember(grant, admin, note, now)
+        raise RevocationPending(f"grant {grant.id} revoked, not logged yet: {exc}") from exc
     return grant
+
+
+def grant_state_now(grant: Grant, now: datetime) -> str:
+    """``active`` while the grant (as loaded) is active and inside its window."""
+    if grant.status is GrantStatus.ACTIVE and aware(grant.ends_at) > now:
+        return "active"
+    return grant.status.value
+
+
+def _remember(grant: Grant, admin: ClientAdmin, note: str | None, now: datetime) -> None:
+    try:
+        revocations.record(grant.id, name=admin.name, email=admin.email, comment=note, at=now)
+    except OSError:
+        log.exception("revocation of grant %s could not even be remembered", grant.id)
+
+
+def _revoke_offline(grant: Grant, admin: ClientAdmin, note: str | None, now: datetime) -> None:
+    """The platform database refused the claim: the marker makes the door refuse the grant,
+    the PostgreSQL role is cut off; storing and logging wait for the database."""
+    revocations.record(grant.id, name=admin.name, email=admin.email, comment=note, at=now)
+    _cut_off(grant)
 
 
 # ---------------------------------------------------------------- expiry
@@ -321,7 +360,13 @@ def expire_grants(tenant_id: int | None = None) -> list[Grant]:
 
 
 def expire_lazily(tenant_id: int | None = None) -> None:
-    """Apply due expiries of requests and grants for a page; an outage does not break it."""
+    """Apply due expiries of requests and grants, and pending revocations, for a page; an
+    outage does not break it."""
+    try:
+        revocations.apply_pending()
+    except Exception:
+        db.session.rollback()
+        log.exception("could not apply pending revocations")
     maintenance_requests.expire_lazily(tenant_id)
     try:
         expire_grants(tenant_id)
