@@ -10,6 +10,7 @@ Decisions themselves live in :mod:`maintenance.grants`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -53,6 +54,8 @@ STATUS_LABELS = {RequestStatus.PENDING: _l("awaiting your decision"),
 STATE_LABELS = {"active": _l("active"), "expired": _l("ended"), "revoked": _l("revoked"),
                 "not-started": _l("not started")}
 HISTORY_LIMIT = 100
+#: Largest JSON body the decision API reads (a comment is at most 1000 characters).
+API_BODY_MAX = 256 * 1024
 
 
 def _admin() -> grants.ClientAdmin:
@@ -253,9 +256,19 @@ def api_admin(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _body() -> dict[str, Any]:
-    if not request.get_data(cache=True):
+    """The JSON object sent (``{}`` for no body); 400 for anything else, 413 past the limit
+    (the app's ``MAX_CONTENT_LENGTH`` bounds what is read without a ``Content-Length``)."""
+    if (request.content_length or 0) > API_BODY_MAX:
+        abort(413)
+    raw = request.get_data(cache=True)
+    if len(raw) > API_BODY_MAX:
+        abort(413)
+    if not raw:
         return {}
-    data = request.get_json(silent=True)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        abort(400, "the body is not valid JSON")
     if not isinstance(data, dict):
         abort(400, "the body must be a JSON object")
     return data
