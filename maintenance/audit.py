@@ -68,6 +68,13 @@ from sqlalchemy.orm import make_transient_to_detached
 from core import clock
 from core.db import db
 from maintenance import witness
+from maintenance.audit_read import (  # noqa: F401  (re-exported: the log's reading side)
+    Head,
+    entries_page,
+    export_jsonl,
+    head,
+    iter_jsonl,
+)
 from maintenance.models import AccessLogEntry, AccessLogHead, AccessLogPurge
 from maintenance.seals import SealKeyError, seal, seal_ok
 from maintenance.verify_log import FIELDS, GENESIS, entry_hash
@@ -271,12 +278,12 @@ def _append_locked(conn: Connection, tenant_id: int, values: dict[str, Any]) -> 
         raise AuditWriteError(f"no tenant with id {tenant_id}")
     if conn.execute(select(_purges.c.id).where(_purges.c.tenant_uid == tenant_uid)).first():
         raise AuditWriteError("this tenant's access log was purged: nothing more is logged")
-    head = conn.execute(select(_heads.c.entry_count, _heads.c.last_hash, _heads.c.seal)
+    current = conn.execute(select(_heads.c.entry_count, _heads.c.last_hash, _heads.c.seal)
                         .where(_heads.c.tenant_id == tenant_id)).one_or_none()
     tail = conn.execute(select(_log.c.seq, _log.c.hash).where(_log.c.tenant_id == tenant_id)
                         .order_by(_log.c.seq.desc()).limit(1)).one_or_none()
-    count, prev_hash = (head.entry_count, head.last_hash) if head else (0, GENESIS)
-    if head is not None and not seal_ok(tenant_uid, count, prev_hash, head.seal):
+    count, prev_hash = (current.entry_count, current.last_hash) if current else (0, GENESIS)
+    if current is not None and not seal_ok(tenant_uid, count, prev_hash, current.seal):
         raise AuditWriteError("the access-log head's seal is wrong: run `qalitel audit verify`")
     tail_position = (tail.seq, tail.hash) if tail is not None else (0, GENESIS)
     if tail_position != (count, prev_hash):
@@ -288,7 +295,7 @@ def _append_locked(conn: Connection, tenant_id: int, values: dict[str, Any]) -> 
     result = conn.execute(insert(_log).values(tenant_id=tenant_id, hash=digest, **row))
     sealed = {"entry_count": count + 1, "last_hash": digest, "updated_at": values["at"],
               "seal": seal(tenant_uid, count + 1, digest)}
-    if head is None:
+    if current is None:
         conn.execute(insert(_heads).values(tenant_id=tenant_id, **sealed))
     else:
         moved = conn.execute(update(_heads).where(_heads.c.tenant_id == tenant_id,
@@ -306,39 +313,7 @@ def _append_locked(conn: Connection, tenant_id: int, values: dict[str, Any]) -> 
     return entry
 
 
-# ---------------------------------------------------------------- read, verify, export
-
-_ROW_COLUMNS = (_log.c.seq, _log.c.at, _log.c.event, _log.c.actor_kind, _log.c.actor_name,
-                _log.c.actor_email, _log.c.request_public_id, _log.c.detail, _log.c.prev_hash,
-                _log.c.hash)
-
-
-def _snapshot(conn: Connection) -> Connection:
-    """One consistent view of head and entries for the rest of this connection's use."""
-    if conn.dialect.name == "postgresql":
-        conn = conn.execution_options(isolation_level="REPEATABLE READ")
-    else:
-        conn.exec_driver_sql("BEGIN")
-        conn.exec_driver_sql("SELECT count(*) FROM access_log_heads").scalar()
-    return conn
-
-
-def _entries(conn: Connection, tenant_id: int, tenant_uid: str) -> Iterator[dict[str, Any]]:
-    """A tenant's entries in ``seq`` order, streamed, as canonical dicts (plus ``hash``)."""
-    query = (select(*_ROW_COLUMNS).where(_log.c.tenant_id == tenant_id)
-             .order_by(_log.c.seq, _log.c.id))
-    result = conn.execution_options(stream_results=True, yield_per=2000).execute(query)
-    keys = [*result.keys(), "tenant_uid"]
-    for row in result:
-        yield dict(zip(keys, (*row, tenant_uid), strict=True))
-
-
-def _tenant(tenant_id: int) -> Tenant:
-    tenant = db.session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise LookupError(f"no tenant with id {tenant_id}")
-    return tenant
-
+# ---------------------------------------------------------------- verify, read
 
 def verify(tenant_id: int) -> VerifyResult:
     """Chain, sealed head, witness and requests of the tenant (``maintenance.audit_verify``)."""
@@ -351,55 +326,6 @@ def verify_all() -> Iterator[tuple[Tenant, VerifyResult]]:
     """Every tenant's verdict, by slug."""
     for tenant in db.session.execute(select(Tenant).order_by(Tenant.slug)).scalars().all():
         yield tenant, verify(tenant.id)
-
-
-_EXPORT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-# Characters some tools take for line breaks, escaped so that one entry stays one line.
-_LINE_BREAKS = (("\x85", "\\u0085"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
-
-
-def _one_line(entry: dict[str, Any]) -> str:
-    line = _EXPORT.encode(entry)
-    for char, escaped in _LINE_BREAKS:
-        if char in line:
-            line = line.replace(char, escaped)
-    return line + "\n"
-
-
-def iter_jsonl(tenant_id: int) -> Iterator[str]:
-    """The tenant's log as JSON lines (one entry per line, keys sorted), streamed."""
-    tenant = _tenant(tenant_id)
-    with db.engine.connect() as raw:
-        conn = _snapshot(raw)
-        for entry in _entries(conn, tenant_id, tenant.uid):
-            yield _one_line(entry)
-        conn.rollback()
-
-
-def export_jsonl(tenant_id: int) -> str:
-    return "".join(iter_jsonl(tenant_id))
-
-
-@dataclass(frozen=True)
-class Head:
-    count: int
-    last_hash: str
-    updated_at: str | None
-
-
-def head(tenant_id: int) -> Head:
-    """What the sealed head records (shown to client admins so they can note it)."""
-    row = db.session.execute(select(_heads).where(_heads.c.tenant_id == tenant_id)).one_or_none()
-    if row is None:
-        return Head(0, GENESIS, None)
-    return Head(row.entry_count, row.last_hash, row.updated_at)
-
-
-def entries_page(tenant_id: int, *, offset: int = 0, limit: int = 100) -> list[AccessLogEntry]:
-    """Newest first, for display."""
-    return list(db.session.execute(
-        select(AccessLogEntry).where(AccessLogEntry.tenant_id == tenant_id)
-        .order_by(AccessLogEntry.seq.desc()).offset(offset).limit(limit)).scalars())
 
 
 def missing_guards() -> list[str]:

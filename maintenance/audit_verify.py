@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from core.db import db
 from maintenance import witness
-from maintenance.audit import VerifyResult, _entries, _heads, _snapshot, _tenant
+from maintenance.audit import VerifyResult
+from maintenance.audit_read import _entries, _heads, _snapshot, _tenant
 from maintenance.models import (
     AccessLogPurge,
     Grant,

@@ -35,13 +35,12 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException
 
 from core.db import db
+from core.web import admin_required, is_admin
 from maintenance import grants, notify  # noqa: F401  (notify registers the e-mail hook)
 from maintenance.access import grant_state
 from maintenance.audit import AuditWriteError
 from maintenance.models import Grant, MaintenanceRequest, RequestStatus, Scope
 from maintenance.requests import aware
-from qalitel.users.models import Profile
-from qalitel.users.views import admin_required
 from tenants.context import current_tenant, has_tenant
 
 bp = Blueprint("maintenance", __name__)
@@ -74,8 +73,7 @@ def _pending_for_admin() -> int:
     """Requests awaiting a decision, for an admin of the current tenant (0 for anyone else)."""
     if "maintenance_pending" not in g:
         count = 0
-        if has_tenant() and current_user.is_authenticated and \
-                current_user.profile is Profile.ADMIN:
+        if has_tenant() and is_admin():
             try:
                 count = grants.pending_count(_tenant_id())
             except Exception:  # a banner never takes a page down
@@ -249,7 +247,7 @@ def api_admin(view: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if not current_user.is_authenticated:
             return _error(401, "unauthenticated", "sign in first")
-        if current_user.profile is not Profile.ADMIN:
+        if not is_admin():
             return _error(403, "forbidden", "only an administrator of this company decides")
         return view(*args, **kwargs)
     return guarded

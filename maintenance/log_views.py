@@ -7,9 +7,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core.db import db
+from core.web import admin_required
 from maintenance import audit
 from maintenance.models import MaintenanceRequest, StaffUser
-from qalitel.users.views import admin_required
 from tenants.context import current_tenant
 
 bp = Blueprint("audit_log", __name__, url_prefix="/maintenance")

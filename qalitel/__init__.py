@@ -52,9 +52,22 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     views.init_app(app)
     cli.init_app(app)
     from maintenance import console as staff_console
+    from maintenance import notify
 
     staff_console.init_app(app)
+    notify.on_list_admins(_active_admins)
     return app
+
+
+def _active_admins(session: Any) -> list[tuple[str, str]]:
+    """A tenant's active administrators (name, e-mail): what maintenance mails."""
+    from sqlalchemy import select
+
+    from qalitel.users.models import Profile, User
+
+    return [(name, email) for name, email in session.execute(
+        select(User.name, User.email).where(User.profile == Profile.ADMIN,
+                                            User.suspended_at.is_(None)).order_by(User.id))]
 
 
 def _platform_engine_options(settings: Settings) -> dict[str, Any]:
