@@ -275,8 +275,9 @@ def revoke(grant: Grant, admin: ClientAdmin, comment: object = None) -> Grant:
         db.session.commit()
     except SQLAlchemyError as exc:
         db.session.rollback()
-        if grant_state_now(grant, now) != "active":
-            raise
+        state = grant_state_now(grant, now)
+        if state != "active":
+            raise ReplayError(f"this grant is already {state}") from exc
         _revoke_offline(grant, admin, note, now)
         raise RevocationPending(f"grant {grant.id} revoked, not stored yet: {exc}") from exc
     db.session.refresh(grant)
@@ -300,8 +301,8 @@ def revoke(grant: Grant, admin: ClientAdmin, comment: object = None) -> Grant:
 
 def grant_state_now(grant: Grant, now: datetime) -> str:
     """``active`` while the grant (as loaded) is active and inside its window."""
-    if grant.status is GrantStatus.ACTIVE and aware(grant.ends_at) > now:
-        return "active"
+    if grant.status is GrantStatus.ACTIVE:
+        return "active" if aware(grant.ends_at) > now else "ended"
     return grant.status.value
 
 

@@ -77,6 +77,9 @@ def read(tenant_uid: str) -> Witnessed:
         handle = path(tenant_uid).open("rb")
     except FileNotFoundError:
         return seen
+    except OSError:
+        seen.unreadable.append(0)  # line 0: the file itself
+        return seen
     with handle:
         for number, raw in enumerate(handle, start=1):
             try:
