@@ -83,6 +83,11 @@ def test_the_admin_email_takeover_is_refused_at_the_console(rw):
     world, grant_id, client = rw
     app = world.app
     admin_id, email, profile = _user(app, world.tenants.a.admin_email)
+    listing = client.get(f"/staff/grants/{grant_id}/tables/users")
+    assert listing.status_code == 200 and email.encode() in listing.data
+    assert b"password_hash" not in listing.data and b"session_token" not in listing.data
+    tables = client.get(f"/staff/grants/{grant_id}/").get_data(as_text=True)
+    assert "nonconformities" in tables and "alembic_version" not in tables
     url = f"/staff/grants/{grant_id}/tables/users/{admin_id}"
     page = client.get(url)
     assert page.status_code == 200
