@@ -68,10 +68,10 @@ def _logged(grant: Grant) -> bool:
         AccessLogEntry.request_public_id == grant.request.public_id))).scalar())
 
 
-def _apply(data: dict[str, Any]) -> bool:
+def _apply(data: dict[str, Any]) -> None:
     grant = db.session.get(Grant, data["grant"])
     if grant is None:
-        return True
+        return
     at = datetime.fromisoformat(data["at"])
     if grant.status is GrantStatus.ACTIVE:
         db.session.execute(update(Grant).where(Grant.id == grant.id,
@@ -88,7 +88,6 @@ def _apply(data: dict[str, Any]) -> bool:
                      request_public_id=grant.request.public_id,
                      detail={"grant": grant.id, "comment": data["comment"],
                              "revoked_at": at.isoformat(), "logged_late": True})
-    return True
 
 
 def apply_pending() -> int:
