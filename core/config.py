@@ -56,6 +56,7 @@ class Settings:
     maintenance_max_hours: float = 4.0
     maintenance_pending_hours: float = 12.0
     reset_link_minutes: int = 60
+    audit_witness_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -65,6 +66,11 @@ class Settings:
     @property
     def sqlite_tenant_dir(self) -> Path:
         return self.instance_dir / "tenants"
+
+    @property
+    def witness_dir(self) -> Path:
+        """Where the access-log witness files go (``maintenance.witness``)."""
+        return self.audit_witness_dir or self.instance_dir / "audit-witness"
 
 
 # name, attribute, type, default shown in the README, description
@@ -130,6 +136,9 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
      "Hours a maintenance request waits for the client's decision before it expires."),
     ("QALITEL_RESET_LINK_MINUTES", "reset_link_minutes", int, "60",
      "Lifetime of an emailed password-reset link, in minutes (single use)."),
+    ("QALITEL_AUDIT_WITNESS_DIR", "audit_witness_dir", Path, "<instance>/audit-witness",
+     "Folder of the append-only witness files of the maintenance access logs; put it outside "
+     "the platform database's reach (another disk or host, `chattr +a`)."),
 ]
 
 def settings() -> Settings:

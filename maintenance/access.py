@@ -6,12 +6,14 @@ connects — never through the app's engine cache:
 
 * PostgreSQL: as the grant's own login role (created by ``maintenance.grants`` with exactly
   the privileges of its scope), so the database itself refuses what the scope does not allow;
-* SQLite: the tenant file opened ``mode=ro`` with ``PRAGMA query_only=ON`` for the read scope
-  (``mode=rw`` for read-write); ``ATTACH`` is refused either way.
+* SQLite: the tenant file behind :mod:`maintenance.sqlite_door` (read-only for the read
+  scope, an authorizer enforcing the allow-list either way).
 
-Each read or write re-checks the grant, then appends ``view``/``change`` (table, record ids)
-and has it committed BEFORE the data is touched: when the log cannot be written, nothing is
-read. ``close()`` appends ``session_end``.
+Only what :mod:`maintenance.allow_list` names is listed, selected or offered for editing.
+Each read or write re-checks the grant, then appends ``view``/``change`` (table, record ids;
+for a change, the field's old and new values, masked where sensitive) and has it committed
+BEFORE the data is shown or written: when the log cannot be written, nothing is read.
+``close()`` appends ``session_end``.
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import sqlite3
-from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, func, inspect, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    create_engine,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidRequestError
@@ -34,7 +43,9 @@ from core import clock, config
 from core.config import Settings
 from core.crypto import decrypt
 from core.db import db
-from maintenance import audit
+from maintenance import audit, revocations, sqlite_door
+from maintenance.allow_list import RULES, masked, readable, writable
+from maintenance.door_values import Page, Record, convert, display
 from maintenance.models import Grant, GrantStatus, RequestStatus, Scope, StaffUser
 from maintenance.requests import aware
 from tenants.engines import sqlite_path
@@ -43,9 +54,6 @@ from tenants.registry import Backend, Tenant, TenantStatus
 log = logging.getLogger(__name__)
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-#: Columns whose values are credentials: never displayed, never changed through the console.
-SENSITIVE_RE = re.compile(r"password|token|secret|totp|otp_|_otp", re.IGNORECASE)
-MASK = "••••••"
 PAGE_SIZE_MAX = 200
 
 
@@ -59,7 +67,7 @@ class NotFound(LookupError):
 
 def grant_state(grant: Grant) -> str:
     """What the grant allows right now: active, not-started, expired or revoked."""
-    if grant.status is GrantStatus.REVOKED:
+    if grant.status is GrantStatus.REVOKED or revocations.pending(grant.id):
         return "revoked"
     if grant.status is GrantStatus.EXPIRED:
         return "expired"
@@ -83,6 +91,8 @@ def grant_of(staff: StaffUser, grant_id: object) -> Grant | None:
 
 def check_grant(grant: Grant, staff: StaffUser) -> None:
     """Raise AccessDenied unless ``staff`` may use ``grant`` at this instant (read afresh)."""
+    if revocations.pending(grant.id):
+        raise AccessDenied("the grant is revoked")
     try:
         db.session.refresh(grant)
         db.session.refresh(staff)
@@ -106,52 +116,6 @@ def check_grant(grant: Grant, staff: StaffUser) -> None:
     db.session.refresh(tenant)
     if tenant.status is not TenantStatus.ACTIVE:
         raise AccessDenied(f"the tenant is {tenant.status.value}")
-
-
-@dataclass
-class Page:
-    table: str
-    columns: list[str]
-    rows: list[list[str | None]]
-    ids: list[str | None]
-    primary_key: str | None
-    page: int
-    page_size: int
-    total: int
-
-    @property
-    def has_next(self) -> bool:
-        return self.page * self.page_size < self.total
-
-
-@dataclass
-class Record:
-    table: str
-    record_id: str
-    primary_key: str
-    values: list[tuple[str, str | None]]
-    editable: list[str] = field(default_factory=list)
-
-
-def _display(column: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if SENSITIVE_RE.search(column):
-        return MASK
-    if isinstance(value, bytes | bytearray | memoryview):
-        return f"<{len(bytes(value))} bytes>"
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
-
-
-def _deny_attach(action: int, arg1: str | None, arg2: str | None, *_rest: object) -> int:
-    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() == "query_only" \
-            and arg2 is not None:
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
 
 
 class MaintenanceSession:
@@ -196,18 +160,7 @@ class MaintenanceSession:
             path = sqlite_path(settings, tenant.database_name).resolve()
             if not path.is_file():
                 raise NotFound("the tenant database file is missing")
-            read_only = self.scope is Scope.READ
-            uri = f"{path.as_uri()}?mode={'ro' if read_only else 'rw'}"
-
-            def connect() -> sqlite3.Connection:
-                conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
-                conn.execute("PRAGMA foreign_keys=ON")
-                if read_only:
-                    conn.execute("PRAGMA query_only=ON")
-                conn.set_authorizer(_deny_attach)
-                return conn
-
-            return create_engine("sqlite://", creator=connect, poolclass=NullPool)
+            return sqlite_door.engine(path, write=self.scope is Scope.READ_WRITE)
         if not (self.grant.role_name and self.grant.role_password_encrypted
                 and tenant.server is not None):
             raise AccessDenied("this grant has no database role")
@@ -288,7 +241,13 @@ class MaintenanceSession:
     def _table(self, conn: Connection, name: str) -> Table:
         if name not in inspect(conn).get_table_names():
             raise NotFound(f"no table {name}")
+        if name not in RULES:
+            raise AccessDenied(f"the table {name} is not open to maintenance access")
         return Table(name, MetaData(), autoload_with=conn)
+
+    @staticmethod
+    def _readable(table: Table) -> list[Column]:
+        return [c for c in table.columns if readable(table.name, c.name)]
 
     @staticmethod
     def _single_key(table: Table):
@@ -313,10 +272,10 @@ class MaintenanceSession:
     # -------------------------------------------------------------- the operations
 
     def tables(self) -> list[str]:
-        """Names of the tenant database's tables (logged as a view of the table list)."""
+        """The tenant tables open to maintenance (logged as a view of the table list)."""
         conn = self._before("view", {"what": "tables"})
         try:
-            return sorted(inspect(conn).get_table_names())
+            return sorted(set(inspect(conn).get_table_names()) & set(RULES))
         finally:
             conn.rollback()
 
@@ -330,15 +289,16 @@ class MaintenanceSession:
         try:
             reflected = self._table(conn, table)
             key = self._single_key(reflected)
-            order = list(reflected.primary_key.columns) or list(reflected.columns)[:1]
+            shown = self._readable(reflected)
+            order = list(reflected.primary_key.columns) or shown[:1]
             total = conn.execute(select(func.count()).select_from(reflected)).scalar_one()
-            result = conn.execute(select(reflected).order_by(*order)
+            result = conn.execute(select(*shown).order_by(*order)
                                   .limit(page_size).offset((page - 1) * page_size))
             columns = list(result.keys())
             rows, ids = [], []
             for row in result:
                 mapping = row._mapping
-                rows.append([_display(c, mapping[c]) for c in columns])
+                rows.append([display(c, mapping[c]) for c in columns])
                 ids.append(str(mapping[key.name]) if key is not None else None)
             return Page(table=table, columns=columns, rows=rows, ids=ids,
                         primary_key=key.name if key is not None else None, page=page,
@@ -358,68 +318,59 @@ class MaintenanceSession:
             key = self._single_key(reflected)
             if key is None:
                 raise NotFound(f"table {table} has no single-column primary key")
-            row = conn.execute(select(reflected).where(
+            row = conn.execute(select(*self._readable(reflected)).where(
                 key == self._coerce_id(key, record_id))).first()
             if row is None:
                 raise NotFound("no such record")
             mapping = row._mapping
             editable = [] if self.scope is Scope.READ else [
                 c.name for c in reflected.columns
-                if not c.primary_key and not SENSITIVE_RE.search(c.name)]
+                if not c.primary_key and writable(table, c.name)]
             return Record(table=table, record_id=str(record_id), primary_key=key.name,
-                          values=[(c, _display(c, mapping[c])) for c in mapping],
+                          values=[(c, display(c, mapping[c])) for c in mapping],
                           editable=editable)
         finally:
             conn.rollback()
 
     def update_field(self, table: str, record_id: object, column: str, value: str) -> None:
-        """Change one field of one record (read-write grants only; logged before)."""
+        """Change one field of one record (read-write grants, allow-listed fields only).
+
+        The old value is read (not shown), then ``change`` is logged with the old and the new
+        value, and only then is the record written, in the same tenant transaction."""
         table, column = self._name(table), self._name(column)
         if self.scope is not Scope.READ_WRITE:
             raise AccessDenied("this grant is read-only")
-        if SENSITIVE_RE.search(column):
-            raise AccessDenied("credentials are not changed through maintenance access")
+        if not writable(table, column):
+            raise AccessDenied(f"{table}.{column} cannot be changed through maintenance "
+                               "access (authentication, identity and access data are out "
+                               "of reach)")
         if not isinstance(value, str) or len(value) > 20000:
             raise ValueError("the value must be text of at most 20000 characters")
-        conn = self._before("change", {"table": table, "record_id": str(record_id)[:200],
-                                       "column": column})
+        conn = self._connection()
+        check_grant(self.grant, self.staff)
         try:
             reflected = self._table(conn, table)
             key = self._single_key(reflected)
             if key is None or column not in reflected.columns or column == key.name:
                 raise NotFound("no such field")
             target = reflected.columns[column]
-            result = conn.execute(sql_update(reflected)
-                                  .where(key == self._coerce_id(key, record_id))
-                                  .values({column: _convert(target, value)}))
-            if result.rowcount != 1:
+            new = convert(target, value)
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            where = key == self._coerce_id(key, record_id)
+            found = conn.execute(select(target).where(where).with_for_update()).first()
+            if found is None:
                 raise NotFound("no such record")
+            self._log("change", {"table": table, "record_id": str(record_id)[:200],
+                                 "column": column, "old": masked(column, found[0]),
+                                 "new": masked(column, new)})
+            self.changes += 1
+            conn.execute(sql_update(reflected).where(where).values({column: new}))
             conn.commit()
         finally:
-            conn.rollback()
-
-
-def _convert(column, value: str) -> Any:
-    if value == "" and column.nullable:
-        return None
-    try:
-        kind = column.type.python_type
-    except NotImplementedError:
-        return value
-    if kind is bool:
-        lowered = value.strip().lower()
-        if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-            raise ValueError("expected true or false")
-        return lowered in ("1", "true", "yes", "on")
-    if kind is int:
-        return int(value)
-    if kind is float:
-        return float(value)
-    if kind is datetime:
-        return datetime.fromisoformat(value)
-    if kind is date:
-        return date.fromisoformat(value)
-    return value
+            if conn.in_transaction() or getattr(conn.connection.dbapi_connection,
+                                                "in_transaction", False):
+                conn.rollback()
 
 
 def open_session(grant: Grant, staff: StaffUser) -> MaintenanceSession:

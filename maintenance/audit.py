@@ -16,10 +16,11 @@ are in ``maintenance/verify_log.py``, the standalone verifier clients run on an 
 application verifies with the same code.
 
 **Head.** ``access_log_heads`` keeps, per tenant, the entry count and last hash, sealed with
-an HMAC-SHA256 under a key derived from the platform encryption key (``QALITEL_ENCRYPTION_KEY``,
-never stored in the database). Removing the newest entries leaves a chain that is valid on its
-own; the sealed head is what catches it. ``append`` refuses to extend a log whose tail does not
-match its sealed head (the access is refused until an operator looks).
+an HMAC-SHA256 under a key derived from the platform encryption key (:mod:`maintenance.seals`;
+``QALITEL_ENCRYPTION_KEY``, never stored in the database). Removing the newest entries leaves
+a chain that is valid on its own; the sealed head is what catches it. ``append`` refuses to
+extend a log whose tail does not match its sealed head, or a purged log (the access is refused
+until an operator looks).
 
 **Serialisation.** Appends of one tenant are serialised: on PostgreSQL by a transaction-level
 advisory lock keyed by the tenant, on SQLite by ``BEGIN IMMEDIATE`` (one writer per database)
@@ -28,84 +29,89 @@ the app config key ``AUDIT_LOCK_TIMEOUT_MS`` (default 5000). On SQLite the calle
 hold uncommitted platform writes in ``db.session`` (append would wait for itself): write the
 log first, as the rule says, or commit before.
 
-**Append-only in the database.** Triggers (platform revision p0003) refuse ``UPDATE`` and
-``DELETE`` on ``access_log`` (and ``TRUNCATE`` on PostgreSQL), and any change to a head but
-moving it forward by one; :func:`missing_guards` reports triggers dropped or disabled.
+**Witness.** Once committed, each entry's seq and hash also go to an append-only file outside
+the database (:mod:`maintenance.witness`): a rollback to an older genuine head, or a rewrite
+re-sealed with the key, contradicts it.
 
-**Limits, honestly.** The log is tamper-*evident*, not tamper-proof. Someone with write
-access to the platform database *and* the encryption key can rewrite a tenant's whole log and
-re-seal its head consistently; someone with database access only can put back an older genuine
-head after cutting the log to it (a rollback to an earlier state). Both are caught only by a
-copy kept elsewhere: the client admin can download the log and note the last hash shown on
-the access-log page; ``verify_log.py --previous old.jsonl --expect-last HASH`` checks a newer
-export continues an older one and ends where the page said.
+**Append-only in the database.** Triggers (platform revisions p0003, p0005) refuse ``UPDATE``
+and ``DELETE`` on ``access_log`` (and ``TRUNCATE`` on PostgreSQL), and any change to a head but
+moving it forward by one; a DELETE passes only for what a purge record covers
+(:mod:`maintenance.purge`), and purge records themselves are append-only.
+:func:`missing_guards` reports triggers dropped or disabled. Verification
+(:mod:`maintenance.audit_verify`) also requires an entry for every request, decision, expiry
+and revocation the platform tables hold.
+
+**Limits, honestly.** The log is tamper-*evident*, not tamper-proof. Someone with write access
+to the platform database, the encryption key *and* the witness files can rewrite a tenant's
+whole log consistently; only a copy the client kept (the download, the last hash shown on the
+access-log page: ``verify_log.py --previous old.jsonl --expect-last HASH``) shows it then.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import threading
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app, has_app_context
 from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import make_transient_to_detached
 
-from core import clock, config
+from core import clock
 from core.db import db
-from maintenance.models import AccessLogEntry, AccessLogHead
-from maintenance.verify_log import FIELDS, GENESIS, ChainChecker, entry_hash
+from maintenance import witness
+from maintenance.audit_read import (  # noqa: F401  (re-exported: the log's reading side)
+    Head,
+    VerifyResult,
+    entries_page,
+    export_jsonl,
+    head,
+    iter_jsonl,
+)
+from maintenance.models import AccessLogEntry, AccessLogHead, AccessLogPurge
+from maintenance.seals import SealKeyError, seal, seal_ok
+from maintenance.verify_log import FIELDS, GENESIS, entry_hash
 from tenants.registry import Tenant
 
 EVENTS = ("request", "approval", "denial", "request_expired", "grant_expired", "revocation",
           "session_start", "view", "change", "session_end")
 ACTOR_KINDS = ("staff", "client", "system")
 DEFAULT_LOCK_TIMEOUT_MS = 5000
-SEAL_CONTEXT = b"qalitel access-log head seal\x00"
 
-# The triggers of revision p0003 (name -> table) on each backend.
+# The triggers of revisions p0003 and p0005 (name -> table) on each backend.
 GUARDS = {
     "sqlite": {"access_log_no_update": "access_log", "access_log_no_delete": "access_log",
                "access_log_heads_no_delete": "access_log_heads",
-               "access_log_heads_forward_only": "access_log_heads"},
+               "access_log_heads_forward_only": "access_log_heads",
+               "access_log_purges_no_update": "access_log_purges",
+               "access_log_purges_no_delete": "access_log_purges"},
     "postgresql": {"access_log_no_update": "access_log", "access_log_no_delete": "access_log",
                    "access_log_no_truncate": "access_log",
                    "access_log_heads_no_delete": "access_log_heads",
                    "access_log_heads_forward_only": "access_log_heads",
-                   "access_log_heads_no_truncate": "access_log_heads"},
+                   "access_log_heads_no_truncate": "access_log_heads",
+                   "access_log_purges_no_update": "access_log_purges",
+                   "access_log_purges_no_delete": "access_log_purges",
+                   "access_log_purges_no_truncate": "access_log_purges"},
 }
 
+T = TypeVar("T")
 _log = AccessLogEntry.__table__
 _heads = AccessLogHead.__table__
+_purges = AccessLogPurge.__table__
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
 
 
 class AuditWriteError(RuntimeError):
     """The access log could not be written: the caller must refuse the access."""
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    ok: bool
-    count: int
-    first_bad_seq: int | None = None
-    reason: str | None = None
-    last_hash: str = GENESIS
-
-    def describe(self) -> str:
-        if self.ok:
-            return f"ok, {self.count} entries, last hash {self.last_hash}"
-        return f"BROKEN at entry {self.first_bad_seq}: {self.reason}"
 
 
 # ---------------------------------------------------------------- canonical pieces
@@ -142,30 +148,6 @@ def normalise_detail(detail: dict[str, Any] | None) -> dict[str, Any]:
         return json.loads(json.dumps(detail, default=_json_default, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"detail is not JSON-serialisable: {exc}") from exc
-
-
-def _seal_keys() -> list[bytes]:
-    settings = config.settings()
-    keys = [k.strip() for k in settings.encryption_key.split(",") if k.strip()]
-    if not keys:
-        raise AuditWriteError("no encryption key configured to seal the access-log head")
-    return [hashlib.sha256(SEAL_CONTEXT + key.encode()).digest() for key in keys]
-
-
-def _seal_message(tenant_uid: str, count: int, last_hash: str) -> bytes:
-    return json.dumps({"tenant_uid": tenant_uid, "entry_count": count, "last_hash": last_hash},
-                      sort_keys=True, separators=(",", ":")).encode()
-
-
-def seal(tenant_uid: str, count: int, last_hash: str) -> str:
-    return hmac.new(_seal_keys()[0], _seal_message(tenant_uid, count, last_hash),
-                    hashlib.sha256).hexdigest()
-
-
-def seal_ok(tenant_uid: str, count: int, last_hash: str, value: str) -> bool:
-    message = _seal_message(tenant_uid, count, last_hash)
-    return any(hmac.compare_digest(hmac.new(key, message, hashlib.sha256).hexdigest(), value)
-               for key in _seal_keys())
 
 
 # ---------------------------------------------------------------- append
@@ -223,18 +205,26 @@ def append(tenant_id: int, event: str, *, actor_kind: str, actor_name: str,
     values = {"event": event, "actor_kind": actor_kind, "actor_name": actor_name,
               "actor_email": actor_email, "request_public_id": request_public_id,
               "detail": normalise_detail(detail), "at": format_at(clock.now())}
+    return run_locked(tenant_id, lambda conn: _append_locked(conn, tenant_id, values))
+
+
+def run_locked(tenant_id: int, work: Callable[[Connection], T]) -> T:
+    """``work(conn)`` on a connection of its own holding the tenant's log lock (the advisory
+    lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite); ``work`` commits. Database errors
+    become AuditWriteError."""
     try:
         engine = db.engine
         _refuse_if_session_writes(engine)
         if engine.dialect.name == "sqlite":
-            return _append_sqlite(engine, tenant_id, values)
+            return _run_sqlite(engine, work)
         with engine.connect() as conn:
             conn.execute(select(func.set_config("lock_timeout", f"{_lock_timeout_ms()}ms",
                                                 True)))
-            return _append_locked(conn, tenant_id, values, lock_key=_pg_lock_key(tenant_id))
+            conn.execute(select(func.pg_advisory_xact_lock(_pg_lock_key(tenant_id))))
+            return work(conn)
     except AuditWriteError:
         raise
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, SealKeyError) as exc:
         raise AuditWriteError(f"access log of tenant {tenant_id} not written: {exc}") from exc
 
 
@@ -243,7 +233,7 @@ def _pg_lock_key(tenant_id: int) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _append_sqlite(engine: Engine, tenant_id: int, values: dict[str, Any]) -> AccessLogEntry:
+def _run_sqlite(engine: Engine, work: Callable[[Connection], T]) -> T:
     timeout_ms = _lock_timeout_ms()
     lock = _process_lock(engine)
     if not lock.acquire(timeout=timeout_ms / 1000):
@@ -254,7 +244,7 @@ def _append_sqlite(engine: Engine, tenant_id: int, values: dict[str, Any]) -> Ac
             conn.exec_driver_sql(f"PRAGMA busy_timeout={int(timeout_ms)}")
             try:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
-                return _append_locked(conn, tenant_id, values, lock_key=None)
+                return work(conn)
             finally:
                 if conn.connection.dbapi_connection.in_transaction:
                     conn.rollback()
@@ -263,19 +253,18 @@ def _append_sqlite(engine: Engine, tenant_id: int, values: dict[str, Any]) -> Ac
         lock.release()
 
 
-def _append_locked(conn: Connection, tenant_id: int, values: dict[str, Any], *,
-                   lock_key: int | None) -> AccessLogEntry:
-    if lock_key is not None:
-        conn.execute(select(func.pg_advisory_xact_lock(lock_key)))
+def _append_locked(conn: Connection, tenant_id: int, values: dict[str, Any]) -> AccessLogEntry:
     tenant_uid = conn.execute(select(Tenant.uid).where(Tenant.id == tenant_id)).scalar()
     if tenant_uid is None:
         raise AuditWriteError(f"no tenant with id {tenant_id}")
-    head = conn.execute(select(_heads.c.entry_count, _heads.c.last_hash, _heads.c.seal)
+    if conn.execute(select(_purges.c.id).where(_purges.c.tenant_uid == tenant_uid)).first():
+        raise AuditWriteError("this tenant's access log was purged: nothing more is logged")
+    current = conn.execute(select(_heads.c.entry_count, _heads.c.last_hash, _heads.c.seal)
                         .where(_heads.c.tenant_id == tenant_id)).one_or_none()
     tail = conn.execute(select(_log.c.seq, _log.c.hash).where(_log.c.tenant_id == tenant_id)
                         .order_by(_log.c.seq.desc()).limit(1)).one_or_none()
-    count, prev_hash = (head.entry_count, head.last_hash) if head else (0, GENESIS)
-    if head is not None and not seal_ok(tenant_uid, count, prev_hash, head.seal):
+    count, prev_hash = (current.entry_count, current.last_hash) if current else (0, GENESIS)
+    if current is not None and not seal_ok(tenant_uid, count, prev_hash, current.seal):
         raise AuditWriteError("the access-log head's seal is wrong: run `qalitel audit verify`")
     tail_position = (tail.seq, tail.hash) if tail is not None else (0, GENESIS)
     if tail_position != (count, prev_hash):
@@ -287,7 +276,7 @@ def _append_locked(conn: Connection, tenant_id: int, values: dict[str, Any], *,
     result = conn.execute(insert(_log).values(tenant_id=tenant_id, hash=digest, **row))
     sealed = {"entry_count": count + 1, "last_hash": digest, "updated_at": values["at"],
               "seal": seal(tenant_uid, count + 1, digest)}
-    if head is None:
+    if current is None:
         conn.execute(insert(_heads).values(tenant_id=tenant_id, **sealed))
     else:
         moved = conn.execute(update(_heads).where(_heads.c.tenant_id == tenant_id,
@@ -295,136 +284,29 @@ def _append_locked(conn: Connection, tenant_id: int, values: dict[str, Any], *,
         if moved.rowcount != 1:
             raise AuditWriteError("the access-log head moved under the lock")
     conn.commit()
+    try:
+        witness.entry(tenant_uid, count + 1, digest)
+    except witness.WitnessError as exc:
+        raise AuditWriteError(f"entry {count + 1} committed, but {exc}") from exc
     entry = AccessLogEntry(id=result.inserted_primary_key[0], tenant_id=tenant_id,
                            hash=digest, **row)
     make_transient_to_detached(entry)
     return entry
 
 
-# ---------------------------------------------------------------- read, verify, export
-
-_ROW_COLUMNS = (_log.c.seq, _log.c.at, _log.c.event, _log.c.actor_kind, _log.c.actor_name,
-                _log.c.actor_email, _log.c.request_public_id, _log.c.detail, _log.c.prev_hash,
-                _log.c.hash)
-
-
-def _snapshot(conn: Connection) -> Connection:
-    """One consistent view of head and entries for the rest of this connection's use."""
-    if conn.dialect.name == "postgresql":
-        conn = conn.execution_options(isolation_level="REPEATABLE READ")
-    else:
-        conn.exec_driver_sql("BEGIN")
-        conn.exec_driver_sql("SELECT count(*) FROM access_log_heads").scalar()
-    return conn
-
-
-def _entries(conn: Connection, tenant_id: int, tenant_uid: str) -> Iterator[dict[str, Any]]:
-    """A tenant's entries in ``seq`` order, streamed, as canonical dicts (plus ``hash``)."""
-    query = (select(*_ROW_COLUMNS).where(_log.c.tenant_id == tenant_id)
-             .order_by(_log.c.seq, _log.c.id))
-    result = conn.execution_options(stream_results=True, yield_per=2000).execute(query)
-    keys = [*result.keys(), "tenant_uid"]
-    for row in result:
-        yield dict(zip(keys, (*row, tenant_uid), strict=True))
-
-
-def _tenant(tenant_id: int) -> Tenant:
-    tenant = db.session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise LookupError(f"no tenant with id {tenant_id}")
-    return tenant
-
+# ---------------------------------------------------------------- verify, read
 
 def verify(tenant_id: int) -> VerifyResult:
-    """Walk the tenant's whole chain (streamed) and compare its end with the sealed head."""
-    tenant = _tenant(tenant_id)
-    with db.engine.connect() as raw:
-        conn = _snapshot(raw)
-        head = conn.execute(select(_heads).where(_heads.c.tenant_id == tenant_id)).one_or_none()
-        checker = ChainChecker(tenant.uid)
-        for entry in _entries(conn, tenant_id, tenant.uid):
-            problem = checker.check(entry)
-            if problem is None and head is not None and entry["seq"] > head.entry_count:
-                problem = entry["seq"], (f"entry {entry['seq']} lies beyond the sealed head "
-                                         f"({head.entry_count} entries): added behind the "
-                                         "log's back")
-            if problem:
-                valid = min(checker.count, problem[0] - 1)
-                return VerifyResult(False, valid, problem[0], problem[1], checker.last_hash)
-        conn.rollback()
-    count, last = checker.count, checker.last_hash
-    if head is None:
-        if count:
-            return VerifyResult(False, count, 1, "the log has no sealed head", last)
-        return VerifyResult(True, 0, None, None, last)
-    if not seal_ok(tenant.uid, head.entry_count, head.last_hash, head.seal):
-        return VerifyResult(False, count, head.entry_count,
-                            "the head's seal is wrong (head altered)", last)
-    if head.entry_count > count:
-        missing = count + 1
-        return VerifyResult(False, count, missing,
-                            f"entry {missing} is missing: the sealed head records "
-                            f"{head.entry_count} entries (the newest removed)", last)
-    if head.last_hash != last:
-        return VerifyResult(False, count, count,
-                            f"the chain does not end at the hash the sealed head records for "
-                            f"entry {count} (entries rewritten and chained again)", last)
-    return VerifyResult(True, count, None, None, last)
+    """Chain, sealed head, witness and requests of the tenant (``maintenance.audit_verify``)."""
+    from maintenance.audit_verify import verify_tenant
+
+    return verify_tenant(tenant_id)
 
 
 def verify_all() -> Iterator[tuple[Tenant, VerifyResult]]:
     """Every tenant's verdict, by slug."""
     for tenant in db.session.execute(select(Tenant).order_by(Tenant.slug)).scalars().all():
         yield tenant, verify(tenant.id)
-
-
-_EXPORT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-# Characters some tools take for line breaks, escaped so that one entry stays one line.
-_LINE_BREAKS = (("\x85", "\\u0085"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
-
-
-def _one_line(entry: dict[str, Any]) -> str:
-    line = _EXPORT.encode(entry)
-    for char, escaped in _LINE_BREAKS:
-        if char in line:
-            line = line.replace(char, escaped)
-    return line + "\n"
-
-
-def iter_jsonl(tenant_id: int) -> Iterator[str]:
-    """The tenant's log as JSON lines (one entry per line, keys sorted), streamed."""
-    tenant = _tenant(tenant_id)
-    with db.engine.connect() as raw:
-        conn = _snapshot(raw)
-        for entry in _entries(conn, tenant_id, tenant.uid):
-            yield _one_line(entry)
-        conn.rollback()
-
-
-def export_jsonl(tenant_id: int) -> str:
-    return "".join(iter_jsonl(tenant_id))
-
-
-@dataclass(frozen=True)
-class Head:
-    count: int
-    last_hash: str
-    updated_at: str | None
-
-
-def head(tenant_id: int) -> Head:
-    """What the sealed head records (shown to client admins so they can note it)."""
-    row = db.session.execute(select(_heads).where(_heads.c.tenant_id == tenant_id)).one_or_none()
-    if row is None:
-        return Head(0, GENESIS, None)
-    return Head(row.entry_count, row.last_hash, row.updated_at)
-
-
-def entries_page(tenant_id: int, *, offset: int = 0, limit: int = 100) -> list[AccessLogEntry]:
-    """Newest first, for display."""
-    return list(db.session.execute(
-        select(AccessLogEntry).where(AccessLogEntry.tenant_id == tenant_id)
-        .order_by(AccessLogEntry.seq.desc()).offset(offset).limit(limit)).scalars())
 
 
 def missing_guards() -> list[str]:
@@ -435,7 +317,8 @@ def missing_guards() -> list[str]:
         if engine.dialect.name == "postgresql":
             present = set(conn.execute(text(
                 "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgenabled <> 'D' "
-                "AND tgrelid IN ('access_log'::regclass, 'access_log_heads'::regclass)"))
+                "AND tgrelid IN ('access_log'::regclass, 'access_log_heads'::regclass, "
+                "'access_log_purges'::regclass)"))
                 .scalars())
         else:
             present = set(conn.execute(text(

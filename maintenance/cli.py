@@ -28,7 +28,8 @@ def verify_command(slug: str | None) -> None:
     """Check the hash chain and sealed head of SLUG's log (every tenant's without SLUG).
 
     Exits 1 naming the first bad entry (tenant, seq, reason), or when the database
-    triggers keeping the log append-only are missing.
+    triggers keeping the log append-only are missing. Without SLUG, the purge records of
+    destroyed tenants are checked too.
     """
     from maintenance import audit
 
@@ -45,6 +46,16 @@ def verify_command(slug: str | None) -> None:
             broken += 1
             click.secho(f"{tenant.slug}: seq {result.first_bad_seq}: {result.reason} "
                         f"({result.count} valid entries before it)", fg="red")
+    if not slug:
+        from maintenance.audit_verify import verify_purges
+
+        for purge, result in verify_purges():
+            name = f"{purge.tenant_slug} (destroyed, uid {purge.tenant_uid})"
+            if result.ok:
+                click.echo(f"{name}: {result.describe()}")
+            else:
+                broken += 1
+                click.secho(f"{name}: {result.reason}", fg="red")
     missing = audit.missing_guards()
     if missing:
         click.secho(f"WARNING: append-only triggers missing or disabled: {', '.join(missing)}",

@@ -141,10 +141,15 @@ def maintenance_request(slug: str, engineer: str, reason: str, ticket: str | Non
 @with_appcontext
 def maintenance_expire() -> None:
     """Expire pending requests past their deadline and grants past their end (for cron);
-    each expiry is logged, and an expired grant's PostgreSQL role is cut off."""
+    each expiry is logged, and an expired grant's PostgreSQL role is cut off. Revocations
+    the database could not take earlier are stored and logged first."""
     from maintenance.grants import expire_grants
     from maintenance.requests import expire_overdue
+    from maintenance.revocations import apply_pending
 
+    applied = apply_pending()
+    if applied:
+        click.echo(f"{applied} pending revocation(s) stored and logged")
     expired = expire_overdue()
     click.echo(f"{len(expired)} request(s) expired")
     for request in expired:

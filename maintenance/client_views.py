@@ -10,6 +10,7 @@ Decisions themselves live in :mod:`maintenance.grants`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -34,13 +35,12 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException
 
 from core.db import db
+from core.web import admin_required, is_admin
 from maintenance import grants, notify  # noqa: F401  (notify registers the e-mail hook)
 from maintenance.access import grant_state
 from maintenance.audit import AuditWriteError
 from maintenance.models import Grant, MaintenanceRequest, RequestStatus, Scope
 from maintenance.requests import aware
-from qalitel.user_views import admin_required
-from qalitel.users.models import Profile
 from tenants.context import current_tenant, has_tenant
 
 bp = Blueprint("maintenance", __name__)
@@ -53,6 +53,8 @@ STATUS_LABELS = {RequestStatus.PENDING: _l("awaiting your decision"),
 STATE_LABELS = {"active": _l("active"), "expired": _l("ended"), "revoked": _l("revoked"),
                 "not-started": _l("not started")}
 HISTORY_LIMIT = 100
+#: Largest JSON body the decision API reads (a comment is at most 1000 characters).
+API_BODY_MAX = 256 * 1024
 
 
 def _admin() -> grants.ClientAdmin:
@@ -71,8 +73,7 @@ def _pending_for_admin() -> int:
     """Requests awaiting a decision, for an admin of the current tenant (0 for anyone else)."""
     if "maintenance_pending" not in g:
         count = 0
-        if has_tenant() and current_user.is_authenticated and \
-                current_user.profile is Profile.ADMIN:
+        if has_tenant() and is_admin():
             try:
                 count = grants.pending_count(_tenant_id())
             except Exception:  # a banner never takes a page down
@@ -172,10 +173,11 @@ def revoke(grant_id: int):
         return _page(400, str(exc))
     except grants.ReplayError as exc:
         return _page(409, str(exc))
-    except AuditWriteError:
+    except grants.RevocationPending:
         db.session.rollback()
-        return _page(503, _("Access revoked, but the access log could not be written. "
-                            "Please tell SCOQI."))
+        flash(_("Access revoked: the engineer is cut off now. The revocation will be written "
+                "to the access log as soon as the database is available again."), "warning")
+        return redirect(url_for("tenant.maintenance.index"), 303)
     flash(_("Access revoked: the engineer's next request is refused."), "info")
     return redirect(url_for("tenant.maintenance.index"), 303)
 
@@ -245,16 +247,26 @@ def api_admin(view: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if not current_user.is_authenticated:
             return _error(401, "unauthenticated", "sign in first")
-        if current_user.profile is not Profile.ADMIN:
+        if not is_admin():
             return _error(403, "forbidden", "only an administrator of this company decides")
         return view(*args, **kwargs)
     return guarded
 
 
 def _body() -> dict[str, Any]:
-    if not request.get_data(cache=True):
+    """The JSON object sent (``{}`` for no body); 400 for anything else, 413 past the limit
+    (the app's ``MAX_CONTENT_LENGTH`` bounds what is read without a ``Content-Length``)."""
+    if (request.content_length or 0) > API_BODY_MAX:
+        abort(413)
+    raw = request.get_data(cache=True)
+    if len(raw) > API_BODY_MAX:
+        abort(413)
+    if not raw:
         return {}
-    data = request.get_json(silent=True)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        abort(400, "the body is not valid JSON")
     if not isinstance(data, dict):
         abort(400, "the body must be a JSON object")
     return data
@@ -322,10 +334,11 @@ def api_revoke(grant_id: int):
         return _error(400, "bad_request", str(exc))
     except grants.ReplayError as exc:
         return _error(409, "conflict", str(exc))
-    except AuditWriteError:
+    except grants.RevocationPending:
         db.session.rollback()
-        return _error(503, "log_unavailable",
-                      "access revoked, but the access log could not be written")
+        return jsonify(grant=grant_json(grant), pending=True, message=(
+            "access revoked: the engineer is cut off now; the revocation will be written to "
+            "the access log as soon as the database is available again")), 202
     return jsonify(grant=grant_json(grant))
 
 

@@ -6,16 +6,10 @@ an active grant at any time; nothing here is reachable from the staff console or
 decided, active → revoked/expired), so a replayed or racing decision finds nothing to claim
 and is refused (:class:`ReplayError`) without a second log entry.
 
-**Enforced by the database.** On PostgreSQL each grant gets a login role of its own,
-``<pg_name_prefix>m_<random>`` (``GRANT_ROLE_INFIX``; never a tenant's name, which cannot
-hold ``_``), with a random password kept encrypted, ``VALID UNTIL`` the end of the window,
-``CONNECTION LIMIT`` 2, ``CONNECT`` on that tenant's database only, ``USAGE`` on schema
-``public`` and ``SELECT`` on its tables — read-write adds ``INSERT/UPDATE/DELETE`` (not on
-``alembic_version`` nor ``tenant_identity``) and sequence ``USAGE, SELECT`` — never ownership.
-Revocation and expiry take ``LOGIN`` away, terminate the role's open sessions, strip its
-privileges (``DROP OWNED BY`` inside the tenant database), and terminate again anything that
-connected in between. On SQLite, the read scope opens the file read-only
-(:mod:`maintenance.access`).
+**Enforced by the database.** On PostgreSQL each grant gets a login role of its own with
+column privileges computed from :mod:`maintenance.allow_list` (:mod:`maintenance.pg_roles`);
+on SQLite, :mod:`maintenance.sqlite_door` opens the file with an authorizer enforcing the
+same list (read-only for the read scope).
 
 **Order.** Approval: claim the request, create the role, append ``approval`` to the access
 log, and only then store the grant (no grant exists before its approval is logged); a failure
@@ -29,36 +23,24 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import psycopg2
-from psycopg2 import sql
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
-from core import clock, config
-from core.config import Settings
-from core.crypto import encrypt
+from core import clock
 from core.db import db
-from maintenance import audit
+from maintenance import audit, revocations
 from maintenance import requests as maintenance_requests
 from maintenance.models import Grant, GrantStatus, MaintenanceRequest, RequestStatus, Scope
+from maintenance.pg_roles import create_role, disable_role, drop_role
 from maintenance.requests import SYSTEM_ACTOR, aware
-from tenants import pg
-from tenants.provisioning import GRANT_ROLE_INFIX, server_url
 from tenants.registry import Backend, Tenant
 
 log = logging.getLogger(__name__)
 
 COMMENT_MAX = 1000
-CONNECTION_LIMIT = 2
-#: Tables a read-write grant may read but never write.
-READ_ONLY_TABLES = frozenset({"alembic_version", "tenant_identity"})
-#: How long a revocation waits for the terminated sessions to be gone.
-TERMINATE_WAIT_S = 2.0
 PUBLIC_ID_MAX = 36
 ID_MAX = 2**31 - 1
 
@@ -78,10 +60,6 @@ class ClientAdmin:
     user_id: int
     name: str
     email: str
-
-
-def _settings() -> Settings:
-    return config.settings()
 
 
 # ---------------------------------------------------------------- input
@@ -165,10 +143,11 @@ def requests_of_tenant(tenant_id: int, limit: int = 200) -> list[MaintenanceRequ
 
 
 def active_grants(tenant_id: int) -> list[Grant]:
-    return list(db.session.execute(
+    found = db.session.execute(
         select(Grant).where(Grant.tenant_id == tenant_id, Grant.status == GrantStatus.ACTIVE,
                             Grant.ends_at > clock.now())
-        .order_by(Grant.ends_at)).scalars())
+        .order_by(Grant.ends_at)).scalars()
+    return [grant for grant in found if not revocations.pending(grant.id)]
 
 
 def pending_count(tenant_id: int) -> int:
@@ -275,19 +254,32 @@ def deny(request: MaintenanceRequest, admin: ClientAdmin, comment: object) -> Ma
     return request
 
 
+class RevocationPending(audit.AuditWriteError):
+    """The access ended, but the revocation is not stored and logged yet (it will be)."""
+
+
 def revoke(grant: Grant, admin: ClientAdmin, comment: object = None) -> Grant:
     """End an active grant now: refused at the engineer's next request, PostgreSQL role cut off
     and its sessions terminated. Raises ReplayError when the grant is not active any more;
-    AuditWriteError when the revocation (which stands) could not be logged."""
+    RevocationPending when the access ended but the platform database could not store or log
+    it yet (:mod:`maintenance.revocations` does, as soon as it can)."""
     note = clean_comment(comment)
     now = clock.now()
-    claimed = db.session.execute(
-        update(Grant)
-        .where(Grant.id == grant.id, Grant.status == GrantStatus.ACTIVE, Grant.ends_at > now)
-        .values(status=GrantStatus.REVOKED, revoked_at=now, revoked_by_name=admin.name,
-                revoked_by_email=admin.email)
-        .execution_options(synchronize_session=False))
-    db.session.commit()
+    try:
+        claimed = db.session.execute(
+            update(Grant)
+            .where(Grant.id == grant.id, Grant.status == GrantStatus.ACTIVE, Grant.ends_at > now)
+            .values(status=GrantStatus.REVOKED, revoked_at=now, revoked_by_name=admin.name,
+                    revoked_by_email=admin.email)
+            .execution_options(synchronize_session=False))
+        db.session.commit()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        state = grant_state_now(grant, now)
+        if state != "active":
+            raise ReplayError(f"this grant is already {state}") from exc
+        _revoke_offline(grant, admin, note, now)
+        raise RevocationPending(f"grant {grant.id} revoked, not stored yet: {exc}") from exc
     db.session.refresh(grant)
     if claimed.rowcount != 1:
         expire_lazily(grant.tenant_id)
@@ -296,11 +288,36 @@ def revoke(grant: Grant, admin: ClientAdmin, comment: object = None) -> Grant:
                           if grant.status is not GrantStatus.ACTIVE
                           else "this grant has ended")
     _cut_off(grant)
-    audit.append(grant.tenant_id, "revocation", actor_kind="client", actor_name=admin.name,
-                 actor_email=admin.email, request_public_id=grant.request.public_id,
-                 detail={"grant": grant.id, "comment": note,
-                         "ends_at": aware(grant.ends_at).isoformat()})
+    try:
+        audit.append(grant.tenant_id, "revocation", actor_kind="client", actor_name=admin.name,
+                     actor_email=admin.email, request_public_id=grant.request.public_id,
+                     detail={"grant": grant.id, "comment": note,
+                             "ends_at": aware(grant.ends_at).isoformat()})
+    except audit.AuditWriteError as exc:
+        _remember(grant, admin, note, now)
+        raise RevocationPending(f"grant {grant.id} revoked, not logged yet: {exc}") from exc
     return grant
+
+
+def grant_state_now(grant: Grant, now: datetime) -> str:
+    """``active`` while the grant (as loaded) is active and inside its window."""
+    if grant.status is GrantStatus.ACTIVE:
+        return "active" if aware(grant.ends_at) > now else "ended"
+    return grant.status.value
+
+
+def _remember(grant: Grant, admin: ClientAdmin, note: str | None, now: datetime) -> None:
+    try:
+        revocations.record(grant.id, name=admin.name, email=admin.email, comment=note, at=now)
+    except OSError:
+        log.exception("revocation of grant %s could not even be remembered", grant.id)
+
+
+def _revoke_offline(grant: Grant, admin: ClientAdmin, note: str | None, now: datetime) -> None:
+    """The platform database refused the claim: the marker makes the door refuse the grant,
+    the PostgreSQL role is cut off; storing and logging wait for the database."""
+    revocations.record(grant.id, name=admin.name, email=admin.email, comment=note, at=now)
+    _cut_off(grant)
 
 
 # ---------------------------------------------------------------- expiry
@@ -344,7 +361,13 @@ def expire_grants(tenant_id: int | None = None) -> list[Grant]:
 
 
 def expire_lazily(tenant_id: int | None = None) -> None:
-    """Apply due expiries of requests and grants for a page; an outage does not break it."""
+    """Apply due expiries of requests and grants, and pending revocations, for a page; an
+    outage does not break it."""
+    try:
+        revocations.apply_pending()
+    except Exception:
+        db.session.rollback()
+        log.exception("could not apply pending revocations")
     maintenance_requests.expire_lazily(tenant_id)
     try:
         expire_grants(tenant_id)
@@ -360,113 +383,6 @@ def expire_grant_lazily(grant: Grant) -> None:
     except Exception:
         db.session.rollback()
         log.exception("could not expire maintenance grant %s", grant.id)
-
-
-# ---------------------------------------------------------------- PostgreSQL roles
-
-
-def _server_url(tenant: Tenant) -> str:
-    if tenant.server is None:
-        raise RuntimeError(f"tenant {tenant.slug} has no database server")
-    return server_url(_settings(), tenant.server)
-
-
-def create_role(tenant: Tenant, scope: Scope, ends: datetime) -> tuple[str, str]:
-    """A login role for one grant on ``tenant``'s database; returns its name and its
-    encrypted password. Undone (role dropped) if any step fails."""
-    settings = _settings()
-    role = f"{settings.pg_name_prefix}{GRANT_ROLE_INFIX}{secrets.token_hex(6)}"
-    if len(role.encode()) > 63:
-        raise RuntimeError("pg_name_prefix is too long for grant role names")
-    password = secrets.token_urlsafe(32)
-    url = _server_url(tenant)
-    ident = sql.Identifier(role)
-    created = False
-    try:
-        with pg.admin_connection(url) as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE ROLE {} LOGIN NOINHERIT NOSUPERUSER NOCREATEDB "
-                                "NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %s "
-                                "VALID UNTIL %s CONNECTION LIMIT %s").format(ident),
-                        (password, aware(ends).isoformat(), CONNECTION_LIMIT))
-            created = True
-            cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                sql.Identifier(tenant.database_name), ident))
-        with pg.admin_connection(url, tenant.database_name) as conn:
-            conn.autocommit = False
-            with conn.cursor() as cur:
-                cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                            "ORDER BY tablename")
-                tables = [row[0] for row in cur.fetchall()]
-                cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
-                if tables:
-                    cur.execute(sql.SQL("GRANT SELECT ON TABLE {} TO {}").format(
-                        _table_list(tables), ident))
-                writable = [t for t in tables if t not in READ_ONLY_TABLES]
-                if scope is Scope.READ_WRITE and writable:
-                    cur.execute(sql.SQL("GRANT INSERT, UPDATE, DELETE ON TABLE {} TO {}")
-                                .format(_table_list(writable), ident))
-                    cur.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public "
-                                        "TO {}").format(ident))
-            conn.commit()
-    except BaseException:
-        if created:
-            try:
-                drop_role(tenant, role)
-            except Exception:
-                log.exception("could not drop half-made grant role %s", role)
-        raise
-    return role, encrypt(settings.encryption_key, password)
-
-
-def _table_list(tables: list[str]) -> sql.Composable:
-    return sql.SQL(", ").join(sql.Identifier("public", t) for t in tables)
-
-
-def _terminate(cur: Any, role: str) -> int:
-    """Signal every session of ``role`` to terminate, then wait (a few ms, at most
-    ``TERMINATE_WAIT_S``) until none is left; returns how many were signalled."""
-    cur.execute("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
-                "FROM pg_stat_activity WHERE usename = %s AND pid <> pg_backend_pid()",
-                (role,))
-    signalled = int(cur.fetchone()[0])
-    deadline = time.monotonic() + TERMINATE_WAIT_S
-    while signalled:
-        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (role,))
-        if cur.fetchone()[0] == 0:
-            break
-        if time.monotonic() > deadline:
-            log.warning("sessions of %s still there %.1f s after termination", role,
-                        TERMINATE_WAIT_S)
-            break
-        time.sleep(0.005)
-    return signalled
-
-
-def disable_role(tenant: Tenant, role: str) -> None:
-    """NOLOGIN, open sessions terminated, privileges stripped, stragglers terminated."""
-    url = _server_url(tenant)
-    ident = sql.Identifier(role)
-    with pg.admin_connection(url) as conn, conn.cursor() as cur:
-        try:
-            cur.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(ident))
-        except psycopg2.errors.UndefinedObject:
-            return
-        _terminate(cur, role)
-        try:
-            with pg.admin_connection(url, tenant.database_name) as tconn, \
-                    tconn.cursor() as tcur:
-                tcur.execute(sql.SQL("DROP OWNED BY {}").format(ident))
-        except psycopg2.OperationalError:  # the tenant database is gone: nothing to strip
-            log.warning("privileges of %s not stripped: %s unreachable", role,
-                        tenant.database_name)
-        _terminate(cur, role)
-
-
-def drop_role(tenant: Tenant, role: str) -> None:
-    """Remove a grant role entirely (its privileges first)."""
-    disable_role(tenant, role)
-    with pg.admin_connection(_server_url(tenant)) as conn:
-        pg.drop_role(conn, role)
 
 
 def _cut_off(grant: Grant) -> None:

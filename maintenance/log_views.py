@@ -7,9 +7,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core.db import db
+from core.web import admin_required
 from maintenance import audit
 from maintenance.models import MaintenanceRequest, StaffUser
-from qalitel.user_views import admin_required
 from tenants.context import current_tenant
 
 bp = Blueprint("audit_log", __name__, url_prefix="/maintenance")
@@ -48,13 +48,13 @@ def _requests(tenant_id: int, public_ids: set[str]) -> dict[str, MaintenanceRequ
 @admin_required
 def index():
     tenant = current_tenant()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
     result = audit.verify(tenant.id)
     sealed = audit.head(tenant.id)
+    pages = max((sealed.count + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
     entries = audit.entries_page(tenant.id, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     requests = _requests(tenant.id, {e.request_public_id for e in entries
                                      if e.request_public_id})
-    pages = max((sealed.count + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     return render_template("maintenance/log.html", result=result, head=sealed,
                            entries=entries, requests=requests, page=page, pages=pages,
                            event_labels=EVENT_LABELS, actor_labels=ACTOR_LABELS)

@@ -155,3 +155,20 @@ class AccessLogHead(db.Model):
     last_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     seal: Mapped[str] = mapped_column(String(64), nullable=False)
     updated_at: Mapped[str] = mapped_column(String(40), nullable=False)
+
+
+class AccessLogPurge(db.Model):
+    """The record a purged tenant's log leaves behind (``maintenance.purge``): the sealed head
+    it had, whether its chain verified, when. Append-only (platform revision p0005); kept after
+    the tenant's registry row goes, so it names the tenant by ``uid`` and slug, not by id."""
+
+    __tablename__ = "access_log_purges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_uid: Mapped[str] = mapped_column(String(36), unique=True, nullable=False)
+    tenant_slug: Mapped[str] = mapped_column(String(40), nullable=False)
+    entry_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    chain_ok: Mapped[bool] = mapped_column(nullable=False)
+    purged_at: Mapped[str] = mapped_column(String(40), nullable=False)
+    seal: Mapped[str] = mapped_column(String(64), nullable=False)

@@ -1,27 +1,29 @@
 """E-mail to a client's administrators when SCOQI asks them for maintenance access.
 
 Hooked on :data:`maintenance.requests.on_request_created`. Finding the administrators means
-reading the tenant's own ``users`` table: a system action done here, in ``maintenance/``,
-through ``tenant_context`` (names and e-mail addresses of active admins, nothing else).
+reading the tenant's own ``users`` table, which belongs to the app: the app registers, with
+:func:`on_list_admins`, a function that lists them from a tenant session (names and e-mail
+addresses of active admins, nothing else); it runs here through ``tenant_context``. Without
+one registered, nobody is mailed (and the failure is logged).
 Messages go through :mod:`core.mail` in the platform's default language, one per admin.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from core import config, mail
 from core.config import Settings
 from core.links import tenant_link
 from maintenance.models import MaintenanceRequest
 from maintenance.requests import aware, on_request_created
-from qalitel.users.models import Profile, User
 from tenants.context import current_tenant, has_tenant, tdb, tenant_context
 from tenants.engines import TenantInfo
 from tenants.registry import Tenant
@@ -35,21 +37,29 @@ class Recipient:
     email: str
 
 
-def _query():
-    return (select(User.name, User.email)
-            .where(User.profile == Profile.ADMIN, User.suspended_at.is_(None))
-            .order_by(User.id))
+#: Given a tenant database session, that tenant's active administrators as (name, e-mail).
+AdminLister = Callable[[Any], list[tuple[str, str]]]
+_listers: list[AdminLister] = []
+
+
+def on_list_admins(lister: AdminLister) -> AdminLister:
+    """Register the app's way of listing a tenant's active administrators (the last wins)."""
+    _listers[:] = [lister]
+    return lister
 
 
 def client_admins(tenant: Tenant) -> list[Recipient]:
     """The active administrators of ``tenant``, read from its own database."""
+    if not _listers:
+        raise RuntimeError("no way to list a tenant's administrators was registered")
+    lister = _listers[0]
     if has_tenant():
         if current_tenant().id != tenant.id:
             raise RuntimeError("another tenant is current: its admins cannot be read here")
-        rows = tdb.execute(_query()).all()
+        rows = lister(tdb)
     else:
         with tenant_context(TenantInfo.from_row(tenant)) as ctx:
-            rows = ctx.session.execute(_query()).all()
+            rows = lister(ctx.session)
     return [Recipient(name=name, email=email) for name, email in rows]
 
 

@@ -1,5 +1,6 @@
-"""What the app hands the tenancy core (``tenants.hooks``): its two migration lineages and a
-new tenant's first rows. :func:`register` runs when ``qalitel`` is imported."""
+"""What the app hands the layers below: to the tenancy core (``tenants.hooks``) its two
+migration lineages and a new tenant's first rows; to maintenance the log purge at destroy
+time and how to list a tenant's admins. :func:`register` runs when ``qalitel`` is imported."""
 
 from __future__ import annotations
 
@@ -26,18 +27,24 @@ def first_admin_rows(admin: hooks.FirstAdmin) -> list[hooks.Row]:
     return [(User.__table__, values)]
 
 
-def purge_access_log(_settings: Any, tenant: Any) -> None:
-    """Delete a closed tenant's maintenance access log with it (the p0004 triggers allow it
-    for a closed tenant only)."""
-    from core.db import db
-    from maintenance.models import AccessLogEntry, AccessLogHead
+def active_admins(session: Any) -> list[tuple[str, str]]:
+    """A tenant's active administrators (name, e-mail): whom maintenance notifies."""
+    from sqlalchemy import select
 
-    for model in (AccessLogEntry, AccessLogHead):
-        db.session.execute(model.__table__.delete().where(model.tenant_id == tenant.id))
+    from qalitel.users.models import Profile, User
+
+    return [(name, email) for name, email in session.execute(
+        select(User.name, User.email).where(User.profile == Profile.ADMIN,
+                                            User.suspended_at.is_(None)).order_by(User.id))]
 
 
 def register() -> None:
     for lineage in LINEAGES:
         hooks.register_lineage(lineage)
     hooks.provide_first_rows(first_admin_rows)
-    hooks.on_before_destroy(purge_access_log)
+    # Maintenance's part: the access log's recorded purge at destroy time (every app, the
+    # page-less one of commands included) and whom to notify of a request.
+    from maintenance import notify, purge
+
+    purge.register()
+    notify.on_list_admins(active_admins)

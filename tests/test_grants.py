@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from core.crypto import decrypt
 from core.db import db
-from maintenance import grants
+from maintenance import grants, pg_roles
 from maintenance.audit import AuditWriteError
 from maintenance.models import Grant, MaintenanceRequest, RequestStatus, Scope
 from tests.conftest import PG_URL
@@ -188,7 +188,7 @@ def test_read_grant_role(maint_world):
         "SELECT rolcanlogin, rolconnlimit, rolvaliduntil, rolsuper, rolcreatedb, "
         "rolcreaterole, rolinherit, rolreplication, rolbypassrls FROM pg_roles "
         "WHERE rolname = %s", (role,))
-    assert attrs[0] is True and attrs[1] == grants.CONNECTION_LIMIT
+    assert attrs[0] is True and attrs[1] == pg_roles.CONNECTION_LIMIT
     with app.app_context():
         ends = db.session.get(Grant, grant_id).ends_at.replace(tzinfo=UTC)
     assert abs(attrs[2] - ends) < timedelta(seconds=1)
@@ -221,10 +221,22 @@ def test_read_write_grant_role(maint_world):
     with as_grant(app, grant_id) as conn, conn.cursor() as cur:
         cur.execute("UPDATE nonconformities SET title = 'fixed by maintenance'")
         assert cur.rowcount == len(world.tenants.a.record_ids)
-        cur.execute("INSERT INTO groups (name) VALUES ('support') RETURNING id")
-        assert cur.fetchone()[0] > 0
+        cur.execute("UPDATE users SET name = 'Renamed' WHERE id = %s",
+                    (world.tenants.a.user_ids["user"],))
+        assert cur.rowcount == 1
         conn.commit()
-        for statement in ("UPDATE tenant_identity SET slug = 'bravo'",
+        # The allow-list: no row added or removed, no credential, e-mail or role touched.
+        for statement in ("INSERT INTO groups (name) VALUES ('support')",
+                          "DELETE FROM nonconformities",
+                          "UPDATE users SET email = 'eve@scoqi.example'",
+                          "UPDATE users SET profile = 'admin'",
+                          "UPDATE users SET password_hash = 'x'",
+                          "SELECT password_hash FROM users",
+                          "SELECT session_token FROM users",
+                          "SELECT * FROM users",
+                          "UPDATE nonconformities SET folder_id = NULL",
+                          "SELECT * FROM alembic_version",
+                          "UPDATE tenant_identity SET slug = 'bravo'",
                           "DELETE FROM alembic_version",
                           "CREATE TABLE public.mine (id int)",
                           "ALTER TABLE users ADD COLUMN evil text",

@@ -49,6 +49,11 @@ class User(UserMixin, TenantBase):
         DateTime(timezone=True), server_default=func.now(), onupdate=_utcnow, nullable=False)
 
     @property
+    def is_admin(self) -> bool:
+        """What ``core.web.admin_required`` checks."""
+        return self.profile is Profile.ADMIN
+
+    @property
     def is_suspended(self) -> bool:
         return self.suspended_at is not None
 

@@ -1,0 +1,68 @@
+"""Purging a departed tenant's access log: an explicit operation that leaves a record.
+
+Registered with :func:`tenants.hooks.on_before_destroy`, so ``destroy_tenant`` runs it after
+marking the tenant closed. Under the tenant's log lock, in one transaction: an
+``access_log_purges`` row (tenant uid and slug, the head's entry count and last hash, whether
+the chain verified, when; HMAC-sealed, :mod:`maintenance.seals`) is inserted, then the entries
+and the head are deleted — the triggers of revision p0005 let a DELETE through only where such
+a record covers it. The record stays (append-only), the witness gets a ``purged`` line, and
+``qalitel audit verify`` reports the log as purged rather than emptied.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select
+
+from core import clock
+from maintenance import audit, witness
+from maintenance.models import AccessLogEntry, AccessLogHead, AccessLogPurge
+from maintenance.seals import purge_seal, seal_ok
+from maintenance.verify_log import GENESIS
+from tenants import hooks
+from tenants.registry import Tenant, TenantStatus
+
+log = logging.getLogger(__name__)
+
+_log = AccessLogEntry.__table__
+_heads = AccessLogHead.__table__
+_purges = AccessLogPurge.__table__
+
+
+def purge_log(_settings: Any, tenant: Tenant) -> None:
+    """Record the purge of a closed tenant's log, then delete the log (idempotent)."""
+    if tenant.status is not TenantStatus.CLOSED:
+        raise audit.AuditWriteError(f"tenant {tenant.slug} is {tenant.status.value}: only a "
+                                    "closed tenant's access log is purged")
+    chain_ok = audit.verify(tenant.id).ok
+    uid, slug, tenant_id = tenant.uid, tenant.slug, tenant.id
+
+    def work(conn: Connection) -> tuple[int, str] | None:
+        if conn.execute(select(_purges.c.id).where(_purges.c.tenant_uid == uid)).first():
+            return None
+        head = conn.execute(select(_heads).where(_heads.c.tenant_id == tenant_id)).one_or_none()
+        count, last = (head.entry_count, head.last_hash) if head else (0, GENESIS)
+        sealed = head is not None and seal_ok(uid, count, last, head.seal)
+        at = audit.format_at(clock.now())
+        ok = chain_ok and (sealed or head is None)
+        conn.execute(insert(_purges).values(
+            tenant_uid=uid, tenant_slug=slug, entry_count=count, last_hash=last, chain_ok=ok,
+            purged_at=at, seal=purge_seal(uid, slug, count, last, ok, at)))
+        conn.execute(delete(_log).where(_log.c.tenant_id == tenant_id))
+        conn.execute(delete(_heads).where(_heads.c.tenant_id == tenant_id))
+        conn.commit()
+        return count, last
+
+    done = audit.run_locked(tenant_id, work)
+    if done is None:
+        return
+    try:
+        witness.purge(uid, *done)
+    except witness.WitnessError:
+        log.exception("purge of %s's access log not written to the witness", slug)
+
+
+def register() -> None:
+    hooks.on_before_destroy(purge_log)
