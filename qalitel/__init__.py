@@ -54,6 +54,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from maintenance import console as staff_console
 
     staff_console.init_app(app)
+    from qalitel import transaction
+
+    transaction.init_app(app)  # last: its commit runs before the other after-request hooks
     return app
 
 

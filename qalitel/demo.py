@@ -13,6 +13,7 @@ DEMO_SLUG = "demo"
 
 def ensure_demo(settings: Settings) -> list[str]:
     """Create the demo tenant with a client admin and a client user, once."""
+    from qalitel.transaction import unit_of_work
     from qalitel.users.models import Profile
     from qalitel.users.service import create_user
     from tenants.context import tenant_context
@@ -26,7 +27,7 @@ def ensure_demo(settings: Settings) -> list[str]:
     result = create_tenant(settings, DEMO_SLUG, "Demo Industries", "admin@demo.example",
                            admin_name="Alice Admin", backend=Backend.SQLITE.value)
     user_password = generate_password()
-    with tenant_context(TenantInfo.from_row(result.tenant)):
+    with tenant_context(TenantInfo.from_row(result.tenant)), unit_of_work():
         create_user("user@demo.example", "Ulysse User", user_password, Profile.USER)
     return [
         "demo tenant created at /t/demo/ — these passwords are shown once:",

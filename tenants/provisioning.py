@@ -54,6 +54,7 @@ from sqlalchemy.pool import NullPool
 from core.config import Settings
 from core.crypto import decrypt, encrypt
 from core.db import db
+from core.validation import InvalidInput, check_password
 from tenants import migrations, pg
 from tenants.engines import check_identity, harden_sqlite, sqlite_path
 from tenants.registry import Backend, DatabaseServer, Tenant, TenantStatus, validate_slug
@@ -261,6 +262,10 @@ def create_tenant(settings: Settings, slug: str, name: str, admin_email: str,
     generated = admin_password is None
     if admin_password is None:
         admin_password = generate_password()
+    try:
+        check_password(admin_password)
+    except InvalidInput as exc:
+        raise ProvisioningError(str(exc)) from exc
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
