@@ -260,7 +260,8 @@ def test_mail_server_down_changes_nothing_for_the_asker(make_app, backend, passw
     known, unknown = (ask_reset(client, "alpha", e)
                       for e in ("user@alpha.example", "nobody@alpha.example"))
     assert known.status_code == unknown.status_code == 302
-    with in_tenant(app, "alpha"), app.test_request_context("/t/alpha/"):
+    with in_tenant(app, "alpha"), app.test_request_context(
+            "/t/alpha/", headers={"Accept-Language": "en"}):
         from qalitel.auth.service import RESET, link_message, send_now
 
         user = find_by_email("user@alpha.example")
