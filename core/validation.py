@@ -102,9 +102,18 @@ def check_password(raw: object) -> str:
 
 
 def password_candidate(raw: object) -> bool:
-    """Whether a password typed at sign-in is worth hashing (any password the rule above
-    accepts is; longer ones are refused at once)."""
-    return isinstance(raw, str) and 0 < len(raw) <= PASSWORD_MAX
+    """Whether a password typed at sign-in is worth hashing: any password the rule above
+    accepts is; longer ones, and ones with a NUL, are refused at once (HMAC pads its key
+    with zero bytes, so "secret\x00" would open the account of "secret")."""
+    return isinstance(raw, str) and 0 < len(raw) <= PASSWORD_MAX and "\x00" not in raw
+
+
+def in_english(exc: BaseException) -> str:
+    """An :class:`InvalidInput` message for operators (CLI, provisioning errors)."""
+    from flask_babel import force_locale
+
+    with force_locale("en"):
+        return str(exc)
 
 
 def is_id(value: object) -> bool:

@@ -57,14 +57,14 @@ servers_group = click.Group("servers", help="PostgreSQL servers tenants are plac
 def tenants_create(slug: str, name: str, admin_email: str, admin_password: str | None,
                    admin_name: str | None, backend: str | None, server_name: str | None) -> None:
     """Create a tenant with its own database and first client admin."""
-    from core.validation import InvalidInput, check_password
+    from core.validation import InvalidInput, check_password, in_english
     from tenants.provisioning import ProvisioningError, create_tenant
 
     if admin_password is not None:
         try:
             check_password(admin_password)
         except InvalidInput as exc:
-            fail(str(exc))
+            fail(in_english(exc))
     try:
         result = create_tenant(settings(), slug, name, admin_email, admin_password,
                                admin_name=admin_name, backend=backend, server_name=server_name)

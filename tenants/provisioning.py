@@ -54,7 +54,7 @@ from sqlalchemy.pool import NullPool
 from core.config import Settings
 from core.crypto import decrypt, encrypt
 from core.db import db
-from core.validation import InvalidInput, check_password
+from core.validation import InvalidInput, check_password, in_english
 from tenants import migrations, pg
 from tenants.engines import check_identity, harden_sqlite, sqlite_path
 from tenants.registry import Backend, DatabaseServer, Tenant, TenantStatus, validate_slug
@@ -265,7 +265,7 @@ def create_tenant(settings: Settings, slug: str, name: str, admin_email: str,
     try:
         check_password(admin_password)
     except InvalidInput as exc:
-        raise ProvisioningError(str(exc)) from exc
+        raise ProvisioningError(in_english(exc)) from exc
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
