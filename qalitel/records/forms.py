@@ -8,6 +8,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, DateField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from core.forms import SafeForm
@@ -22,11 +23,6 @@ from qalitel.records.models import (
     TEXT_MAX,
     TITLE_MAX,
 )
-
-try:  # WTForms >= 3.3 declares options with SelectChoice; tuples are deprecated there
-    from wtforms.fields.choices import SelectChoice
-except ImportError:  # pragma: no cover - older WTForms
-    SelectChoice = None  # type: ignore[assignment,misc]
 
 STATUS_LABELS = {"open": _l("Open"), "analysis": _l("Analysis"), "treatment": _l("Treatment"),
                  "verification": _l("Verification"), "closed": _l("Closed")}
@@ -50,9 +46,8 @@ INVALID_CHOICE = _l("Not a valid choice.")
 INVALID_DATE = _l("Not a valid date (expected YYYY-MM-DD).")
 
 
-def options(pairs: Iterable[tuple[Any, Any]]) -> list[Any]:
-    if SelectChoice is None:  # pragma: no cover
-        return [(str(v), label) for v, label in pairs]
+def options(pairs: Iterable[tuple[Any, Any]]) -> list[SelectChoice]:
+    """Select options (WTForms >= 3.3 declares them with SelectChoice)."""
     return [SelectChoice(str(v), label) for v, label in pairs]
 
 
