@@ -25,7 +25,7 @@ class Checked:
         self.store = store
 
     def __call__(self, form: Any, field: Field) -> None:
-        if field.data in (None, ""):
+        if field.data in (None, "") or _unchanged(form, field):
             return
         try:
             cleaned = self.rule(field.data)
@@ -35,15 +35,40 @@ class Checked:
             field.data = cleaned
 
 
+def _unchanged(form: Any, field: Field) -> bool:
+    """The field holds the value already stored in the object the form was built from: an
+    edit is never refused for a field the person did not touch."""
+    stored = getattr(form, "_stored", None)
+    if stored is None:
+        return False
+    attribute = next((key for key, candidate in form._fields.items() if candidate is field),
+                     field.name)
+    value = getattr(stored, attribute, None)
+    if isinstance(value, str) and isinstance(field.data, str):
+        return _lines(value) == _lines(field.data)
+    return value is not None and value == field.data
+
+
+def _lines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
 class SafeForm(FlaskForm):
     """A form whose text fields never carry NUL or other control characters (line breaks
-    are allowed in text areas): such input is a field error (4xx), never a database error."""
+    are allowed in text areas): such input is a field error (4xx), never a database error.
+    Built with ``obj=``, it lets values equal to the object's pass the :class:`Checked`
+    rules, so an edit never fails on a field left alone."""
+
+    def __init__(self, *args: Any, obj: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, obj=obj, **kwargs)
+        self._stored = obj
 
     def validate(self, extra_validators: Any = None) -> bool:
         ok = super().validate(extra_validators)
         for field in self:
             data = field.data
-            if not isinstance(data, str) or isinstance(field, PasswordField):
+            if (not isinstance(data, str) or isinstance(field, PasswordField)
+                    or _unchanged(self, field)):
                 continue
             if validation.has_forbidden_characters(data,
                                                    multiline=isinstance(field, TextAreaField)):

@@ -246,3 +246,30 @@ def test_untouched_profile_name_form_changes_nothing(world):
                                 lambda f: (f.action or "").endswith("/profile/name"))
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
     assert _user_state(world, "user1") == before
+
+
+def test_legacy_values_the_rules_now_refuse_survive_an_untouched_edit(world):
+    """Stored before today's rules (a zero-width space, refused now): leaving the field alone
+    keeps it; the edit of another field goes through."""
+    from qalitel.records.models import NonConformity
+    from tenants.context import tdb
+
+    legacy = "Legacy\u200btitle"
+    with world.app.app_context(), world.context():
+        tdb.get(NonConformity, world.records["other"]).title = legacy
+        tdb.get(NonConformity, world.records["other"]).description = "old\u200bbody"
+        world.user("user2").name = "Old\u200bname"
+    manager = client_for(world, "manager1")
+    url = f"/t/{world.slug}/records/{world.records['other']}/edit"
+    before = record_state(world, "other")
+    assert submit_untouched(manager, url, is_record_form).status_code == 303
+    assert record_state(world, "other") == before
+    assert submit_untouched(manager, url, is_record_form, severity="major").status_code == 303
+    after = record_state(world, "other")
+    assert (after["title"], after["severity"]) == (legacy, "major")
+    admin = client_for(world, "admin")
+    user_url = f"/t/{world.slug}/users/{world.users['user2']}"
+    assert submit_untouched(admin, user_url, lambda f: "profile" in f.names(),
+                            profile="manager").status_code == 302
+    state = _user_state(world, "user2")
+    assert (state["name"], state["profile"].value) == ("Old\u200bname", "manager")

@@ -161,15 +161,14 @@ def _ensure_an_admin_remains(user: User) -> None:
 
 
 def rename(user: User, name: str) -> None:
-    name = clean_name(name)
     if name != user.name:
-        user.name = name
+        user.name = clean_name(name)
     tdb.flush()
 
 
 def update_user(user: User, *, name: str, profile: Profile | str) -> None:
     """Set a user's name and profile (admin page); unchanged values are left alone."""
-    name = clean_name(name)
+    name = name if name == user.name else clean_name(name)
     try:
         profile = Profile(profile)
     except ValueError as exc:

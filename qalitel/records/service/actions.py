@@ -24,6 +24,7 @@ from qalitel.records.service.checks import (
     active_user,
     choice,
     now,
+    same_text,
     text,
     valid_date,
 )
@@ -35,11 +36,12 @@ ACTION_FIELDS = ("title", "description", "kind", "status", "due_date", "owner")
 
 def _values(changes: dict[str, Any], action: Action | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if "title" in changes:
-        out["title"] = text(changes["title"], TITLE_MAX, _("Title"), required=True,
-                            multiline=False)
-    if "description" in changes:
-        out["description"] = text(changes["description"], TEXT_MAX, _("Description"))
+    for name, limit, label in (("title", TITLE_MAX, _("Title")),
+                               ("description", TEXT_MAX, _("Description"))):
+        if name in changes and not (action is not None
+                                    and same_text(changes[name], getattr(action, name))):
+            out[name] = text(changes[name], limit, label, required=name == "title",
+                             multiline=name != "title")
     if "kind" in changes:
         out["kind"] = choice(changes["kind"], ACTION_KINDS, _("Type"))
     if "status" in changes:

@@ -53,6 +53,13 @@ def text(value: str | None, limit: int, label: str, *, required: bool = False,
     return cleaned
 
 
+def same_text(value: Any, stored: str) -> bool:
+    """Whether ``value`` is the stored text as a browser sends it back (CRLF line breaks,
+    surrounding blanks): an unchanged field is kept as it is, never checked again."""
+    return isinstance(value, str) and (
+        value.replace("\r\n", "\n").replace("\r", "\n").strip() == stored)
+
+
 def choice(value: Any, allowed: Iterable[str], label: str) -> str:
     if not isinstance(value, str) or value not in tuple(allowed):
         raise RecordError(_("%(field)s: not a valid choice.", field=label))

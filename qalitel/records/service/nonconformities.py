@@ -32,6 +32,7 @@ from qalitel.records.service.checks import (
     active_user,
     choice,
     now,
+    same_text,
     text,
     today,
     usable_folder,
@@ -112,13 +113,12 @@ def create_nonconformity(author: User, title: str, description: str = "", *,
 def _new_values(actor: User, record: NonConformity, changes: dict[str, Any]) -> dict[str, Any]:
     """Checked values by attribute; a value equal to the stored one is taken as it is."""
     new: dict[str, Any] = {}
-    if "title" in changes:
-        new["title"] = text(changes["title"], TITLE_MAX, _("Title"), required=True,
-                            multiline=False)
-    if "description" in changes:
-        new["description"] = text(changes["description"], TEXT_MAX, _("Description"))
-    if "cause_analysis" in changes:
-        new["cause_analysis"] = text(changes["cause_analysis"], TEXT_MAX, _("Cause analysis"))
+    for name, limit, label in (("title", TITLE_MAX, _("Title")),
+                               ("description", TEXT_MAX, _("Description")),
+                               ("cause_analysis", TEXT_MAX, _("Cause analysis"))):
+        if name in changes and not same_text(changes[name], getattr(record, name)):
+            new[name] = text(changes[name], limit, label, required=name == "title",
+                             multiline=name != "title")
     if "detected_on" in changes and changes["detected_on"] != record.detected_on:
         new["detected_on"] = valid_date(changes["detected_on"], _("Detection date"),
                                         not_after=today() + timedelta(1)) or record.detected_on
