@@ -70,6 +70,9 @@ def _init_web(app: Flask) -> None:
     views.init_app(app)
     cli.init_app(app)
     staff_console.init_app(app)
+    from qalitel import transaction
+
+    transaction.init_app(app)  # last: its commit runs before the other after-request hooks
 
 
 def _platform_engine_options(settings: Settings) -> dict[str, Any]:

@@ -47,11 +47,15 @@ servers_group = click.Group("servers", help="PostgreSQL servers tenants are plac
 def tenants_create(slug: str, name: str, admin_email: str, admin_password: str | None,
                    admin_name: str | None, backend: str | None, server_name: str | None) -> None:
     """Create a tenant with its own database and first client admin."""
+    from core.validation import InvalidInput, check_password, in_english
     from tenants.provisioning import create_tenant
     from tenants.registry import InvalidSlugError, ProvisioningError
 
-    if admin_password is not None and not 10 <= len(admin_password) <= 1024:
-        fail("the admin password must have 10 to 1024 characters")
+    if admin_password is not None:
+        try:
+            check_password(admin_password)
+        except InvalidInput as exc:
+            fail(in_english(exc))
     try:
         result = create_tenant(settings(), slug, name, admin_email, admin_password,
                                admin_name=admin_name, backend=backend, server_name=server_name)

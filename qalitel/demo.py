@@ -109,6 +109,7 @@ def _pending_request(tenant: Tenant, engineer, report: DemoReport) -> None:
 def prepare_demo(settings: Settings) -> DemoReport:
     """Create whatever of the demo is missing; returns what was created."""
     from qalitel import demo_records
+    from qalitel.transaction import unit_of_work
     from tenants.context import tenant_context
     from tenants.engines import TenantInfo
     from tenants.service import init_platform
@@ -116,7 +117,7 @@ def prepare_demo(settings: Settings) -> DemoReport:
     init_platform()
     report = DemoReport()
     tenant = _tenant(settings, report)
-    with tenant_context(TenantInfo.from_row(tenant)):
+    with tenant_context(TenantInfo.from_row(tenant)), unit_of_work():
         people = _people(report)
         folders = demo_records.ensure_folders(people)
         report.records = demo_records.ensure_records(people, folders)

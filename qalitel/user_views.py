@@ -15,11 +15,12 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from core import validation
+from core.forms import Checked, SafeForm
 from qalitel.auth import service as auth_service
 from qalitel.auth import throttle
 from qalitel.auth.throttle import Rule, throttled
@@ -29,9 +30,7 @@ from qalitel.users.models import Group, Profile, User
 from qalitel.users.service import (
     EMAIL_MAX,
     GROUP_NAME_MAX,
-    NAME_MAX,
     PASSWORD_MAX,
-    PASSWORD_MIN,
     UserError,
     WrongPasswordError,
 )
@@ -53,43 +52,44 @@ class CheckboxesField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class ActionForm(FlaskForm):
+class ActionForm(SafeForm):
     """CSRF only: suspend, reactivate, send a link, delete."""
 
 
-class NewUserForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=EMAIL_MAX)])
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
+class NewUserForm(SafeForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=EMAIL_MAX),
+                                                Checked(validation.check_email)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Checked(validation.check_name)])
     profile = SelectField(_l("Profile"), default=Profile.USER.value)
     password = PasswordField(_l("Initial password (leave empty to email an invitation)"),
-                             validators=[Optional(), Length(min=PASSWORD_MIN, max=PASSWORD_MAX)])
+                             validators=[Optional(), Checked(validation.check_password)])
     groups = CheckboxesField(_l("Groups"), coerce=int)
 
 
-class EditUserForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
+class EditUserForm(SafeForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Checked(validation.check_name)])
     profile = SelectField(_l("Profile"))
     groups = CheckboxesField(_l("Groups"), coerce=int)
 
 
-class GroupForm(FlaskForm):
+class GroupForm(SafeForm):
     name = StringField(_l("Group name"), validators=[DataRequired(), Length(max=GROUP_NAME_MAX)])
 
 
-class MembersForm(FlaskForm):
+class MembersForm(SafeForm):
     name = StringField(_l("Group name"), validators=[DataRequired(), Length(max=GROUP_NAME_MAX)])
     members = CheckboxesField(_l("Members"), coerce=int)
 
 
-class NameForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
+class NameForm(SafeForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Checked(validation.check_name)])
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(SafeForm):
     current = PasswordField(_l("Current password"),
                             validators=[DataRequired(), Length(max=PASSWORD_MAX)])
     password = PasswordField(_l("New password"), validators=[
-        DataRequired(), Length(min=PASSWORD_MIN, max=PASSWORD_MAX)])
+        DataRequired(), Checked(validation.check_password)])
     confirm = PasswordField(_l("Repeat the new password"), validators=[
         DataRequired(), EqualTo("password", message=_l("The two passwords differ."))])
 
@@ -105,18 +105,15 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
-MAX_ID = 2**31 - 1  # integer primary keys; larger ids overflow the drivers
-
-
 def _user_or_404(user_id: int) -> User:
-    user = tdb.get(User, user_id) if 0 < user_id <= MAX_ID else None
+    user = tdb.get(User, user_id) if validation.is_id(user_id) else None
     if user is None:
         abort(404)
     return user
 
 
 def _group_or_404(group_id: int) -> Group:
-    group = tdb.get(Group, group_id) if 0 < group_id <= MAX_ID else None
+    group = tdb.get(Group, group_id) if validation.is_id(group_id) else None
     if group is None:
         abort(404)
     return group
@@ -132,7 +129,8 @@ def _group_choices() -> list[tuple[int, str]]:
 @bp.get("/")
 @admin_required
 def index():
-    return render_template("users/list.html", users=service.list_users(),
+    page = service.user_page(validation.id_or_none(request.args.get("page", "1")) or 1)
+    return render_template("users/list.html", users=page.rows, page=page,
                            groups=service.groups_by_user(), labels=PROFILE_LABELS)
 
 
@@ -150,14 +148,9 @@ def create():
             form.email.errors.append(str(exc))
         else:
             service.set_user_groups(user, form.groups.data or [])
-            if form.password.data:
-                flash(_("User %(name)s created.", name=user.name), "info")
-            elif auth_service.send_invitation(user) is False:
-                flash(_("User %(name)s created, but the invitation could not be sent.",
-                        name=user.name), "error")
-            else:
-                flash(_("User %(name)s created; an invitation is on its way to %(email)s.",
-                        name=user.name, email=user.email), "info")
+            flash(_("User %(name)s created.", name=user.name), "info")
+            if not form.password.data:
+                auth_service.send_invitation(user)  # after the commit; its outcome is shown
             return redirect(url_for("tenant.users.edit", user_id=user.id))
     status = 400 if request.method == "POST" else 200
     return render_template("users/new.html", form=form), status
@@ -167,12 +160,9 @@ def create():
 @admin_required
 def edit(user_id: int):
     user = _user_or_404(user_id)
-    form = EditUserForm(obj=None if request.method == "POST" else user)
+    form = EditUserForm(obj=user, groups=service.group_ids_of(user))
     form.profile.choices = profile_choices()
     form.groups.choices = _group_choices()
-    if request.method == "GET":
-        form.profile.data = user.profile.value
-        form.groups.data = service.group_ids_of(user)
     status = 200
     if form.validate_on_submit():
         try:
@@ -190,7 +180,7 @@ def edit(user_id: int):
                            labels=PROFILE_LABELS), status
 
 
-def _action(user_id: int, act: Callable[[User], Any], done: str):
+def _action(user_id: int, act: Callable[[User], Any], done: str | None):
     user = _user_or_404(user_id)
     if not ActionForm().validate_on_submit():
         abort(400)
@@ -199,7 +189,8 @@ def _action(user_id: int, act: Callable[[User], Any], done: str):
     except UserError as exc:
         flash(str(exc), "error")
     else:
-        flash(done, "info")
+        if done:
+            flash(done, "info")
     if not current_user.is_authenticated or current_user.is_suspended:
         return redirect(url_for("tenant.auth.login"))
     return redirect(url_for("tenant.users.edit", user_id=user.id))
@@ -223,10 +214,9 @@ def send_reset(user_id: int):
     def send(user: User) -> None:
         if user.is_suspended:
             raise UserError(_("This account is suspended."))
-        if auth_service.send_reset_link(user) is False:
-            raise UserError(_("The message could not be sent."))
+        auth_service.send_reset_link(user)  # sent after the commit; its outcome is shown
 
-    return _action(user_id, send, _("A link to choose a new password is on its way."))
+    return _action(user_id, send, None)
 
 
 # ---------------------------------------------------------------- groups (admin)

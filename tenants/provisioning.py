@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.config import Settings
 from core.db import db
+from core.validation import InvalidInput, check_password, in_english
 from tenants import hooks, migrations
 from tenants.lifecycle import GRANT_ROLE_INFIX, destroy_tenant, sweep
 from tenants.provision_pg import admin_connect, background, close_when_done, create_postgres
@@ -102,6 +103,10 @@ def create_tenant(settings: Settings, slug: str, name: str, admin_email: str,
     generated = admin_password is None
     if admin_password is None:
         admin_password = generate_password()
+    try:
+        check_password(admin_password)
+    except InvalidInput as exc:
+        raise ProvisioningError(in_english(exc)) from exc
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 

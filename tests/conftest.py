@@ -164,6 +164,7 @@ def provision(app: Flask, slug: str, password_hash: str, *, records: int = 1,
             for i in range(records):
                 record = create_nonconformity(user, f"{slug} record {i}", f"secret of {slug}")
                 handle.record_ids.append(record.id)
+            ctx.session.commit()  # services flush; the caller commits (qalitel.transaction)
     return handle
 
 

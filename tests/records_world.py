@@ -4,6 +4,7 @@ people, shares and actions. Used by test_records, test_visibility, test_records_
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -24,15 +25,19 @@ class World:
     numbers: dict[str, int] = field(default_factory=dict)
     actions: dict[str, int] = field(default_factory=dict)
 
+    @contextmanager
     def context(self):
-        """Work inside the tenant (``with world.context():``), as CLI code would."""
+        """Work inside the tenant (``with world.context():``), as CLI code would: one unit of
+        work, committed when the block ends normally, rolled back when it raises."""
         from core.db import db
+        from qalitel.transaction import unit_of_work
         from tenants.context import tenant_context
         from tenants.engines import TenantInfo
         from tenants.registry import Tenant
 
         row = db.session.query(Tenant).filter_by(slug=self.slug).one()
-        return tenant_context(TenantInfo.from_row(row))
+        with tenant_context(TenantInfo.from_row(row)) as ctx, unit_of_work():
+            yield ctx
 
     def user(self, key: str):
         from qalitel.users.models import User

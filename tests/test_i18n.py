@@ -130,8 +130,9 @@ def test_catalogue_translates_every_message():
     translated = {m.id if isinstance(m.id, str) else m.id[0]
                   for m in catalog if m.id and m.string and "fuzzy" not in m.flags
                   and (all(m.string) if isinstance(m.string, tuple) else True)}
-    method_map = [("qalitel/**.py", "python"), ("tenants/**.py", "python"),
-                  ("maintenance/**.py", "python"), ("templates/**.html", "jinja2")]
+    method_map = [("core/**.py", "python"), ("qalitel/**.py", "python"),
+                  ("tenants/**.py", "python"), ("maintenance/**.py", "python"),
+                  ("templates/**.html", "jinja2"), ("templates/**.txt", "jinja2")]
     keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None,
                 "_l": None, "pgettext": ((1, "c"), 2), "npgettext": ((1, "c"), 2, 3),
                 "lazy_ngettext": (1, 2)}

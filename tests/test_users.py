@@ -77,6 +77,7 @@ def test_forged_ids_from_another_tenant_are_404(two_tenants, password_hash):
         session.commit()
         bravo_user = extra.id
         bravo_group = create_group("Bravo only").id
+        session.commit()
     client = admin_client(two_tenants)
     assert client.get(f"/t/alpha/users/{bravo_user}").status_code == 404
     assert client.get(f"/t/alpha/users/groups/{bravo_group}").status_code == 404

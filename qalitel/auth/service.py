@@ -6,24 +6,40 @@ of the user's current password hash and session token: setting a password change
 used link (and every older one) stops working. A link issued by tenant A names A's uid and is
 refused at tenant B. Reset links live ``settings.reset_link_minutes`` (default 60),
 invitations :data:`INVITE_MAX_AGE`.
+
+Messages (``templates/mail/*.txt``, in the recipient's language) leave after the request's
+transaction commits (:func:`qalitel.transaction.after_commit`): an invitation is never sent
+for an account that was not saved. Mail an administrator asks for is sent then and there,
+and the administrator is told whether it left, or why not; the anonymous "forgot password"
+mail leaves in the background, so the answer and its timing never tell whether an account
+exists.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import smtplib
 import time
+from collections.abc import Callable
+from email.message import EmailMessage
 from typing import Any
 
-from flask import current_app, request, url_for
+from flask import current_app, flash, has_request_context, render_template, request, url_for
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from core import config, mail
+from core import config, mail, validation
 from core.links import tenant_link
+from qalitel import transaction
+from qalitel.i18n import DEFAULT as DEFAULT_LOCALE
 from qalitel.users.models import User
 from qalitel.users.service import find_by_email
 from tenants.context import current_tenant, tdb
+
+log = logging.getLogger(__name__)
 
 SALT = "qalitel-password-link-v1"
 RESET = "reset"
@@ -68,8 +84,8 @@ def read_token(token: str) -> User | None:
     if not isinstance(data, dict) or data.get("t") != current_tenant().uid:
         return None
     purpose, user_id, print_ = data.get("p"), data.get("u"), data.get("f")
-    if (purpose not in (RESET, INVITE) or not isinstance(user_id, int)
-            or not 0 < user_id < 2**31 or not isinstance(print_, str)):
+    if (purpose not in (RESET, INVITE) or not validation.is_id(user_id)
+            or not isinstance(print_, str)):
         return None
     if time.time() - signed_at.timestamp() > _max_age(purpose):
         return None
@@ -95,44 +111,88 @@ def link_for(user: User, purpose: str) -> str:
     return external_url("tenant.auth.reset_password", token=make_token(user, purpose))
 
 
-def _body(user: User, purpose: str, company: str, link: str) -> str:
-    """Plain-text message (in Python rather than a template, so the catalogue holds it)."""
-    minutes = _max_age(purpose) // 60
-    if purpose == INVITE:
-        lines = [
-            _("Hello %(name)s,", name=user.name), "",
-            _("An administrator of %(company)s created your QALITEL account %(email)s. "
-              "To choose your password, open this link:", company=company, email=user.email),
-            "", link, "",
-            _("The link works once, for %(days)d days. After that, use \"Forgot your "
-              "password?\" on the sign-in page.", days=minutes // (60 * 24)),
-        ]
-    else:
-        lines = [
-            _("Hello %(name)s,", name=user.name), "",
-            _("Someone (probably you) asked to reset the password of your QALITEL account "
-              "%(email)s at %(company)s. To choose a new password, open this link:",
-              email=user.email, company=company),
-            "", link, "",
-            _("The link works once, for %(minutes)d minutes.", minutes=minutes),
-            _("If you did not ask for it, ignore this message: your password stays as it is."),
-        ]
-    return "\n".join([*lines, "", "-- ", "QALITEL", ""])
+MAIL_TEMPLATES = {INVITE: "mail/invitation.txt", RESET: "mail/reset.txt"}
 
 
-def _send_link(user: User, purpose: str) -> bool | None:
-    settings = config.settings()
-    company = current_tenant().name
-    if purpose == INVITE:
-        subject = _("Your QALITEL account at %(company)s", company=company)
+def link_message(user: User) -> Callable[[str], EmailMessage]:
+    """A builder of the message carrying ``user``'s link, in the language they signed in
+    with last; for someone who never did (a new account), in the language of the request
+    (the inviting administrator's, the person asking for a reset)."""
+    current = get_locale() if has_request_context() else None
+    locale = user.locale or (current.language if current is not None else DEFAULT_LOCALE)
+
+    def build(purpose: str) -> EmailMessage:
+        company = current_tenant().name
+        with force_locale(locale):
+            if purpose == INVITE:
+                subject = _("Your QALITEL account at %(company)s", company=company)
+            else:
+                subject = _("Reset your QALITEL password at %(company)s", company=company)
+            minutes = _max_age(purpose) // 60
+            body = render_template(MAIL_TEMPLATES[purpose], user=user, company=company,
+                                   link=link_for(user, purpose), minutes=minutes,
+                                   days=minutes // (60 * 24))
+        return mail.build_message(config.settings(), user.email, subject, body)
+
+    return build
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a message could not be sent, in words an administrator can act on."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        code, text = next(iter(exc.recipients.values()))
+        return _("the mail server refused the address: %(reply)s", reply=_reply(code, text))
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return _("the mail server refused the sign-in of the host: %(reply)s",
+                 reply=_reply(exc.smtp_code, exc.smtp_error))
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _("the mail server refused: %(reply)s", reply=_reply(exc.smtp_code, exc.smtp_error))
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return _("the mail server closed the connection")
+    if isinstance(exc, TimeoutError):
+        return _("the mail server did not answer in time")
+    if isinstance(exc, OSError):
+        return _("the mail server could not be reached: %(error)s",
+                 error=exc.strerror or exc.__class__.__name__)
+    return _("the mail server refused: %(reply)s", reply=str(exc)[:200])
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    message = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {message}"[:300]
+
+
+def send_now(message: EmailMessage) -> str | None:
+    """Send at once; None when the server took the message, else why it did not."""
+    try:
+        mail.send_now(config.settings(), message)
+    except (smtplib.SMTPException, OSError) as exc:
+        log.error("mail to %s not sent: %s", message["To"], exc)
+        return failure_reason(exc)
+    return None
+
+
+def _report(user: User, purpose: str) -> None:
+    """After the commit: send ``user``'s link now and tell the administrator how it went."""
+    reason = send_now(link_message(user)(purpose))
+    if not has_request_context():
+        return
+    if reason is None and purpose == INVITE:
+        flash(_("An invitation is on its way to %(email)s.", email=user.email), "info")
+    elif reason is None:
+        flash(_("A link to choose a new password is on its way to %(email)s.",
+                email=user.email), "info")
+    elif purpose == INVITE:
+        flash(_("The invitation to %(email)s could not be sent: %(reason)s.",
+                email=user.email, reason=reason), "error")
     else:
-        subject = _("Reset your QALITEL password at %(company)s", company=company)
-    body = _body(user, purpose, company, link_for(user, purpose))
-    return mail.deliver(mail.build_message(settings, user.email, subject, body))
+        flash(_("The link to choose a new password could not be sent to %(email)s: "
+                "%(reason)s.", email=user.email, reason=reason), "error")
 
 
 def request_password_reset(email: str) -> None:
-    """Mail a reset link if an active account uses ``email``; do nothing otherwise.
+    """Mail a reset link, once the request commits, if an active account uses ``email``;
+    do nothing otherwise.
 
     The caller answers the same either way; mail leaves in the background, so the time taken
     does not tell either.
@@ -140,14 +200,16 @@ def request_password_reset(email: str) -> None:
     user = find_by_email(email)
     if user is None or user.is_suspended:
         return
-    _send_link(user, RESET)
+    build = link_message(user)
+    transaction.after_commit(lambda: mail.deliver(build(RESET)))
 
 
-def send_reset_link(user: User) -> bool | None:
-    """An admin sends a user a reset link."""
-    return _send_link(user, RESET)
+def send_reset_link(user: User) -> None:
+    """An admin sends a user a reset link: sent after the commit, the outcome flashed."""
+    transaction.after_commit(lambda: _report(user, RESET))
 
 
-def send_invitation(user: User) -> bool | None:
-    """Mail a new user the link to choose their password."""
-    return _send_link(user, INVITE)
+def send_invitation(user: User) -> None:
+    """Mail a new user the link to choose their password, after the commit; the admin is
+    told whether it was sent (and why not)."""
+    transaction.after_commit(lambda: _report(user, INVITE))

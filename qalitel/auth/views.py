@@ -17,7 +17,6 @@ sign anybody out); the form, like the one in the page header, POSTs with its CSR
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -30,24 +29,25 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_login.utils import encode_cookie
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from core import config
+from core import config, validation
+from core.forms import Checked, SafeForm
 from qalitel import prefs
 from qalitel.auth import service, throttle
 from qalitel.auth.throttle import Rule, throttled
+from qalitel.i18n import LANGUAGES
 from qalitel.users.models import User
 from qalitel.users.service import (
     EMAIL_MAX,
     PASSWORD_MAX,
-    PASSWORD_MIN,
     UserError,
     check_credentials,
     end_sessions,
@@ -113,25 +113,27 @@ def has_remember_cookie() -> bool:
     return current_app.config.get("REMEMBER_COOKIE_NAME", REMEMBER_COOKIE) in request.cookies
 
 
-class LoginForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=EMAIL_MAX)])
+class LoginForm(SafeForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=EMAIL_MAX),
+                                                Checked(validation.check_email)])
     password = PasswordField(_l("Password"),
                              validators=[DataRequired(), Length(max=PASSWORD_MAX)])
     remember = BooleanField(_l("Keep me signed in on this device"), default=False)
 
 
-class ForgotForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=EMAIL_MAX)])
+class ForgotForm(SafeForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=EMAIL_MAX),
+                                                Checked(validation.check_email)])
 
 
-class NewPasswordForm(FlaskForm):
+class NewPasswordForm(SafeForm):
     password = PasswordField(_l("New password"), validators=[
-        DataRequired(), Length(min=PASSWORD_MIN, max=PASSWORD_MAX)])
+        DataRequired(), Checked(validation.check_password)])
     confirm = PasswordField(_l("Repeat the new password"), validators=[
         DataRequired(), EqualTo("password", message=_l("The two passwords differ."))])
 
 
-class LogoutForm(FlaskForm):
+class LogoutForm(SafeForm):
     """CSRF only."""
 
 
@@ -140,10 +142,10 @@ def load_user(identifier: str) -> User | None:
     if not has_tenant() or not isinstance(identifier, str) or len(identifier) > 200:
         return None
     parts = identifier.split(":")
-    if (len(parts) != 3 or parts[0] != current_tenant().uid or not parts[1].isdigit()
-            or len(parts[1]) > 9):
+    user_id = validation.id_or_none(parts[1]) if len(parts) == 3 else None
+    if user_id is None or parts[0] != current_tenant().uid:
         return None
-    user = tdb.execute(select(User).where(User.id == int(parts[1]))).scalar_one_or_none()
+    user = tdb.execute(select(User).where(User.id == user_id)).scalar_one_or_none()
     if user is None or user.session_token != parts[2] or user.is_suspended:
         return None
     return user
@@ -158,13 +160,7 @@ def unauthorized():
 
 def safe_next(target: str | None) -> str | None:
     """A local path inside the current tenant, or None."""
-    if not target or len(target) > 2048:
-        return None
-    parts = urlsplit(target)
-    prefix = f"/t/{current_tenant().slug}/"
-    if parts.scheme or parts.netloc or not target.startswith(prefix) or "\\" in target:
-        return None
-    return target
+    return validation.safe_redirect(target, f"/t/{current_tenant().slug}/")
 
 
 # Session keys that are preferences, not sign-in state: kept when a new session starts.
@@ -178,6 +174,14 @@ def sign_in(user: User, remember: bool) -> None:
     session.clear()
     session.update(kept)
     login_user(user, remember=remember)
+
+
+def _remember_language(user: User) -> None:
+    """Keep the language of this sign-in: the mail sent to the user later speaks it."""
+    locale = get_locale()
+    language = locale.language if locale is not None else None
+    if language in LANGUAGES and user.locale != language:
+        user.locale = language
 
 
 LOGIN_BY_ADDRESS = Rule("LOGIN_LIMIT_PER_ADDRESS", throttle.by_address, failures_only=True)
@@ -197,7 +201,11 @@ def login():
         if user is not None and user.is_suspended:
             flash(_("This account is suspended. Ask your administrator."), "error")
             return render_template("auth/login.html", form=form), 403
+        if user is None and form.email.errors:
+            form.password.data = ""
+            return render_template("auth/login.html", form=form), 400
         if user is not None:
+            _remember_language(user)
             sign_in(user, remember=bool(form.remember.data))
             # prefs hook: remember the login name; land on `next`, else the start/last page.
             prefs.set_pref("login", user.email)

@@ -7,13 +7,14 @@ from flask import abort, flash, redirect, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
+from core.pagination import PAGE_SIZES
 from qalitel.records import queries, service, visibility
+from qalitel.records.export import EXPORT_MAX, csv_response
 from qalitel.records.forms import ActionForm, EffectivenessForm
 from qalitel.records.models import Action, NonConformity
 from qalitel.records.web import (
     action_or_404,
     bp,
-    csv_response,
     list_spec,
     me,
     record_or_404,
@@ -40,14 +41,14 @@ def actions():
         + [(str(u.id), u.name) for u in service.assignable_users()],
     }
     return render("records/actions.html", spec=spec, page=page, choices=choices,
-                  page_sizes=queries.PAGE_SIZES)
+                  page_sizes=PAGE_SIZES)
 
 
 @bp.get("/actions/export.csv")
 @login_required
 def actions_export():
     spec = list_spec("actions")
-    rows = tdb.execute(queries.action_rows(me(), spec, today()).limit(queries.EXPORT_MAX)).all()
+    rows = tdb.execute(queries.action_rows(me(), spec, today()).limit(EXPORT_MAX)).all()
     header = [_("Id"), _("Title"), _("Type"), _("Status"), _("Due date"), _("Owner"),
               _("Non-conformity"), _("Overdue"), _("Effective")]
     return csv_response(f"actions-{today().isoformat()}.csv", header, (
@@ -58,14 +59,12 @@ def actions_export():
 
 
 def _save_new(form: ActionForm, record: NonConformity | None):
-    form.owner.choices = user_options()
-    if not form.is_submitted():
-        form.owner.data = me().id
+    form.owner_id.choices = user_options()
     if form.validate_on_submit():
         try:
             action = service.create_action(
                 me(), form.title.data or "", record=record, kind=form.kind.data,
-                description=form.description.data or "", owner_id=form.owner.data,
+                description=form.description.data or "", owner_id=form.owner_id.data,
                 due_date=form.due_date.data, status=form.status.data)
         except service.RecordError as exc:
             flash(str(exc), "error")
@@ -79,7 +78,7 @@ def _save_new(form: ActionForm, record: NonConformity | None):
 @bp.route("/actions/new", methods=["GET", "POST"])
 @login_required
 def action_create():
-    return _save_new(ActionForm(), None)
+    return _save_new(ActionForm(data={"owner_id": me().id}), None)
 
 
 @bp.route("/records/<int:record_id>/actions/new", methods=["GET", "POST"])
@@ -88,7 +87,7 @@ def record_action_create(record_id: int):
     record = record_or_404(record_id)
     if not visibility.can_edit_record(me(), record):
         abort(403)
-    return _save_new(ActionForm(), record)
+    return _save_new(ActionForm(data={"owner_id": me().id}), record)
 
 
 def _show(action: Action, status: int = 200, form: EffectivenessForm | None = None):
@@ -115,19 +114,20 @@ def action_edit(action_id: int):
     action = action_or_404(action_id)
     if not visibility.can_edit_action(me(), action):
         abort(403)
-    form = ActionForm()
-    form.owner.choices = user_options()
-    if not form.is_submitted():
-        form.process(obj=action, owner=action.owner_id or 0)
+    form = ActionForm(obj=action)
+    form.owner_id.choices = user_options(keep=action.owner_id)
     if form.validate_on_submit():
         try:
             service.update_action(me(), action, title=form.title.data,
                                   description=form.description.data, kind=form.kind.data,
                                   status=form.status.data, due_date=form.due_date.data,
-                                  owner=form.owner.data or None)
+                                  owner=form.owner_id.data)
         except service.RecordError as exc:
             flash(str(exc), "error")
         else:
+            if queries.visible_action(me(), action.id) is None:
+                flash(_("Changes saved. This action is no longer one you can see."), "success")
+                return redirect(url_for("tenant.records.actions"), 303)
             flash(_("Changes saved."), "success")
             return redirect(url_for("tenant.records.action_show", action_id=action.id), 303)
     status = 400 if form.is_submitted() else 200

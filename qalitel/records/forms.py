@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from core.forms import SafeForm
 from qalitel.records.models import (
     ACTION_KINDS,
     ACTION_STATUSES,
@@ -22,11 +23,6 @@ from qalitel.records.models import (
     TEXT_MAX,
     TITLE_MAX,
 )
-
-try:  # WTForms >= 3.3 declares options with SelectChoice; tuples are deprecated there
-    from wtforms.fields.choices import SelectChoice
-except ImportError:  # pragma: no cover - older WTForms
-    SelectChoice = None  # type: ignore[assignment,misc]
 
 STATUS_LABELS = {"open": _l("Open"), "analysis": _l("Analysis"), "treatment": _l("Treatment"),
                  "verification": _l("Verification"), "closed": _l("Closed")}
@@ -50,9 +46,8 @@ INVALID_CHOICE = _l("Not a valid choice.")
 INVALID_DATE = _l("Not a valid date (expected YYYY-MM-DD).")
 
 
-def options(pairs: Iterable[tuple[Any, Any]]) -> list[Any]:
-    if SelectChoice is None:  # pragma: no cover
-        return [(str(v), label) for v, label in pairs]
+def options(pairs: Iterable[tuple[Any, Any]]) -> list[SelectChoice]:
+    """Select options (WTForms >= 3.3 declares them with SelectChoice)."""
     return [SelectChoice(str(v), label) for v, label in pairs]
 
 
@@ -62,13 +57,34 @@ def _select(label, values: tuple[str, ...], names: dict[str, Any], **kw: Any) ->
                        invalid_value_message=INVALID_CHOICE, **kw)
 
 
-def _id_select(label, **kw: Any) -> SelectField:
-    """A select of ids (users, folders); 0 means none. Choices are set by the view."""
-    return SelectField(label, coerce=int, choices=[], invalid_choice_message=INVALID_CHOICE,
+NONE = "0"
+"""The value of the "(nobody)" / "(no folder)" option of an id select."""
+
+
+def optional_id(value: Any) -> int | None:
+    """Coerce of id selects: the empty option is None, anything else must be an integer
+    (which the choices then allow or refuse)."""
+    if value is None or value == NONE:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        raise ValueError("not an id")
+    return int(text)
+
+
+def _id_select(label, name: str | None = None, **kw: Any) -> SelectField:
+    """A select of ids (users, folders). On record and action forms the attribute is named
+    like the model's column (``folder_id``), so a form built from the object shows the stored
+    value, while ``name`` keeps the short HTML name (``folder``). Choices are set by the view;
+    :data:`NONE` means none."""
+    return SelectField(label, name=name, coerce=optional_id, choices=[],
+                       invalid_choice_message=INVALID_CHOICE,
                        invalid_value_message=INVALID_CHOICE, **kw)
 
 
-class RecordForm(FlaskForm):
+class RecordForm(SafeForm):
     title = StringField(_l("Title"), validators=[
         DataRequired(_l("The title is required.")),
         Length(max=TITLE_MAX, message=_l("The title is too long: at most 200 characters."))])
@@ -78,27 +94,27 @@ class RecordForm(FlaskForm):
     detected_on = DateField(_l("Detection date"),
                             validators=[InputRequired(_l("The detection date is required."))],
                             invalid_value_message=INVALID_DATE)
-    detected_by = _id_select(_l("Detected by"))
+    detected_by_id = _id_select(_l("Detected by"), "detected_by")
     origin = _select(_l("Origin"), ORIGINS, ORIGIN_LABELS, default="internal")
     severity = _select(_l("Severity"), SEVERITIES, SEVERITY_LABELS, default="minor")
-    folder = _id_select(_l("Folder"), default=0)
-    assignee = _id_select(_l("Assignee"), default=0)
+    folder_id = _id_select(_l("Folder"), "folder")
+    assignee_id = _id_select(_l("Assignee"), "assignee")
     cause_analysis = TextAreaField(_l("Cause analysis"), validators=[
         Length(max=TEXT_MAX,
                message=_l("The cause analysis is too long: at most 20000 characters."))])
 
 
-class StatusForm(FlaskForm):
+class StatusForm(SafeForm):
     to_status = _select(_l("New status"), STATUSES, STATUS_LABELS)
     comment = TextAreaField(_l("Comment"), validators=[
         Length(max=COMMENT_MAX, message=_l("The comment is too long: at most 2000 characters."))])
 
 
-class ShareForm(FlaskForm):
+class ShareForm(SafeForm):
     user = _id_select(_l("Share with"))
 
 
-class ActionForm(FlaskForm):
+class ActionForm(SafeForm):
     title = StringField(_l("Title"), validators=[
         DataRequired(_l("The title is required.")),
         Length(max=TITLE_MAX, message=_l("The title is too long: at most 200 characters."))])
@@ -106,13 +122,13 @@ class ActionForm(FlaskForm):
         Length(max=TEXT_MAX,
                message=_l("The description is too long: at most 20000 characters."))])
     kind = _select(_l("Type"), ACTION_KINDS, KIND_LABELS, default="corrective")
-    owner = _id_select(_l("Owner"))
+    owner_id = _id_select(_l("Owner"), "owner")
     due_date = DateField(_l("Due date"), validators=[Optional()],
                          invalid_value_message=INVALID_DATE)
     status = _select(_l("Status"), ACTION_STATUSES, ACTION_STATUS_LABELS, default="planned")
 
 
-class EffectivenessForm(FlaskForm):
+class EffectivenessForm(SafeForm):
     effective = RadioField(_l("Was the action effective?"),
                            choices=options([("yes", _l("Yes")), ("no", _l("No"))]),
                            validators=[InputRequired(_l("Answer yes or no."))],
@@ -121,17 +137,17 @@ class EffectivenessForm(FlaskForm):
         Length(max=COMMENT_MAX, message=_l("The comment is too long: at most 2000 characters."))])
 
 
-class FolderForm(FlaskForm):
+class FolderForm(SafeForm):
     name = StringField(_l("Name"), validators=[
         DataRequired(_l("The name is required.")),
         Length(max=FOLDER_NAME_MAX, message=_l("The name is too long: at most 100 characters."))])
     confidential = BooleanField(_l("Confidential (only cleared managers see its records)"))
 
 
-class ClearanceForm(FlaskForm):
-    user = _id_select(_l("Manager"), default=0)
-    group = _id_select(_l("Group"), default=0)
+class ClearanceForm(SafeForm):
+    user = _id_select(_l("Manager"))
+    group = _id_select(_l("Group"))
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(SafeForm):
     """Only the CSRF token (revocations, removals)."""

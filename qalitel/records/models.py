@@ -202,6 +202,9 @@ class RecordHistory(TenantBase):
     field: Mapped[str] = mapped_column(String(40), nullable=False)
     old_value: Mapped[str | None] = mapped_column(Text)
     new_value: Mapped[str | None] = mapped_column(Text)
+    # For a folder change: the folders' ids, so their names are shown only to the cleared.
+    old_ref: Mapped[int | None] = mapped_column(Integer)
+    new_ref: Mapped[int | None] = mapped_column(Integer)
 
     user: Mapped[User | None] = relationship()
 

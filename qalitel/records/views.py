@@ -7,12 +7,17 @@ on the same blueprint.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from flask import abort, flash, redirect, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
 
+from core.pagination import PAGE_SIZES
 from qalitel.records import action_views, folder_views, queries, service, visibility
+from qalitel.records.chart import layout_chart
+from qalitel.records.export import EXPORT_MAX, csv_response
 from qalitel.records.forms import (
     STATUS_LABELS,
     ConfirmForm,
@@ -28,9 +33,9 @@ from qalitel.records.models import (
     RecordShare,
     StatusChange,
 )
+from qalitel.records.specs import ListSpec
 from qalitel.records.web import (
     bp,
-    csv_response,
     folder_options,
     id_or_404,
     list_spec,
@@ -51,9 +56,9 @@ def dashboard():
     """The tenant's home page: counts by status, overdue actions, records per month."""
     user = me()
     counts = queries.status_counts(user)
-    chart = queries.layout_chart(queries.records_per_month(user, today()))
+    chart = layout_chart(queries.records_per_month(user, today()))
     latest = tdb.execute(queries.record_rows(
-        user, queries.ListSpec(name="records", sort="-number"), today()).limit(5)).all()
+        user, ListSpec(name="records", sort="-number"), today()).limit(5)).all()
     return render("records/dashboard.html", counts=counts, statuses=STATUSES,
                   total=sum(counts.values()), chart=chart, latest=latest,
                   overdue=queries.overdue_action_count(user, today()),
@@ -77,53 +82,57 @@ def index():
         "severity": list(labels["severity"].items()),
         "origin": list(labels["origin"].items()),
         "folder": [("none", _("(no folder)"))]
-        + [(str(f.id), f.name) for f in service.folder_choices(me())],
+        + [(str(f.id), f.name) for f in service.usable_folders(me())],
         "assignee": [("me", _("Me")), ("none", _("(nobody)"))]
         + [(str(u.id), u.name) for u in users],
     }
     return render("records/list.html", spec=spec, page=page, choices=choices,
-                  page_sizes=queries.PAGE_SIZES)
+                  page_sizes=PAGE_SIZES)
 
 
 @bp.get("/records/export.csv")
 @login_required
 def export():
     spec = list_spec("records")
-    rows = tdb.execute(queries.record_rows(me(), spec, today())
-                       .limit(queries.EXPORT_MAX)).all()
+    rows = tdb.execute(queries.record_rows(me(), spec, today()).limit(EXPORT_MAX)).all()
     header = [_("Number"), _("Title"), _("Status"), _("Severity"), _("Origin"),
               _("Detection date"), _("Detected by"), _("Folder"), _("Assignee"),
               _("Overdue actions"), _("Description")]
     return csv_response(f"nonconformities-{today().isoformat()}.csv", header, (
         (f"NC-{r.number}", r.title, r.status, r.severity, r.origin, r.detected_on,
-         r.detected_by_name, r.folder_name, r.assignee_name, bool(r.overdue), r.description)
+         r.detected_by_name, _folder_cell(r), r.assignee_name, bool(r.overdue), r.description)
         for r in rows))
+
+
+def _folder_cell(row) -> str:
+    if row.folder_name is None and row.confidential:
+        return visibility.hidden_folder_label()
+    return row.folder_name or ""
 
 
 # ------------------------------------------------------------------ create and edit
 
 
 def _prepare(form: RecordForm, record: NonConformity | None = None) -> None:
-    form.detected_by.choices = user_options()
-    form.assignee.choices = user_options(_("(nobody)"))
-    form.folder.choices = folder_options(me(), record.folder if record else None)
+    """Choices: what may be picked, plus the values the record holds now."""
+    form.detected_by_id.choices = user_options(keep=record.detected_by_id if record else None)
+    form.assignee_id.choices = user_options(_("(nobody)"),
+                                            keep=record.assignee_id if record else None)
+    form.folder_id.choices = folder_options(me(), record.folder_id if record else None)
 
 
 @bp.route("/records/new", methods=["GET", "POST"])
 @login_required
 def create():
-    form = RecordForm()
+    form = RecordForm(data={"detected_on": today(), "detected_by_id": me().id})
     _prepare(form)
-    if not form.is_submitted():
-        form.detected_on.data = today()
-        form.detected_by.data = me().id
     if form.validate_on_submit():
         try:
             record = service.create_nonconformity(
                 me(), form.title.data or "", form.description.data or "",
-                detected_on=form.detected_on.data, detected_by_id=form.detected_by.data,
+                detected_on=form.detected_on.data, detected_by_id=form.detected_by_id.data,
                 origin=form.origin.data, severity=form.severity.data,
-                folder_id=form.folder.data or None, assignee_id=form.assignee.data or None,
+                folder_id=form.folder_id.data, assignee_id=form.assignee_id.data,
                 cause_analysis=form.cause_analysis.data or "")
         except service.RecordError as exc:
             flash(str(exc), "error")
@@ -140,19 +149,16 @@ def edit(record_id: int):
     record = record_or_404(record_id)
     if not visibility.can_edit_record(me(), record):
         abort(403)
-    form = RecordForm()
+    form = RecordForm(obj=record)
     _prepare(form, record)
-    if not form.is_submitted():
-        form.process(obj=record, detected_by=record.detected_by_id or 0,
-                     assignee=record.assignee_id or 0, folder=record.folder_id or 0)
     if form.validate_on_submit():
         try:
             service.update_nonconformity(
                 me(), record, title=form.title.data, description=form.description.data,
                 cause_analysis=form.cause_analysis.data, detected_on=form.detected_on.data,
-                detected_by=form.detected_by.data or None, origin=form.origin.data,
-                severity=form.severity.data, folder=form.folder.data or None,
-                assignee=form.assignee.data or None)
+                detected_by=form.detected_by_id.data, origin=form.origin.data,
+                severity=form.severity.data, folder=form.folder_id.data,
+                assignee=form.assignee_id.data)
         except service.RecordError as exc:
             flash(str(exc), "error")
         else:
@@ -165,6 +171,19 @@ def edit(record_id: int):
 # ------------------------------------------------------------------ detail
 
 
+def _history(user, record_id: int) -> list[SimpleNamespace]:
+    """The record's history, newest first, as ``user`` may read it (folder names masked)."""
+    rows = tdb.execute(select(RecordHistory).where(RecordHistory.record_id == record_id)
+                       .order_by(RecordHistory.changed_at.desc(), RecordHistory.id.desc())
+                       ).scalars()
+    seen: dict[int | None, bool] = {}
+    return [SimpleNamespace(
+        changed_at=h.changed_at, user=h.user, field=h.field,
+        old_value=visibility.history_value(user, h.field, h.old_value, h.old_ref, seen),
+        new_value=visibility.history_value(user, h.field, h.new_value, h.new_ref, seen))
+        for h in rows]
+
+
 def _show(record: NonConformity, status: int = 200, *, status_form: StatusForm | None = None,
           share_form: ShareForm | None = None):
     user = me()
@@ -172,9 +191,7 @@ def _show(record: NonConformity, status: int = 200, *, status_form: StatusForm |
                               .order_by(RecordShare.shared_at)).scalars())
     steps = list(tdb.execute(select(StatusChange).where(StatusChange.record_id == record.id)
                              .order_by(StatusChange.changed_at, StatusChange.id)).scalars())
-    history = list(tdb.execute(select(RecordHistory).where(RecordHistory.record_id == record.id)
-                               .order_by(RecordHistory.changed_at.desc(),
-                                         RecordHistory.id.desc())).scalars())
+    history = _history(user, record.id)
     can_edit = visibility.can_edit_record(user, record)
     can_move = visibility.can_change_status(user, record) and bool(record.next_statuses)
     if not can_move:
@@ -194,6 +211,7 @@ def _show(record: NonConformity, status: int = 200, *, status_form: StatusForm |
     return render("records/show.html", status, record=record, shares=shares, steps=steps,
                   history=history, actions=queries.record_actions(user, record.id, today()),
                   can_edit=can_edit, can_move=can_move, status_form=status_form,
+                  folder_visible=visibility.can_see_folder(user, record.folder_id),
                   share_form=share_form, confirm_form=ConfirmForm())
 
 

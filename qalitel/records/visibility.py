@@ -19,7 +19,8 @@ author, and to managers and admins. An action owner also sees the action's recor
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, false, or_, select, true
+from flask_babel import gettext as _
+from sqlalchemy import ColumnElement, Select, case, false, null, or_, select, true
 
 from qalitel.records.models import (
     Action,
@@ -29,6 +30,7 @@ from qalitel.records.models import (
     RecordShare,
 )
 from qalitel.users.models import Profile, User, UserGroup
+from tenants.context import tdb
 
 
 def _profile(user: User) -> Profile:
@@ -96,12 +98,44 @@ def action_visibility(user: User) -> ColumnElement[bool]:
     return or_(named, linked)
 
 
-def visible_records(user: User) -> Select:
-    return select(NonConformity).where(record_visibility(user))
+# ------------------------------------------------------------------ confidential names
+# A confidential folder's name reaches only the people cleared for it: lists, exports, the
+# dashboard, detail pages and history go through these.
 
 
-def visible_actions(user: User) -> Select:
-    return select(Action).where(action_visibility(user))
+def folder_name(user: User) -> ColumnElement:
+    """Column expression (with ``Folder`` joined): the folder's name if ``user`` may see the
+    folder, else NULL (the row keeps ``Folder.confidential`` to say why it is blank)."""
+    if is_admin(user):
+        return Folder.name
+    return case((folder_visibility(user), Folder.name), else_=null())
+
+
+def can_see_folder(user: User, folder_id: int | None) -> bool:
+    """Whether ``user`` may read this folder's name (and file records in it)."""
+    if folder_id is None or is_admin(user):
+        return True
+    return tdb.execute(select(Folder.id).where(
+        Folder.id == folder_id, folder_visibility(user))).first() is not None
+
+
+def hidden_folder_label() -> str:
+    """What people not cleared for a confidential folder read instead of its name."""
+    return _("Confidential folder")
+
+
+def history_value(user: User, field: str, value: str | None, ref: int | None,
+                  seen: dict[int | None, bool]) -> str | None:
+    """A history row's value as ``user`` may read it: a folder's name only when they may see
+    that folder (rows without the folder's id: administrators only). ``seen`` caches the
+    answers of one page."""
+    if field != "folder" or value is None:
+        return value
+    if ref is None:
+        return value if is_admin(user) else hidden_folder_label()
+    if ref not in seen:
+        seen[ref] = can_see_folder(user, ref)
+    return value if seen[ref] else hidden_folder_label()
 
 
 # ------------------------------------------------------------------ who may change what

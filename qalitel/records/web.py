@@ -5,25 +5,25 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, abort, render_template, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from core import validation
 from qalitel import prefs
-from qalitel.records import queries, service, visibility
-from qalitel.records.forms import LABELS, options
-from qalitel.records.models import Action, NonConformity
+from qalitel.records import queries, service, specs, visibility
+from qalitel.records.forms import LABELS, NONE, options
+from qalitel.records.models import Action, Folder, NonConformity
 from qalitel.users.models import User
+from tenants.context import tdb
 
 bp = Blueprint("records", __name__)
-
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in both databases
 
 
 def id_or_404(value: int) -> int:
     """An id from a URL, or 404 when no row can have it (larger ids overflow the driver)."""
-    if not 0 < value <= MAX_ID:
+    if not validation.is_id(value):
         abort(404)
     return value
 
@@ -79,18 +79,18 @@ def remember_page() -> None:
     prefs.set_pref("last", request.full_path.rstrip("?"))
 
 
-def list_spec(name: str) -> queries.ListSpec:
+def list_spec(name: str) -> specs.ListSpec:
     """The list's settings: from the query string, saved to the preference cookie; or, when
     the list is opened without parameters, restored from the cookie."""
     if request.args:
-        spec = queries.parse_spec(name, request.args)
+        spec = specs.parse_spec(name, request.args)
         prefs.save_list_prefs(name, spec.filters, spec.sort, spec.page_size)
         return spec
     saved = prefs.list_prefs(name)
     args: dict[str, Any] = dict(saved.get("filters") or {})
     args["sort"] = saved.get("sort")
     args["per_page"] = saved.get("page_size")
-    return queries.parse_spec(name, args)
+    return specs.parse_spec(name, args)
 
 
 def record_or_404(record_id: int) -> NonConformity:
@@ -107,27 +107,33 @@ def action_or_404(action_id: int) -> Action:
     return action
 
 
-def user_options(none_label: str | None = None, exclude: set[int] | None = None) -> list[Any]:
-    pairs: list[tuple[Any, Any]] = [(0, none_label)] if none_label is not None else []
-    pairs += [(u.id, u.name) for u in service.assignable_users()
+def user_options(none_label: str | None = None, exclude: set[int] | None = None,
+                 keep: int | None = None) -> list[Any]:
+    """Active users to pick from; plus ``keep``, the value stored, even when that user is
+    suspended now (so an edit that leaves the field alone keeps it)."""
+    pairs: list[tuple[Any, Any]] = [(NONE, none_label)] if none_label is not None else []
+    active = [(u.id, u.name) for u in service.assignable_users()
               if not exclude or u.id not in exclude]
+    if keep is not None and keep not in {uid for uid, _name in active}:
+        kept = tdb.get(User, keep)
+        if kept is not None:
+            pairs.append((kept.id, _("%(name)s (suspended)", name=kept.name)))
+    return options(pairs + active)
+
+
+def folder_options(user: User, keep: int | None = None) -> list[Any]:
+    """Folders ``user`` may file in, plus ``keep`` (the record's current folder). When
+    ``user`` is not cleared for ``keep``, it is the only option, under a neutral label: the
+    record stays where it is and its folder's name is not shown."""
+    if keep is not None and not visibility.can_see_folder(user, keep):
+        return options([(keep, visibility.hidden_folder_label())])
+    pairs: list[tuple[Any, Any]] = [(NONE, _("(no folder)"))]
+    pairs += [(f.id, f.name) for f in service.usable_folders(user)]
+    if keep is not None and keep not in {f[0] for f in pairs}:
+        kept = tdb.get(Folder, keep)
+        if kept is not None:
+            pairs.append((kept.id, kept.name))
     return options(pairs)
-
-
-def folder_options(user: User, keep: Any = None) -> list[Any]:
-    """Folders ``user`` may file in, plus ``keep`` (the record's current folder)."""
-    folders: list[Any] = service.folder_choices(user)
-    if keep is not None and keep.id not in {f.id for f in folders}:
-        folders.append(keep)
-    return options([(0, _("(no folder)"))] + [(f.id, f.name) for f in folders])
-
-
-def csv_response(filename: str, header: list[str], rows) -> Response:
-    body = "\ufeff" + queries.to_csv(header, rows)
-    response = Response(body, mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
 
 
 def form_errors(form) -> list[str]:

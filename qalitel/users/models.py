@@ -41,6 +41,8 @@ class User(UserMixin, TenantBase):
         nullable=False, default=Profile.USER)
     session_token: Mapped[str] = mapped_column(String(64), nullable=False,
                                                default=new_session_token)
+    # The language of the user's last sign-in: the mail they are sent speaks it.
+    locale: Mapped[str | None] = mapped_column(String(8))
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(

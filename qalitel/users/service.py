@@ -2,31 +2,34 @@
 
 Every change that must end a user's sessions (password change, suspension) rotates
 ``User.session_token``, which is part of the Flask-Login id and of the remember cookie.
-Refused changes raise :class:`UserError` with a message meant for the user.
+Refused changes raise :class:`UserError` with a message meant for the user. Functions flush
+and never commit: the request (or CLI command) commits once (:mod:`qalitel.transaction`).
+Input rules are those of :mod:`core.validation`.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from core import validation
+from core.pagination import Page, paginate
+from core.validation import EMAIL_MAX, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN
 from qalitel.users.models import Group, Profile, User, UserGroup, new_session_token
 from tenants.context import tdb
 
-EMAIL_MAX = 254
-NAME_MAX = 200
 GROUP_NAME_MAX = 100
-PASSWORD_MIN = 10
-PASSWORD_MAX = 256
-EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+USERS_PER_PAGE = 50
+
+__all__ = ["EMAIL_MAX", "GROUP_NAME_MAX", "NAME_MAX", "PASSWORD_MAX", "PASSWORD_MIN"]
 
 
 @cache
@@ -51,31 +54,24 @@ class WrongPasswordError(UserError):
 # ---------------------------------------------------------------- validation
 
 
+def _checked(rule: Callable[..., Any], raw: object, *args: Any) -> Any:
+    try:
+        return rule(raw, *args)
+    except validation.InvalidInput as exc:
+        raise UserError(str(exc)) from exc
+
+
 def normalize_email(raw: object) -> str:
-    if not isinstance(raw, str):
-        raise UserError(_("Enter a valid email address."))
-    email = raw.strip().lower()
-    if len(email) > EMAIL_MAX or not EMAIL_RE.fullmatch(email):
-        raise UserError(_("Enter a valid email address."))
-    return email
+    return _checked(validation.check_email, raw)
 
 
 def clean_name(raw: object, limit: int = NAME_MAX) -> str:
     """A trimmed, non-empty, printable name of at most ``limit`` characters."""
-    name = raw.strip() if isinstance(raw, str) else ""
-    if not name:
-        raise UserError(_("A name is required."))
-    if len(name) > limit or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise UserError(_("A name has at most %(max)d printable characters.", max=limit))
-    return name
+    return _checked(validation.check_name, raw, limit)
 
 
 def check_new_password(password: object) -> str:
-    if not isinstance(password, str) or len(password) < PASSWORD_MIN:
-        raise UserError(_("A password has at least %(min)d characters.", min=PASSWORD_MIN))
-    if len(password) > PASSWORD_MAX:
-        raise UserError(_("A password has at most %(max)d characters.", max=PASSWORD_MAX))
-    return password
+    return _checked(validation.check_password, password)
 
 
 def hash_password(password: str) -> str:
@@ -85,11 +81,13 @@ def hash_password(password: str) -> str:
 # ---------------------------------------------------------------- sign-in
 
 
-def find_by_email(email: str) -> User | None:
-    if not isinstance(email, str) or len(email) > EMAIL_MAX:
+def find_by_email(email: object) -> User | None:
+    """The user with this address; None for an address no account can have."""
+    address = validation.email_or_none(email)
+    if address is None:
         return None
     return tdb.execute(
-        select(User).where(func.lower(User.email) == email.strip().lower())).scalar_one_or_none()
+        select(User).where(func.lower(User.email) == address)).scalar_one_or_none()
 
 
 def check_credentials(email: str, password: str) -> User | None:
@@ -98,7 +96,7 @@ def check_credentials(email: str, password: str) -> User | None:
     Unknown emails cost the same hash check as known ones. A hash made with an older method
     is replaced by one made with the current method (scrypt) on a successful check.
     """
-    if not email or not password or len(email) > EMAIL_MAX or len(password) > PASSWORD_MAX:
+    if not validation.password_candidate(password):
         return None
     user = find_by_email(email)
     if user is None:
@@ -110,7 +108,7 @@ def check_credentials(email: str, password: str) -> User | None:
         if not user.password_hash.startswith(current_method() + "$"):
             user.password_hash = hash_password(password)
         user.last_login_at = datetime.now(UTC)
-        tdb.commit()
+        tdb.flush()
     return user
 
 
@@ -127,6 +125,12 @@ def list_users() -> Sequence[User]:
     return tdb.execute(select(User).order_by(func.lower(User.name), User.id)).scalars().all()
 
 
+def user_page(page: int, page_size: int = USERS_PER_PAGE) -> Page:
+    """One page of the user list, by name."""
+    return paginate(tdb, select(User).order_by(func.lower(User.name), User.id),
+                    select(func.count()).select_from(User), page, page_size, scalars=True)
+
+
 def create_user(email: str, name: str, password: str | None = None,
                 profile: Profile = Profile.USER) -> User:
     """Create a user. Without a password the account gets an unusable one (see invitations)."""
@@ -137,13 +141,19 @@ def create_user(email: str, name: str, password: str | None = None,
         raise UserError(_("A user with this email already exists."))
     user = User(email=email, name=name, password_hash=hash_password(password),
                 profile=Profile(profile))
-    tdb.add(user)
+    _flush_unique(user, _("A user with this email already exists."))
+    return user
+
+
+def _flush_unique(obj: object, message: str) -> None:
+    """Add and flush ``obj``. Losing a unique-constraint race (two admins, same name) fails
+    the whole unit of work: it is rolled back, and the UserError makes the answer an error."""
+    tdb.add(obj)
     try:
-        tdb.commit()
+        tdb.flush()
     except IntegrityError as exc:
         tdb.rollback()
-        raise UserError(_("A user with this email already exists.")) from exc
-    return user
+        raise UserError(message) from exc
 
 
 def _ensure_an_admin_remains(user: User) -> None:
@@ -159,37 +169,35 @@ def _ensure_an_admin_remains(user: User) -> None:
 
 
 def rename(user: User, name: str) -> None:
-    user.name = clean_name(name)
-    tdb.commit()
+    if name != user.name:
+        user.name = clean_name(name)
+    tdb.flush()
 
 
 def update_user(user: User, *, name: str, profile: Profile | str) -> None:
-    """Set a user's name and profile (admin page)."""
-    name = clean_name(name)
-    profile = Profile(profile)
+    """Set a user's name and profile (admin page); unchanged values are left alone."""
+    name = name if name == user.name else clean_name(name)
     try:
-        if profile is not Profile.ADMIN:
-            _ensure_an_admin_remains(user)
+        profile = Profile(profile)
+    except ValueError as exc:
+        raise UserError(_("Profile: not a valid choice.")) from exc
+    if profile is not user.profile and profile is not Profile.ADMIN:
+        _ensure_an_admin_remains(user)
+    if name != user.name:
         user.name = name
+    if profile is not user.profile:
         user.profile = profile
-        tdb.commit()
-    except Exception:
-        tdb.rollback()
-        raise
+    tdb.flush()
 
 
 def suspend(user: User) -> None:
     """Suspend a user: their sessions and remember cookies end at once."""
     if user.is_suspended:
         return
-    try:
-        _ensure_an_admin_remains(user)
-        user.suspended_at = datetime.now(UTC)
-        user.session_token = new_session_token()
-        tdb.commit()
-    except Exception:
-        tdb.rollback()
-        raise
+    _ensure_an_admin_remains(user)
+    user.suspended_at = datetime.now(UTC)
+    user.session_token = new_session_token()
+    tdb.flush()
 
 
 def reactivate(user: User) -> None:
@@ -197,25 +205,25 @@ def reactivate(user: User) -> None:
         return
     user.suspended_at = None
     user.session_token = new_session_token()
-    tdb.commit()
+    tdb.flush()
 
 
 def end_sessions(user: User) -> None:
     """Sign the user out everywhere: every session and remember cookie issued so far stops
     loading. Called at logout, so a copy of the session cookie taken before it is worthless."""
     user.session_token = new_session_token()
-    tdb.commit()
+    tdb.flush()
 
 
 def set_password(user: User, password: str) -> None:
     """Replace the password and end every session (and remember cookie) of the user."""
     user.password_hash = hash_password(check_new_password(password))
     user.session_token = new_session_token()
-    tdb.commit()
+    tdb.flush()
 
 
 def change_own_password(user: User, current: str, new: str) -> None:
-    if (not isinstance(current, str) or len(current) > PASSWORD_MAX
+    if (not validation.password_candidate(current)
             or not check_password_hash(user.password_hash, current)):
         raise WrongPasswordError(_("The current password is wrong."))
     set_password(user, new)
@@ -240,12 +248,7 @@ def create_group(name: str) -> Group:
     if _group_name_taken(name):
         raise UserError(_("A group with this name already exists."))
     group = Group(name=name)
-    tdb.add(group)
-    try:
-        tdb.commit()
-    except IntegrityError as exc:
-        tdb.rollback()
-        raise UserError(_("A group with this name already exists.")) from exc
+    _flush_unique(group, _("A group with this name already exists."))
     return group
 
 
@@ -253,18 +256,15 @@ def rename_group(group: Group, name: str) -> None:
     name = clean_name(name, GROUP_NAME_MAX)
     if _group_name_taken(name, but=group.id):
         raise UserError(_("A group with this name already exists."))
-    group.name = name
-    try:
-        tdb.commit()
-    except IntegrityError as exc:
-        tdb.rollback()
-        raise UserError(_("A group with this name already exists.")) from exc
+    if name != group.name:
+        group.name = name
+        _flush_unique(group, _("A group with this name already exists."))
 
 
 def delete_group(group: Group) -> None:
     tdb.execute(delete(UserGroup).where(UserGroup.group_id == group.id))
     tdb.delete(group)
-    tdb.commit()
+    tdb.flush()
 
 
 def group_ids_of(user: User) -> list[int]:
@@ -289,7 +289,7 @@ def member_ids(group: Group) -> list[int]:
 
 
 def _existing(model: type[User] | type[Group], ids: Iterable[int]) -> set[int]:
-    wanted = {int(i) for i in ids}
+    wanted = {i for i in (validation.id_or_none(raw) for raw in ids) if i is not None}
     if not wanted:
         return set()
     return set(tdb.execute(select(model.id).where(model.id.in_(wanted))).scalars())
@@ -304,7 +304,7 @@ def set_user_groups(user: User, group_ids: Iterable[int]) -> None:
                                             UserGroup.group_id.in_(current - wanted)))
     for group_id in sorted(wanted - current):
         tdb.add(UserGroup(user_id=user.id, group_id=group_id))
-    tdb.commit()
+    tdb.flush()
 
 
 def set_group_members(group: Group, user_ids: Iterable[int]) -> None:
@@ -316,4 +316,4 @@ def set_group_members(group: Group, user_ids: Iterable[int]) -> None:
                                             UserGroup.user_id.in_(current - wanted)))
     for user_id in sorted(wanted - current):
         tdb.add(UserGroup(user_id=user_id, group_id=group.id))
-    tdb.commit()
+    tdb.flush()

@@ -1,0 +1,46 @@
+"""One page of a list: its rows, the total, and the numbers a pager shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
+
+PAGE_SIZES = (10, 25, 50, 100)
+DEFAULT_PAGE_SIZE = 25
+
+
+@dataclass
+class Page:
+    rows: list[Any]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+    @property
+    def first_index(self) -> int:
+        return 0 if not self.total else (self.page - 1) * self.page_size + 1
+
+    @property
+    def last_index(self) -> int:
+        return min(self.total, self.page * self.page_size)
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def paginate(session: Session, rows: Select, count: Select, page: int, page_size: int,
+             *, scalars: bool = False) -> Page:
+    """Run ``count`` then the page of ``rows`` (a page past the end shows the last one)."""
+    total = session.execute(count).scalar() or 0
+    page = min(max(page, 1), max(1, -(-total // page_size)))
+    result = session.execute(rows.limit(page_size).offset((page - 1) * page_size))
+    items = list(result.scalars()) if scalars else list(result.all())
+    return Page(rows=items, total=total, page=page, page_size=page_size)

@@ -1,0 +1,102 @@
+"""Writes on actions: create (on a record or standalone), edit, effectiveness check. Flush
+only: the request or the CLI command commits."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask_babel import gettext as _
+
+from qalitel.records import visibility
+from qalitel.records.models import (
+    ACTION_KINDS,
+    ACTION_STATUSES,
+    COMMENT_MAX,
+    TEXT_MAX,
+    TITLE_MAX,
+    Action,
+    NonConformity,
+)
+from qalitel.records.service.checks import (
+    PermissionDenied,
+    RecordError,
+    active_user,
+    choice,
+    now,
+    same_text,
+    text,
+    valid_date,
+)
+from qalitel.users.models import User
+from tenants.context import tdb
+
+ACTION_FIELDS = ("title", "description", "kind", "status", "due_date", "owner")
+
+
+def _values(changes: dict[str, Any], action: Action | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, limit, label in (("title", TITLE_MAX, _("Title")),
+                               ("description", TEXT_MAX, _("Description"))):
+        if name in changes and not (action is not None
+                                    and same_text(changes[name], getattr(action, name))):
+            out[name] = text(changes[name], limit, label, required=name == "title",
+                             multiline=name != "title")
+    if "kind" in changes:
+        out["kind"] = choice(changes["kind"], ACTION_KINDS, _("Type"))
+    if "status" in changes:
+        out["status"] = choice(changes["status"], ACTION_STATUSES, _("Status"))
+    if "due_date" in changes and (action is None or changes["due_date"] != action.due_date):
+        out["due_date"] = valid_date(changes["due_date"], _("Due date"))
+    if "owner" in changes:
+        out["owner_id"] = active_user(changes["owner"], _("Owner"),
+                                      keep=action.owner_id if action else None)
+    return out
+
+
+def create_action(actor: User, title: str, *, record: NonConformity | None = None,
+                  kind: str = "corrective", description: str = "", owner_id: int | None = None,
+                  due_date: date | None = None, status: str = "planned") -> Action:
+    """A new action, on ``record`` (which ``actor`` must be allowed to edit) or standalone."""
+    if record is not None and not visibility.can_edit_record(actor, record):
+        raise PermissionDenied()
+    values = _values(dict(title=title, kind=kind, description=description,
+                          owner=owner_id if owner_id is not None else actor.id,
+                          due_date=due_date, status=status))
+    action = Action(record_id=record.id if record else None, created_by_id=actor.id, **values)
+    if action.status == "done":
+        action.completed_at = now()
+    tdb.add(action)
+    tdb.flush()
+    return action
+
+
+def update_action(actor: User, action: Action, **changes: Any) -> list[str]:
+    """Change some of :data:`ACTION_FIELDS`; returns the names of the attributes changed."""
+    if not visibility.can_edit_action(actor, action):
+        raise PermissionDenied()
+    if set(changes) - set(ACTION_FIELDS):
+        raise RecordError(_("Unknown field."))
+    values = _values(changes, action)
+    if values.get("status") == "done" and action.status != "done":
+        action.completed_at = now()
+    elif "status" in values and values["status"] != "done":
+        action.completed_at = None
+    changed = [name for name, value in values.items() if getattr(action, name) != value]
+    for attribute in changed:
+        setattr(action, attribute, values[attribute])
+    tdb.flush()
+    return changed
+
+
+def check_effectiveness(actor: User, action: Action, effective: bool, comment: str = "") -> None:
+    """Record whether a finished action worked."""
+    if not visibility.can_check_effectiveness(actor):
+        raise PermissionDenied()
+    if action.status != "done":
+        raise RecordError(_("Only a finished action can be checked for effectiveness."))
+    action.effective = bool(effective)
+    action.effectiveness_comment = text(comment, COMMENT_MAX, _("Comment"))
+    action.effectiveness_checked_by_id = actor.id
+    action.effectiveness_checked_at = now()
+    tdb.flush()

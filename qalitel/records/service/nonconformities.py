@@ -1,0 +1,223 @@
+"""Writes on non-conformities: create, edit (with history), workflow, shares. Flush only:
+the request or the CLI command commits (:mod:`qalitel.transaction`)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from qalitel.records import visibility
+from qalitel.records.models import (
+    ACTION_CLOSED,
+    COMMENT_MAX,
+    ORIGINS,
+    SEVERITIES,
+    TEXT_MAX,
+    TITLE_MAX,
+    TRANSITIONS,
+    Action,
+    Folder,
+    NonConformity,
+    RecordHistory,
+    RecordShare,
+    StatusChange,
+)
+from qalitel.records.service.checks import (
+    PermissionDenied,
+    RecordError,
+    active_user,
+    choice,
+    now,
+    same_text,
+    text,
+    today,
+    usable_folder,
+    valid_date,
+)
+from qalitel.users.models import User
+from tenants.context import tdb
+
+EDITABLE = ("title", "description", "cause_analysis", "detected_on", "detected_by", "origin",
+            "severity", "folder", "assignee")
+NUMBER_ATTEMPTS = 5
+
+
+def _display(field: str, value: Any) -> str | None:
+    """How a field's value is kept in the history (names, not ids, so it reads later)."""
+    if value is None:
+        return None
+    if field in ("detected_by", "assignee"):
+        user = tdb.get(User, value)
+        return user.name if user else f"#{value}"
+    if field == "folder":
+        folder = tdb.get(Folder, value)
+        return folder.name if folder else f"#{value}"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _insert_numbered(record: NonConformity) -> None:
+    """Insert ``record`` with the next number, computed by the INSERT itself. SQLite runs the
+    statement under its write lock; on PostgreSQL two writers may take the same number, so
+    each attempt runs in a savepoint and a duplicate retries with the next one."""
+    next_number = select(func.coalesce(func.max(NonConformity.number), 0) + 1).scalar_subquery()
+    if tdb.get_bind().dialect.name != "postgresql":
+        record.number = next_number  # type: ignore[assignment]
+        tdb.add(record)
+        tdb.flush()
+        return
+    for attempt in range(NUMBER_ATTEMPTS):
+        record.number = next_number  # type: ignore[assignment]
+        try:
+            with tdb.begin_nested():
+                tdb.add(record)
+        except IntegrityError:
+            if attempt == NUMBER_ATTEMPTS - 1:
+                raise
+            continue
+        return
+
+
+def create_nonconformity(author: User, title: str, description: str = "", *,
+                         detected_on: date | None = None, detected_by_id: int | None = None,
+                         origin: str = "internal", severity: str = "minor",
+                         folder_id: int | None = None, assignee_id: int | None = None,
+                         cause_analysis: str = "") -> NonConformity:
+    """Record a non-conformity, detected by ``author`` unless ``detected_by_id`` says who."""
+    values = dict(
+        title=text(title, TITLE_MAX, _("Title"), required=True, multiline=False),
+        description=text(description, TEXT_MAX, _("Description")),
+        cause_analysis=text(cause_analysis, TEXT_MAX, _("Cause analysis")),
+        detected_on=valid_date(detected_on, _("Detection date"),
+                               not_after=today() + timedelta(1)) or today(),
+        origin=choice(origin, ORIGINS, _("Origin")),
+        severity=choice(severity, SEVERITIES, _("Severity")),
+    )
+    detected_by = active_user(detected_by_id, _("Detected by")) or author.id
+    record = NonConformity(status="open", **values, detected_by_id=detected_by,
+                           created_by_id=author.id,
+                           assignee_id=active_user(assignee_id, _("Assignee")),
+                           folder_id=usable_folder(author, folder_id))
+    _insert_numbered(record)
+    tdb.add(StatusChange(record_id=record.id, from_status=None, to_status="open",
+                         changed_by_id=author.id, changed_at=now()))
+    tdb.flush()
+    return record
+
+
+def _new_values(actor: User, record: NonConformity, changes: dict[str, Any]) -> dict[str, Any]:
+    """Checked values by attribute; a value equal to the stored one is taken as it is."""
+    new: dict[str, Any] = {}
+    for name, limit, label in (("title", TITLE_MAX, _("Title")),
+                               ("description", TEXT_MAX, _("Description")),
+                               ("cause_analysis", TEXT_MAX, _("Cause analysis"))):
+        if name in changes and not same_text(changes[name], getattr(record, name)):
+            new[name] = text(changes[name], limit, label, required=name == "title",
+                             multiline=name != "title")
+    if "detected_on" in changes and changes["detected_on"] != record.detected_on:
+        new["detected_on"] = valid_date(changes["detected_on"], _("Detection date"),
+                                        not_after=today() + timedelta(1)) or record.detected_on
+    if "origin" in changes:
+        new["origin"] = choice(changes["origin"], ORIGINS, _("Origin"))
+    if "severity" in changes:
+        new["severity"] = choice(changes["severity"], SEVERITIES, _("Severity"))
+    if "detected_by" in changes:
+        new["detected_by_id"] = active_user(changes["detected_by"], _("Detected by"),
+                                            keep=record.detected_by_id)
+    if "assignee" in changes:
+        new["assignee_id"] = active_user(changes["assignee"], _("Assignee"),
+                                         keep=record.assignee_id)
+    if "folder" in changes and changes["folder"] != record.folder_id:
+        if record.folder_id is not None and not visibility.can_see_folder(actor,
+                                                                          record.folder_id):
+            raise RecordError(_("Only people cleared for its folder may move this record "
+                                "to another folder."))
+        new["folder_id"] = usable_folder(actor, changes["folder"])
+    return new
+
+
+def update_nonconformity(actor: User, record: NonConformity, **changes: Any) -> list[str]:
+    """Change some of :data:`EDITABLE` fields; returns the names of those that changed."""
+    if not visibility.can_edit_record(actor, record):
+        raise PermissionDenied()
+    if set(changes) - set(EDITABLE):
+        raise RecordError(_("Unknown field."))
+    changed = []
+    for attribute, value in _new_values(actor, record, changes).items():
+        old = getattr(record, attribute)
+        if old == value:
+            continue
+        field = attribute.removesuffix("_id")
+        refs = {"old_ref": old, "new_ref": value} if field == "folder" else {}
+        tdb.add(RecordHistory(record_id=record.id, user_id=actor.id, changed_at=now(),
+                              field=field, old_value=_display(field, old),
+                              new_value=_display(field, value), **refs))
+        setattr(record, attribute, value)
+        changed.append(field)
+    tdb.flush()
+    return changed
+
+
+def change_status(actor: User, record: NonConformity, to_status: str,
+                  comment: str = "") -> StatusChange:
+    """Move a record one step along :data:`TRANSITIONS`, keeping who and when."""
+    if not visibility.can_change_status(actor, record):
+        raise PermissionDenied()
+    comment = text(comment, COMMENT_MAX, _("Comment"))
+    if to_status not in TRANSITIONS.get(record.status, ()):
+        raise RecordError(_("This record cannot move from this status to that one."))
+    if to_status == "treatment" and not record.cause_analysis.strip():
+        raise RecordError(_("Write the cause analysis before moving to treatment."))
+    if to_status == "closed":
+        open_actions = tdb.execute(select(func.count()).select_from(Action).where(
+            Action.record_id == record.id, Action.status.notin_(ACTION_CLOSED))).scalar()
+        if open_actions:
+            raise RecordError(_("Finish or cancel every action of this record before "
+                                "closing it."))
+    step = StatusChange(record_id=record.id, from_status=record.status, to_status=to_status,
+                        changed_by_id=actor.id, changed_at=now(), comment=comment)
+    tdb.add(step)
+    tdb.add(RecordHistory(record_id=record.id, user_id=actor.id, changed_at=step.changed_at,
+                          field="status", old_value=record.status, new_value=to_status))
+    record.status = to_status
+    tdb.flush()
+    return step
+
+
+def share_record(actor: User, record: NonConformity, user_id: int) -> bool:
+    """Let one more user read the record; False when it was already shared with them."""
+    if not visibility.can_edit_record(actor, record):
+        raise PermissionDenied()
+    uid = active_user(user_id, _("User"))
+    if uid is None:
+        raise RecordError(_("User: unknown or suspended user."))
+    if tdb.get(RecordShare, (record.id, uid)) is not None:
+        return False
+    user = tdb.get(User, uid)
+    tdb.add(RecordShare(record_id=record.id, user_id=uid, shared_by_id=actor.id,
+                        shared_at=now()))
+    tdb.add(RecordHistory(record_id=record.id, user_id=actor.id, changed_at=now(),
+                          field="shared_with", old_value=None,
+                          new_value=user.name if user else None))
+    tdb.flush()
+    return True
+
+
+def unshare_record(actor: User, record: NonConformity, user_id: int) -> bool:
+    if not visibility.can_edit_record(actor, record):
+        raise PermissionDenied()
+    share = tdb.get(RecordShare, (record.id, user_id))
+    if share is None:
+        return False
+    user = tdb.get(User, user_id)
+    tdb.delete(share)
+    tdb.add(RecordHistory(record_id=record.id, user_id=actor.id, changed_at=now(),
+                          field="shared_with", old_value=user.name if user else None,
+                          new_value=None))
+    tdb.flush()
+    return True

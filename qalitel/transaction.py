@@ -1,0 +1,93 @@
+"""One transaction per request (or CLI command) on the tenant database.
+
+Services only ``flush``: they never commit. The request commits once, in an ``after_request``
+hook, when the response is not an error (status < 400), and rolls back otherwise; a commit
+that fails turns the response into an error page (409 for a conflict, 500 otherwise) before
+anything is sent, so the person never reads "saved" for a change that was lost. CLI code,
+jobs and tests wrap their work in :func:`unit_of_work`.
+
+Work that must follow the commit (sending mail) is registered with :func:`after_commit`: it
+runs once the data it speaks of is saved, and never when the transaction is rolled back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from flask import Flask, Response, render_template, session
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from tenants.context import has_tenant, tdb
+
+log = logging.getLogger(__name__)
+
+_CALLBACKS = "qalitel_after_commit"
+
+
+def after_commit(callback: Callable[[], object]) -> None:
+    """Run ``callback`` after the current tenant transaction commits (dropped on rollback)."""
+    tdb.info.setdefault(_CALLBACKS, []).append(callback)
+
+
+def commit() -> None:
+    """Commit the tenant session, then run what :func:`after_commit` queued."""
+    callbacks = tdb.info.pop(_CALLBACKS, [])
+    try:
+        tdb.commit()
+    except Exception:
+        tdb.rollback()
+        raise
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # the data is saved; a failing follow-up must not undo the answer
+            log.exception("after-commit step failed")
+
+
+def rollback() -> None:
+    tdb.info.pop(_CALLBACKS, None)
+    tdb.rollback()
+
+
+@contextmanager
+def unit_of_work() -> Iterator[None]:
+    """Commit what the block did if it ends normally, roll it all back if it raises."""
+    try:
+        yield
+    except BaseException:
+        rollback()
+        raise
+    commit()
+
+
+def _failed(status: int) -> Response:
+    session.pop("_flashes", None)  # a "saved" message queued by the view is not true
+    template = "errors/409.html" if status == 409 else "errors/500.html"
+    response = Response(render_template(template), status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _finish_request(response: Response) -> Response:
+    if not has_tenant():
+        return response
+    if response.status_code >= 400:
+        rollback()
+        return response
+    try:
+        commit()
+    except IntegrityError:
+        log.warning("commit refused by a constraint", exc_info=True)
+        return _failed(409)
+    except SQLAlchemyError:
+        log.exception("commit failed")
+        return _failed(500)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register last in ``create_app``: app-level hooks run in reverse order, so this commit
+    comes before the others (headers, cookies) shape the response."""
+    app.after_request(_finish_request)
