@@ -97,12 +97,7 @@ def cluster(binaries: Path) -> Iterator[str]:
     try:
         _run([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
               "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions"], "initdb")
-        port = _free_port()
-        options = " ".join(f"-c {name}={value}" for name, value in
-                           {**TUNING, "port": str(port),
-                            "unix_socket_directories": str(root)}.items())
-        _run([str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
-              "-t", str(START_TIMEOUT_S), "-o", options, "start"], "pg_ctl start")
+        port = _start(binaries, data, log, root)
         started = True
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         _prepare(url)
@@ -112,6 +107,28 @@ def cluster(binaries: Path) -> Iterator[str]:
             _run([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w",
                   "stop"], "pg_ctl stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _start(binaries: Path, data: Path, log: Path, root: Path) -> int:
+    """Start the server on a free port; returns the port. Another process may take the port
+    between the check and the server's bind: then try another one."""
+    attempts = 5
+    for attempt in range(1, attempts + 1):
+        port = _free_port()
+        options = " ".join(f"-c {name}={value}" for name, value in
+                           {**TUNING, "port": str(port),
+                            "unix_socket_directories": str(root)}.items())
+        try:
+            _run([str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
+                  "-t", str(START_TIMEOUT_S), "-o", options, "start"], "pg_ctl start")
+        except ClusterError:
+            taken = log.exists() and "already in use" in log.read_text(errors="replace")
+            if not taken or attempt == attempts:
+                raise
+            log.unlink()
+        else:
+            return port
+    raise ClusterError("no free port")  # pragma: no cover - the loop returns or raises
 
 
 def _prepare(url: str) -> None:

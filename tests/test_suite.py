@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,20 @@ def test_the_test_cluster_is_tuned_and_gone_after():
     assert not Path(seen["data_directory"]).exists()
     with pytest.raises(psycopg2.OperationalError):
         psycopg2.connect(url, connect_timeout=5).close()
+
+
+def test_a_port_taken_before_the_server_binds_it_is_replaced(monkeypatch):
+    binaries = _binaries()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        offered = iter([port])
+        free = pgcluster._free_port
+        monkeypatch.setattr(pgcluster, "_free_port", lambda: next(offered, None) or free())
+        with pgcluster.cluster(binaries) as url:
+            assert f":{port}/" not in url
+            assert _settings(url)["fsync"] == "off"
 
 
 def _run_wrapper(env: dict[str, str]) -> subprocess.CompletedProcess:
