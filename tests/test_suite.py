@@ -105,3 +105,45 @@ def test_each_xdist_worker_has_a_name_prefix_of_its_own(monkeypatch):
         ids.add(pg_fixtures._run_id())
     assert len(ids) == 3 and {run[-2:] for run in ids} == {"w0", "w1"}
     assert len(f"qtt{max(ids, key=len)}_") <= 23  # QALITEL_PG_NAME_PREFIX's limit
+
+
+def test_a_discarded_app_leaves_nothing_on_the_server(tmp_path, migrated_files,
+                                                      template_bytecode, password_hash):
+    """Tenant databases and roles, and the roles of maintenance grants, are dropped with the
+    app: a test that sweeps or lists this run's PostgreSQL objects sees no one else's."""
+    from core.db import db
+    from maintenance.models import Grant, StaffUser
+    from maintenance.requests import create_request
+    from tests.conftest import grant_for_test, make_staff, provision
+    from tests.fixtures.apps import AppFactory
+
+    pg_fixtures.require_postgres()
+    factory = AppFactory(tmp_path, migrated_files, template_bytecode, own_pg_names=True)
+    try:
+        app = factory("postgresql")
+        prefix = app.extensions["qalitel_settings"].pg_name_prefix
+        provision(app, "alpha", password_hash)
+        provision(app, "bravo", password_hash)
+        with app.app_context():
+            engineer = db.session.get(StaffUser, make_staff(app).id)
+            request = create_request("alpha", engineer, "Investigate ticket #42")
+        grant_id = grant_for_test(app, request.public_id)
+        with app.app_context():
+            grant_role = db.session.get(Grant, grant_id).role_name
+        # databases and roles of alpha and bravo (one name each), the grant's role
+        assert _prefixed(prefix) == {f"{prefix}alpha", f"{prefix}bravo", grant_role}
+    finally:
+        factory.discard()
+    assert _prefixed(prefix) == set()
+
+
+def _prefixed(prefix: str) -> set[str]:
+    conn = psycopg2.connect(pg_fixtures.PG_URL, connect_timeout=30)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s) "
+                        "UNION ALL SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)",
+                        (prefix, prefix))
+            return {name for (name,) in cur.fetchall()}
+    finally:
+        conn.close()
