@@ -34,10 +34,13 @@ run: $(STAMP) compile
 	$(BIN)/qalitel demo
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
+# The tests run on a throwaway PostgreSQL tuned for tests (tests/pgcluster.py; set
+# QALITEL_TEST_PG_URL to use another server), in parallel processes (pytest-xdist).
+PYTEST_WORKERS ?= auto
 test: $(STAMP) compile
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m tests.pgcluster $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,8 +1,11 @@
 """Tenant engines stay bounded: an LRU of engines, pools without overflow, so the tenant
 connections one process holds never exceed ``engine_cache_size × tenant_pool_size``.
 
-Open connections are counted where they really are: on PostgreSQL in ``pg_stat_activity``
-(filtered by this run's tenant roles), on SQLite by whether the DBAPI connection still works.
+Exact counts are taken on the client side, where the budget is kept: pool events of every
+engine the cache builds count the DBAPI connections opened and closed (``opened`` fixture), and
+on SQLite a connection is closed when it no longer works. The server's view
+(``pg_stat_activity``, filtered by this run's tenant roles) is checked once it has settled: a
+backend stays listed a moment after its client closed.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import time
 
 import psycopg2
 import pytest
+from sqlalchemy import Engine, event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 
 from tests.conftest import PASSWORD, PG_PREFIX, PG_URL, RUN, login
 
@@ -66,8 +69,55 @@ def _pg_connections(infos, monitor=None) -> dict[str, int]:
     return {info.slug: rows.get(f"qalitel:{info.slug}", 0) for info in infos}
 
 
-def _settle(predicate, timeout: float = 5.0) -> bool:
-    """A backend leaves pg_stat_activity a moment after its client closed: poll briefly."""
+class OpenConnections:
+    """Tenant DBAPI connections open on the client side: +1 when a pool of an engine the
+    cache built connects, -1 when it closes one; ``peak`` is the most open at once, and
+    ``on_connect`` (if set) is called after each count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.open = 0
+        self.peak = 0
+        self.on_connect = None
+
+    def watch(self, engine: Engine) -> None:
+        event.listen(engine, "connect", self._connected)
+        event.listen(engine, "close", self._closed)
+        event.listen(engine, "close_detached", self._closed)
+
+    def _connected(self, *_args) -> None:
+        with self._lock:
+            self.open += 1
+            self.peak = max(self.peak, self.open)
+        if self.on_connect is not None:
+            self.on_connect()
+
+    def _closed(self, *_args) -> None:
+        with self._lock:
+            self.open -= 1
+
+
+@pytest.fixture
+def opened(monkeypatch) -> OpenConnections:
+    """Counts the connections of every tenant engine built during the test (the real
+    engines, watched through their pool events)."""
+    from tenants import engines
+
+    counter = OpenConnections()
+    build = engines.build_engine
+
+    def build_and_watch(*args, **kwargs):
+        engine = build(*args, **kwargs)
+        counter.watch(engine)
+        return engine
+
+    monkeypatch.setattr(engines, "build_engine", build_and_watch)
+    return counter
+
+
+def _settle(predicate, timeout: float = 60.0) -> bool:
+    """Wait until ``predicate()`` holds (a backend leaves pg_stat_activity a moment after its
+    client closed); the timeout only bounds a failing test."""
     deadline = time.monotonic() + timeout
     while True:
         if predicate():
@@ -126,17 +176,17 @@ def test_leased_engine_is_not_evicted_and_a_new_tenant_waits_for_a_release(
         with app.app_context(), cache.lease(a) as engine, engine.connect() as conn:
             seen["raw_a"] = conn.connection.dbapi_connection
             holding.set()
-            release.wait(timeout=30)
+            release.wait(timeout=60)
+            seen["b_served_while_a_held"] = "raw_b" in seen
 
     holder = threading.Thread(target=hold_a)
     holder.start()
-    assert holding.wait(timeout=30)
+    assert holding.wait(timeout=60)
     threading.Timer(0.3, release.set).start()
-    started = time.monotonic()
-    raw_b = _touch(app, b)
-    waited = time.monotonic() - started
-    holder.join(timeout=30)
-    assert waited >= 0.25, waited  # b could not be served while a was held
+    seen["raw_b"] = raw_b = _touch(app, b)
+    holder.join(timeout=60)
+    assert not holder.is_alive() and release.is_set()
+    assert seen["b_served_while_a_held"] is False  # b waited for a's release
     assert b.uid in cache and a.uid not in cache
     assert _is_closed(seen["raw_a"]) and not _is_closed(raw_b)
     assert cache.live == 1 and cache.checked_out() == 1
@@ -155,7 +205,7 @@ def test_full_cache_times_out_without_opening_anything(make_app, backend, passwo
             pass  # pragma: no cover - never reached
         assert b.uid not in cache and cache.live == 1 and cache.created == 1
     if backend == "postgresql":
-        assert _pg_connections([b]) == {b.slug: 0}
+        assert _settle(lambda: _pg_connections([b]) == {b.slug: 0})
     _touch(app, b)  # a is released: b now evicts it
     assert a.uid not in cache and b.uid in cache
 
@@ -205,54 +255,45 @@ def test_pool_has_no_overflow(make_app, backend, password_hash):
                 engine.connect()
             assert engine.pool.checkedout() == 2
             if backend == "postgresql":
-                assert _pg_connections([a]) == {a.slug: 2}
+                assert _settle(lambda: _pg_connections([a]) == {a.slug: 2})
 
 
-def test_many_tenants_served_in_turn_stay_within_budget(make_app, backend, password_hash):
+def test_many_tenants_served_in_turn_stay_within_budget(make_app, backend, password_hash,
+                                                       opened):
     """30 tenants, cache of 4: real requests (sign-in and a signed-in page) for each in turn;
-    the open tenant connections never exceed 4 × 2."""
+    the open tenant connections never exceed 4 × 2, and the server sees no more than that."""
     app = make_app(backend, engine_cache_size=4, tenant_pool_size=2)
     infos = _make_tenants(app, 30, password_hash)
     cache = _cache(app)
     budget = cache.connection_budget
     assert budget == 8
-    peak = 0
     for info in infos:
         client = app.test_client()
         assert login(client, info.slug, f"admin@{info.slug}.example").status_code == 302
         assert client.get(f"/t/{info.slug}/").status_code == 200
-        open_now = (sum(_pg_connections(infos).values()) if backend == "postgresql"
-                    else cache.checked_out())
-        peak = max(peak, open_now)
-        assert open_now <= budget, (info.slug, open_now)
+        assert opened.open == cache.checked_out() <= budget, (info.slug, opened.open)
         assert cache.live <= 4
-    assert peak >= 1
+        if backend == "postgresql":
+            assert _settle(lambda: sum(_pg_connections(infos).values()) == opened.open), (
+                info.slug, _pg_connections(infos), opened.open)
+    assert 1 <= opened.peak <= budget
     assert cache.created >= 30 and cache.evicted >= 26 and cache.disposed == cache.evicted
 
 
-def test_concurrent_threads_stay_within_budget(make_app, backend, password_hash):
+def test_concurrent_threads_stay_within_budget(make_app, backend, password_hash, opened):
     """8 threads, 12 tenants, cache of 3: a tenant waits for a free engine rather than open
-    a fourth one, and nothing fails."""
-    app = make_app(backend, engine_cache_size=3, tenant_pool_size=2, tenant_pool_timeout=30)
+    a fourth one, and nothing fails. The budget is counted exactly on the client side at every
+    connect; the server's count, once settled, matches it."""
+    app = make_app(backend, engine_cache_size=3, tenant_pool_size=2, tenant_pool_timeout=60)
     infos = _make_tenants(app, 12, password_hash)
     cache = _cache(app)
-    stop = threading.Event()
     errors: list[BaseException] = []
-    peak = {"live": 0, "connections": 0}
+    peak_live = [0]
 
-    def sample() -> None:
-        monitor = psycopg2.connect(PG_URL) if backend == "postgresql" else None
-        try:
-            while not stop.is_set():
-                peak["live"] = max(peak["live"], cache.live)
-                peak["connections"] = max(peak["connections"], cache.checked_out())
-                if monitor is not None:
-                    peak["connections"] = max(peak["connections"],
-                                              sum(_pg_connections(infos, monitor).values()))
-                time.sleep(0.005)
-        finally:
-            if monitor is not None:
-                monitor.close()
+    def at_connect() -> None:
+        peak_live[0] = max(peak_live[0], cache.live)
+
+    opened.on_connect = at_connect
 
     def work(index: int) -> None:
         try:
@@ -261,20 +302,20 @@ def test_concurrent_threads_stay_within_budget(make_app, backend, password_hash)
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     workers = [threading.Thread(target=work, args=(i,)) for i in range(8)]
     for thread in workers:
         thread.start()
     for thread in workers:
-        thread.join(timeout=120)
-    stop.set()
-    sampler.join(timeout=10)
+        thread.join(timeout=300)
     assert errors == []
     assert not any(t.is_alive() for t in workers)
-    assert 1 <= peak["live"] <= 3
-    assert 1 <= peak["connections"] <= cache.connection_budget == 6
+    assert 1 <= peak_live[0] <= 3
+    assert 1 <= opened.peak <= cache.connection_budget == 6
+    assert opened.open == cache.checked_out()
     assert cache.live <= 3 and cache.evicted >= 9
+    if backend == "postgresql":
+        assert _settle(lambda: sum(_pg_connections(infos).values()) == opened.open), (
+            _pg_connections(infos), opened.open)
 
 
 def test_first_admin_written_without_an_engine_is_a_complete_row(make_app, backend,

@@ -25,7 +25,8 @@ def html_lang(response) -> str:
     return re.search(r'<html lang="([a-z]+)"', response.get_data(as_text=True)).group(1)
 
 
-def test_french_by_default(two_tenants):
+def test_french_by_default(shared_two_tenants):
+    two_tenants = shared_two_tenants  # read-only: the module's world
     client = two_tenants.app.test_client()
     page = client.get("/t/alpha/login")
     assert html_lang(page) == "fr"
@@ -34,7 +35,8 @@ def test_french_by_default(two_tenants):
     assert "Sign in" not in body
 
 
-def test_accept_language_english_is_honoured(two_tenants):
+def test_accept_language_english_is_honoured(shared_two_tenants):
+    two_tenants = shared_two_tenants  # read-only: the module's world
     client = two_tenants.app.test_client()
     page = client.get("/t/alpha/login", headers={"Accept-Language": "en-GB,en;q=0.9"})
     assert html_lang(page) == "en" and "Sign in" in page.get_data(as_text=True)

@@ -43,7 +43,8 @@ def _is_login_redirect(response, slug: str) -> bool:
 # ---------------------------------------------------------------- by path and id
 
 
-def test_record_ids_only_in_bravo_are_not_found_at_alpha(two_tenants: TwoTenants):
+def test_record_ids_only_in_bravo_are_not_found_at_alpha(shared_two_tenants: TwoTenants):
+    two_tenants = shared_two_tenants  # read-only: the module's world
     client = two_tenants.app.test_client()
     assert login(client, "alpha", two_tenants.a.user_email).status_code == 302
     only_in_bravo = [i for i in two_tenants.b.record_ids if i not in two_tenants.a.record_ids]
@@ -58,8 +59,9 @@ def test_record_ids_only_in_bravo_are_not_found_at_alpha(two_tenants: TwoTenants
     _no_bravo_data(listing)
 
 
-def test_shared_id_shows_own_tenant_record(two_tenants: TwoTenants):
+def test_shared_id_shows_own_tenant_record(shared_two_tenants: TwoTenants):
     """Record id 1 exists in both databases: alpha's path always shows alpha's row."""
+    two_tenants = shared_two_tenants  # read-only: the module's world
     shared = set(two_tenants.a.record_ids) & set(two_tenants.b.record_ids)
     assert shared
     client = two_tenants.app.test_client()
@@ -74,7 +76,8 @@ def test_shared_id_shows_own_tenant_record(two_tenants: TwoTenants):
 # ---------------------------------------------------------------- by session cookie
 
 
-def test_alpha_session_is_anonymous_at_bravo(two_tenants: TwoTenants):
+def test_alpha_session_is_anonymous_at_bravo(shared_two_tenants: TwoTenants):
+    two_tenants = shared_two_tenants  # read-only: the module's world
     client = two_tenants.app.test_client()
     assert login(client, "alpha", two_tenants.a.admin_email).status_code == 302
     assert client.get("/t/alpha/").status_code == 200
@@ -87,7 +90,8 @@ def test_alpha_session_is_anonymous_at_bravo(two_tenants: TwoTenants):
     assert client.get("/t/alpha/records/").status_code == 200
 
 
-def test_alpha_session_at_bravo_login_page_stays_anonymous(two_tenants: TwoTenants):
+def test_alpha_session_at_bravo_login_page_stays_anonymous(shared_two_tenants: TwoTenants):
+    two_tenants = shared_two_tenants  # read-only: the module's world
     client = two_tenants.app.test_client()
     login(client, "alpha", two_tenants.a.admin_email)
     page = client.get("/t/bravo/login", headers=EN)
@@ -424,12 +428,13 @@ def _role_dsn(app, info, database: str) -> str:
     return pg.libpq_dsn(url, database)
 
 
-@pytest.fixture
-def pg_tenants(make_app, password_hash) -> TwoTenants:
+@pytest.fixture(scope="module")
+def pg_tenants(make_module_app, password_hash) -> TwoTenants:
+    """Read-only: the tests below only inspect and try to connect."""
     from tests.conftest import require_postgres
 
     require_postgres()
-    app = make_app("postgresql")
+    app = make_module_app("postgresql")
     a = provision(app, "alpha", password_hash, records=1)
     b = provision(app, "bravo", password_hash, records=3)
     return TwoTenants(app=app, a=a, b=b)

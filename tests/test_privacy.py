@@ -47,7 +47,8 @@ def text(response) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.get_data(as_text=True)))
 
 
-def test_privacy_page_signed_out_in_french_and_english(two_tenants):
+def test_privacy_page_signed_out_in_french_and_english(shared_two_tenants):
+    two_tenants = shared_two_tenants  # read-only: the module's world
     client = two_tenants.app.test_client()
     french = client.get("/t/alpha/privacy")
     assert french.status_code == 200
@@ -70,7 +71,8 @@ def test_remember_lifetime_follows_the_setting(make_app, backend, password_hash)
     assert "14 days" in text(client.get("/t/alpha/privacy", headers={"Accept-Language": "en"}))
 
 
-def test_privacy_link_in_every_footer(two_tenants):
+def test_privacy_link_in_every_footer(shared_two_tenants):
+    two_tenants = shared_two_tenants  # read-only: the module's world
     client = two_tenants.app.test_client()
     pages = {"/": "/privacy", "/privacy": "/privacy", "/t/nosuch/login": "/privacy",
              "/t/alpha/login": "/t/alpha/privacy", "/t/alpha/privacy": "/t/alpha/privacy"}
@@ -84,8 +86,9 @@ def test_privacy_link_in_every_footer(two_tenants):
         assert 'href="/t/alpha/preferences"' in footer[1], url
 
 
-def test_policy_is_in_our_own_words(two_tenants):
+def test_policy_is_in_our_own_words(shared_two_tenants):
     """No run of eight words of the seed policy appears verbatim on the page."""
+    two_tenants = shared_two_tenants  # read-only: the module's world
     seed_words = re.findall(r"[\w']+", SEED.lower())
     runs = {" ".join(seed_words[i:i + 8]) for i in range(len(seed_words) - 7)}
     assert len(runs) > 150

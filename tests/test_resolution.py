@@ -33,7 +33,8 @@ def test_healthz_json(app):
         "Set-Cookie"]
 
 
-def test_unknown_slug_has_its_own_page(two_tenants: TwoTenants):
+def test_unknown_slug_has_its_own_page(shared_two_tenants: TwoTenants):
+    two_tenants = shared_two_tenants  # read-only: the module's world
     client = two_tenants.app.test_client()
     for path in ("/t/nosuch/login", "/t/nosuch/", "/t/nosuch/records/", "/t/nosuch/records/1",
                  "/t/nosuch", "/t/alphabet/login", "/t/alph/login", "/t/bravo2/records/"):
@@ -47,7 +48,8 @@ def test_unknown_slug_has_its_own_page(two_tenants: TwoTenants):
     assert UNKNOWN_TEXT not in _body(response)
 
 
-def test_unknown_slug_post_is_not_found(two_tenants: TwoTenants):
+def test_unknown_slug_post_is_not_found(shared_two_tenants: TwoTenants):
+    two_tenants = shared_two_tenants  # read-only: the module's world
     client = two_tenants.app.test_client()
     response = client.post("/t/nosuch/login", data={"email": "a@b.example", "password": "x"},
                            headers=EN)
@@ -62,7 +64,8 @@ MALFORMED = ("ALPHA", "Alpha", "alpha-", "-alpha", "al--pha", "1alpha", "a", "al
              "alpha;bravo", "alpha%20", "x" * 41, "alpha'--", "alpha%27%3B%20DROP")
 
 
-def test_reserved_and_malformed_slugs_are_not_found(two_tenants: TwoTenants):
+def test_reserved_and_malformed_slugs_are_not_found(shared_two_tenants: TwoTenants):
+    two_tenants = shared_two_tenants  # read-only: the module's world
     client = two_tenants.app.test_client()
     login(client, "alpha", two_tenants.a.admin_email)  # a session must not change anything
     for slug in RESERVED + MALFORMED:
@@ -72,7 +75,8 @@ def test_reserved_and_malformed_slugs_are_not_found(two_tenants: TwoTenants):
             _no_tenant_data(response)
 
 
-def test_path_tricks_do_not_cross_tenants(two_tenants: TwoTenants):
+def test_path_tricks_do_not_cross_tenants(shared_two_tenants: TwoTenants):
+    two_tenants = shared_two_tenants  # read-only: the module's world
     client = two_tenants.app.test_client()
     login(client, "alpha", two_tenants.a.user_email)
     only_in_bravo = two_tenants.b.record_ids[-1]
@@ -182,7 +186,8 @@ def test_provisioning_row_is_not_found(two_tenants: TwoTenants):
     assert result.exit_code != 0 and "provisioning" in result.output
 
 
-def test_platform_pages_have_no_tenant(two_tenants: TwoTenants):
+def test_platform_pages_have_no_tenant(shared_two_tenants: TwoTenants):
+    two_tenants = shared_two_tenants  # read-only: the module's world
     client = two_tenants.app.test_client()
     home = client.get("/", headers=EN)
     assert home.status_code == 200

@@ -28,7 +28,9 @@ REQUIRE_BROWSER = os.environ.get("QALITEL_REQUIRE_BROWSER", "") in ("1", "true",
 # Every context asks for French first, like the default locale: an English page then means
 # the user's explicit choice was applied.
 LOCALE = "fr-FR"
-TIMEOUT_MS = 10_000
+# Bounds a page that never comes (a failing test), not an expectation of speed: generous, so
+# that two busy cores never fail a test that would pass.
+TIMEOUT_MS = 60_000
 
 
 def require_browser() -> None:
@@ -98,7 +100,7 @@ def serve(app: Flask) -> Iterator[LiveServer]:
     finally:
         server.shutdown()
         server.server_close()
-        thread.join(timeout=5)
+        thread.join(timeout=60)
 
 
 @pytest.fixture
