@@ -17,12 +17,13 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 
 from core import clock
+from core.db import db
 from maintenance import audit, witness
-from maintenance.models import AccessLogEntry, AccessLogHead, AccessLogPurge
+from maintenance.models import AccessLogEntry, AccessLogHead, AccessLogPurge, Grant
 from maintenance.seals import purge_seal, seal_ok
 from maintenance.verify_log import GENESIS
 from tenants import hooks
-from tenants.registry import Tenant, TenantStatus
+from tenants.registry import Backend, Tenant, TenantStatus
 
 log = logging.getLogger(__name__)
 
@@ -64,5 +65,19 @@ def purge_log(_settings: Any, tenant: Tenant) -> None:
         log.exception("purge of %s's access log not written to the witness", slug)
 
 
+def drop_grant_roles(_settings: Any, tenant: Tenant) -> None:
+    """Drop the PostgreSQL login roles of the tenant's grants, ended or not: server-wide
+    objects that would outlive the tenant's database otherwise."""
+    if tenant.backend is not Backend.POSTGRESQL or tenant.server is None:
+        return
+    from maintenance import pg_roles
+
+    roles = db.session.execute(select(Grant.role_name).where(
+        Grant.tenant_id == tenant.id, Grant.role_name.is_not(None))).scalars().all()
+    for role in roles:
+        pg_roles.drop_role(tenant, role)
+
+
 def register() -> None:
     hooks.on_before_destroy(purge_log)
+    hooks.on_before_destroy(drop_grant_roles)

@@ -470,17 +470,12 @@ def seed_chain(app, tenant_id: int, n: int) -> str:
 
 
 def test_verify_streams_a_long_chain_and_finds_an_edit_near_its_end(platform_app, backend):
-    import time
-
     tenant_id = add_tenant(platform_app, "alpha")
     n = 20_000
     last = seed_chain(platform_app, tenant_id, n)
     with platform_app.app_context():
-        started = time.perf_counter()
         result = audit.verify(tenant_id)
-        elapsed = time.perf_counter() - started
         assert result == audit.VerifyResult(True, n, None, None, last)
-        assert elapsed < 30, f"{elapsed:.1f} s for {n} entries"
         audit.append(tenant_id, "session_end", actor_kind="staff", actor_name="Eve")
         with db.engine.begin() as conn:
             if backend == "sqlite":

@@ -15,7 +15,13 @@ from sqlalchemy.exc import DBAPIError
 from core.db import db
 from maintenance import audit, grants, witness
 from maintenance.audit_verify import verify_purges
-from maintenance.models import AccessLogHead, AccessLogPurge, MaintenanceRequest, StaffUser
+from maintenance.models import (
+    AccessLogHead,
+    AccessLogPurge,
+    Grant,
+    MaintenanceRequest,
+    StaffUser,
+)
 from maintenance.requests import create_request
 from tenants.provisioning import destroy_tenant
 from tenants.registry import Tenant
@@ -194,3 +200,30 @@ def test_a_legitimate_purge_verifies_as_a_purge(world):
     with app.app_context(), pytest.raises(DBAPIError, match="append-only"), \
             db.engine.begin() as conn:
         conn.execute(text("UPDATE access_log_purges SET entry_count = 0"))
+
+
+def test_destroying_a_tenant_drops_its_grant_roles(client_world):
+    """A grant's PostgreSQL login role is a server-wide object: it goes with the tenant."""
+    from tenants import pg
+    from tests.fixtures.pg import PG_URL
+
+    app = client_world.app
+    public_id = client_world.request(scope="read")
+    admin = client_world.signed_in("admin@alpha.example")
+    token = admin.get("/t/alpha/api/maintenance/requests").get_json()["csrf_token"]
+    response = admin.post(f"/t/alpha/api/maintenance/requests/{public_id}/approve", json={},
+                          headers={"X-CSRFToken": token})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    with app.app_context():
+        (role,) = db.session.execute(select(Grant.role_name)).scalars().all()
+        alpha = db.session.query(Tenant).filter_by(slug="alpha").one()
+        on_pg = alpha.server is not None
+        assert (role is not None) is on_pg  # SQLite grants have no role of their own
+        if on_pg:
+            with pg.admin_connection(PG_URL) as conn:
+                assert pg.role_exists(conn, role)
+        destroy_tenant(app.extensions["qalitel_settings"], alpha)
+        assert db.session.query(Tenant).filter_by(slug="alpha").count() == 0
+        if on_pg:
+            with pg.admin_connection(PG_URL) as conn:
+                assert not pg.role_exists(conn, role)
