@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import clock
 from core.db import db
+from core.validation import is_id
 from maintenance import audit, revocations
 from maintenance import requests as maintenance_requests
 from maintenance.models import Grant, GrantStatus, MaintenanceRequest, RequestStatus, Scope
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 COMMENT_MAX = 1000
 PUBLIC_ID_MAX = 36
-ID_MAX = 2**31 - 1
 
 
 class DecisionError(ValueError):
@@ -125,8 +125,7 @@ def request_of_tenant(tenant_id: int, public_id: object) -> MaintenanceRequest |
 
 
 def grant_of_tenant(tenant_id: int, grant_id: object) -> Grant | None:
-    if isinstance(grant_id, bool) or not isinstance(grant_id, int) or \
-            not 0 < grant_id <= ID_MAX:
+    if not is_id(grant_id):
         return None
     return db.session.execute(
         select(Grant).where(Grant.tenant_id == tenant_id, Grant.id == grant_id)

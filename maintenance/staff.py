@@ -28,8 +28,8 @@ from core import throttle as core_throttle
 from core.config import Settings
 from core.crypto import decrypt, encrypt
 from core.db import db
+from core.validation import InvalidInput, check_email, check_name, in_english
 from maintenance.models import StaffUser
-from tenants.registry import EMAIL_RE
 
 COOKIE_NAME = "qalitel_staff"
 COOKIE_PATH = "/staff/"
@@ -57,18 +57,19 @@ def _settings() -> Settings:
 
 
 def normalise_email(email: object) -> str:
-    if not isinstance(email, str) or len(email) > 254 or not EMAIL_RE.fullmatch(email.strip()):
-        raise StaffError(f"invalid email address {str(email)[:80]!r}")
-    return email.strip().lower()
+    """The address as :func:`core.validation.check_email` accepts it, else StaffError."""
+    try:
+        return check_email(email)
+    except InvalidInput as exc:
+        raise StaffError(f"invalid email address {str(email)[:80]!r}: {in_english(exc)}") \
+            from exc
 
 
 def _check_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise StaffError("a name is required")
-    cleaned = name.strip()
-    if len(cleaned) > NAME_MAX or not cleaned.isprintable():
-        raise StaffError(f"the name must be at most {NAME_MAX} printable characters")
-    return cleaned
+    try:
+        return check_name(name, NAME_MAX)
+    except InvalidInput as exc:
+        raise StaffError(f"invalid name: {in_english(exc)}") from exc
 
 
 def check_password_rules(password: object) -> str:

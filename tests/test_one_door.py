@@ -226,7 +226,8 @@ ALLOWED_MODULES = {
     "maintenance.notify",  # reads the client admins' e-mail addresses to notify them
     "qalitel.prefs", "qalitel.prefs_views", "qalitel.i18n",  # the client's own requests
     "qalitel.user_views",  # client admins' user pages and each user's profile, at the tenant
-    "qalitel.demo",  # seeds the demo tenant's own data as `qalitel demo` creates it
+    "qalitel.demo", "qalitel.demo_records",  # seed the demo tenant's own data (`qalitel demo`)
+    "qalitel.transaction",  # commits the tenant request's own session, once
 }
 #: Packages of the client application whose every module serves requests AT the tenant.
 ALLOWED_PACKAGES = ("qalitel.auth", "qalitel.users", "qalitel.records")
