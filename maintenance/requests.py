@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from core import clock, config
+from core import clock, config, platform_transaction
 from core.config import Settings
 from core.db import db
 from maintenance import audit
@@ -29,8 +29,9 @@ REASON_MAX = 2000
 TICKET_MAX = 100
 SYSTEM_ACTOR = "QALITEL"
 
-#: Called with each new request once it is stored and logged (e-mails, banner…).
-#: A failing hook is logged; it never undoes the request.
+#: Called with each new request once it is stored and logged (e-mails, banner…); what a hook
+#: queues with :func:`core.platform_transaction.after_commit` runs when ``create_request``
+#: commits at its end. A failing hook is logged; it never undoes the request.
 on_request_created: list[Callable[[MaintenanceRequest], None]] = []
 
 
@@ -108,7 +109,14 @@ def _tenant(tenant: Tenant | str) -> Tenant:
 def create_request(tenant: Tenant | str, engineer: StaffUser, reason: object, *,
                    ticket: object = None, scope: object = None,
                    hours: object = None) -> MaintenanceRequest:
-    """Store and log a pending request; raises RequestError or audit.AuditWriteError."""
+    """Store and log a pending request; raises RequestError or audit.AuditWriteError.
+
+    This service commits on its own, for a reason: the request is committed *before* its
+    ``request`` log entry is appended (on SQLite an uncommitted platform write holds the lock
+    the append needs, and the log must never name a request that was not stored); when the
+    append fails, the request is deleted again. Only then do the hooks run, and the mail they
+    queue leaves after the final commit, so a request that was undone is never mailed.
+    """
     row = _tenant(tenant)
     if row.status is not TenantStatus.ACTIVE:
         raise RequestError(f"tenant {row.slug} is {row.status.value}")
@@ -139,6 +147,7 @@ def create_request(tenant: Tenant | str, engineer: StaffUser, reason: object, *,
             hook(request)
         except Exception:
             log.exception("on_request_created hook %r failed for %s", hook, request.public_id)
+    platform_transaction.commit()  # the request stands: what the hooks queued (mail) goes
     return request
 
 
