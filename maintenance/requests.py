@@ -5,6 +5,10 @@ Nothing here approves anything: approval belongs to the client's administrator
 was made; expiry is applied lazily wherever requests are read, and by ``qalitel
 maintenance expire`` for cron. Every request and every expiry is appended to the tenant's
 access log.
+
+Like :mod:`maintenance.grants`, these services commit on their own: a request or an expiry is
+committed before its log entry is appended (see :func:`create_request`), and a failed append
+undoes it.
 """
 
 from __future__ import annotations

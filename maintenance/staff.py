@@ -119,24 +119,27 @@ def create_staff(email: str, name: str | None, password: str) -> tuple[StaffUser
 
 
 def reset_totp(staff: StaffUser) -> str:
-    """A new TOTP secret (the old authenticator stops working); ends the engineer's sessions."""
+    """A new TOTP secret (the old authenticator stops working); ends the engineer's sessions.
+    Flushed: the command commits it."""
     secret = pyotp.random_base32()
     staff.totp_secret_encrypted = encrypt(_settings().encryption_key, secret)
     staff.last_totp_step = None
     staff.session_token = secrets.token_urlsafe(32)
-    db.session.commit()
+    db.session.flush()
     return enrolment_uri(staff)
 
 
 def end_sessions(staff: StaffUser) -> None:
+    """Rotate the session token (flushed: the request or command commits it)."""
     staff.session_token = secrets.token_urlsafe(32)
-    db.session.commit()
+    db.session.flush()
 
 
 def set_active(staff: StaffUser, active: bool) -> None:
+    """(De)activate and end the sessions (flushed: the request or command commits it)."""
     staff.active = active
     staff.session_token = secrets.token_urlsafe(32)
-    db.session.commit()
+    db.session.flush()
 
 
 def _matching_step(secret: str, code: str) -> int | None:

@@ -10,7 +10,7 @@ from core import platform_transaction
 from core.db import db
 from maintenance import requests as maintenance_requests
 from maintenance.audit import AuditWriteError
-from maintenance.models import MaintenanceRequest, StaffUser
+from maintenance.models import MaintenanceRequest
 from tests.conftest import in_tenant, link_in
 
 
@@ -90,48 +90,3 @@ def test_a_request_undone_is_never_mailed(sync_mail):
         db.session.commit()
     cw.request()
     assert len(cw.mail.wait_for(2)) == 2
-
-
-# ---------------------------------------------------------------- the platform unit of work
-
-
-def _staff(email: str) -> StaffUser:
-    from core import clock
-
-    return StaffUser(email=email, name="Temp", password_hash="x", totp_secret_encrypted="x",
-                     session_token=email, active=True, created_at=clock.now())
-
-
-def test_a_failing_second_step_leaves_nothing_of_the_first(app):
-    ran: list[str] = []
-    with app.app_context():
-        with pytest.raises(RuntimeError, match="second step"), \
-                platform_transaction.unit_of_work():
-            db.session.add(_staff("first@scoqi.example"))
-            db.session.flush()
-            platform_transaction.after_commit(lambda: ran.append("first"))
-            raise RuntimeError("second step failed")
-        assert db.session.query(StaffUser).count() == 0
-        assert platform_transaction.pending_callbacks() == 0
-        with platform_transaction.unit_of_work():
-            db.session.add(_staff("kept@scoqi.example"))
-            platform_transaction.after_commit(lambda: ran.append("kept"))
-            assert ran == []
-    assert ran == ["kept"]
-    with app.app_context():
-        assert [s.email for s in db.session.query(StaffUser)] == ["kept@scoqi.example"]
-
-
-def test_a_rollback_drops_what_was_queued_and_a_commit_runs_it_once(app):
-    ran: list[str] = []
-    with app.app_context():
-        platform_transaction.after_commit(lambda: ran.append("dropped"))
-        db.session.add(_staff("gone@scoqi.example"))
-        db.session.flush()
-        db.session.rollback()
-        db.session.commit()
-        assert ran == []
-        platform_transaction.after_commit(lambda: ran.append("once"))
-        db.session.commit()
-        db.session.commit()
-    assert ran == ["once"]
