@@ -75,6 +75,8 @@ def _check_name(name: object) -> str:
 def check_password_rules(password: object) -> str:
     if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise StaffError(f"the password must have {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    if "\x00" in password:
+        raise StaffError("the password cannot contain a NUL character")
     return password
 
 
@@ -161,6 +163,8 @@ def authenticate(email: str, password: str, code: str) -> StaffUser | None:
     """
     code = (code or "").replace(" ", "")
     if not email or not password or len(password) > PASSWORD_MAX or len(email) > 254:
+        return None
+    if "\x00" in password:  # HMAC pads its key with zero bytes: "pw\x00" would open "pw"
         return None
     staff = find_staff(email)
     if staff is None:

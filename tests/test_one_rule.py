@@ -130,3 +130,17 @@ def test_the_door_refuses_a_database_that_is_not_the_tenants(maint_world):
         events = [(e.event, e.detail.get("error")) for e in db.session.query(AccessLogEntry)
                   .order_by(AccessLogEntry.seq)]
     assert events[-2:] == [("session_start", None), ("session_end", "not this tenant's database")]
+
+
+def test_a_staff_password_with_a_nul_opens_nothing(maint_world):
+    from maintenance.staff import StaffError, create_staff
+
+    world, app = maint_world, maint_world.app
+    client = app.test_client()
+    refused = staff_login(client, app, world.eve, password=STAFF_PASSWORD + "\x00")
+    assert refused.status_code != 302 and client.get_cookie("qalitel_staff", path="/staff/") \
+        is None
+    world.clock.advance(seconds=30)
+    assert staff_login(client, app, world.eve).status_code == 302
+    with app.app_context(), pytest.raises(StaffError, match="NUL"):
+        create_staff("nul@scoqi.example", "Nul", STAFF_PASSWORD + "\x00")
