@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -76,10 +77,21 @@ def decision_url(settings: Settings, slug: str) -> str:
     return tenant_link(settings, slug, "/maintenance/")
 
 
+def _locale(admin: Recipient) -> str:
+    """The admin's language, or the platform's default when none (or no valid one) is known."""
+    default = current_app.config.get("BABEL_DEFAULT_LOCALE", "fr")
+    if not admin.locale:
+        return default
+    try:
+        return str(Locale.parse(admin.locale))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return default
+
+
 def _message(settings: Settings, req: MaintenanceRequest, admin: Recipient,
              link: str) -> EmailMessage:
     company = req.tenant.name
-    with force_locale(admin.locale or current_app.config.get("BABEL_DEFAULT_LOCALE", "fr")):
+    with force_locale(_locale(admin)):
         subject = _("Maintenance access requested for %(company)s", company=company)
         body = render_template(
             "mail/maintenance_request.txt", admin=admin, req=req, engineer=req.engineer,

@@ -29,9 +29,11 @@ def _set_locale(app, email: str, locale: str | None) -> None:
         session.commit()
 
 
-def test_each_admin_reads_the_request_in_their_language(sync_mail):
+@pytest.mark.parametrize("unknown", [None, "zz", "../en"])
+def test_each_admin_reads_the_request_in_their_language(sync_mail, unknown):
     cw = sync_mail
-    _set_locale(cw.app, "second@alpha.example", "en")  # admin@ never signed in: French
+    _set_locale(cw.app, "second@alpha.example", "en")
+    _set_locale(cw.app, "admin@alpha.example", unknown)  # none or no valid one: French
     public_id = cw.request(scope="read-write", hours=1.5)
     mails = {m.rcpt_tos[0]: m for m in cw.mail.wait_for(2)}
     assert set(mails) == cw.alpha_admins

@@ -227,7 +227,7 @@ ALLOWED_MODULES = {
     "qalitel.prefs", "qalitel.prefs_views", "qalitel.i18n",  # the client's own requests
     "qalitel.user_views",  # client admins' user pages and each user's profile, at the tenant
     "qalitel.demo", "qalitel.demo_records",  # seed the demo tenant's own data (`qalitel demo`)
-    "qalitel.transaction",  # commits the tenant request's own session, once
+    "qalitel.transaction",  # commits the tenant session of the client's own request, once
 }
 #: Packages of the client application whose every module serves requests AT the tenant.
 ALLOWED_PACKAGES = ("qalitel.auth", "qalitel.users", "qalitel.records")
