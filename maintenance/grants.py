@@ -18,15 +18,10 @@ undoes the role and the claim. Revocation: claim, cut the role off, then append
 Expiry (``grant_expired``) is applied by ``qalitel maintenance expire`` and lazily whenever a
 grant is read, with the controllable :mod:`core.clock`.
 
-**Commits.** Unlike other platform services, which flush and let the request (or
-:func:`core.platform_transaction.unit_of_work`) commit once, these commit on their own, on
-purpose: each claim is committed before its access-log entry is appended (on SQLite an
-uncommitted platform write holds the lock the append needs, and a racing decision must see
-the claim), and the state the entry speaks of (the grant, the revoked or expired status) is
-committed before returning, because the entry itself is committed on its own connection: a
-later rollback of the request must not leave the log saying "approved" or "revoked" about a
-state that was undone. A failed append undoes the claim (``_unclaim``) or, for a revocation,
-keeps the access ended (:mod:`maintenance.revocations`).
+**Commits.** These commit on their own, on purpose: a claim is committed before its log entry
+is appended (on SQLite an uncommitted platform write holds the lock the append needs), and
+the state the entry speaks of before returning, since the entry is committed on its own: a
+later rollback must not leave the log saying "approved" about a state that was undone.
 """
 
 from __future__ import annotations

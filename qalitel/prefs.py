@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
 from core import config
-from core.validation import safe_redirect
+from core.validation import has_forbidden_characters, safe_redirect
 from tenants.context import current_tenant, has_tenant
 
 COOKIE = "qalitel_prefs"
@@ -55,7 +55,7 @@ def _serializer(current_only: bool = False) -> URLSafeTimedSerializer:
 
 
 def _clean_str(value: Any, limit: int = MAX_VALUE) -> str | None:
-    if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 for c in value):
+    if not isinstance(value, str) or len(value) > limit or has_forbidden_characters(value):
         return None
     return value
 

@@ -144,3 +144,10 @@ def test_a_staff_password_with_a_nul_opens_nothing(maint_world):
     assert staff_login(client, app, world.eve).status_code == 302
     with app.app_context(), pytest.raises(StaffError, match="NUL"):
         create_staff("nul@scoqi.example", "Nul", STAFF_PASSWORD + "\x00")
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "a\x1fb", "a\x7fb", "a\x85b", "a\u202eb",
+                                   "a\u200bb", "a\u2028b", "a\tb", "x" * 121])
+def test_the_preference_cookie_keeps_no_control_character(value):
+    assert prefs._clean_str(value) is None
+    assert prefs._clean_str("Société — qualité ✓") == "Société — qualité ✓"
