@@ -48,14 +48,15 @@ def has_forbidden_characters(value: str, *, multiline: bool = False) -> bool:
 
 
 def check_email(raw: object) -> str:
-    """A syntactically valid address (``email-validator``, no DNS lookup), lower-cased."""
+    """A syntactically valid address (``email-validator``, no DNS lookup, at most 64 characters
+    before the ``@`` as RFC 5321 says), lower-cased."""
     if not isinstance(raw, str):
         raise InvalidInput(_l("Enter a valid email address."))
     email = raw.strip()
     if not email or len(email) > EMAIL_MAX or has_forbidden_characters(email):
         raise InvalidInput(_l("Enter a valid email address."))
     try:
-        result = validate_email(email, check_deliverability=False)
+        result = validate_email(email, check_deliverability=False, strict=True)
     except EmailNotValidError as exc:
         raise InvalidInput(_l("Enter a valid email address.")) from exc
     return result.normalized.lower()

@@ -30,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     create_engine,
+    event,
     func,
     inspect,
     select,
@@ -43,12 +44,13 @@ from core import clock, config
 from core.config import Settings
 from core.crypto import decrypt
 from core.db import db
+from core.validation import is_id
 from maintenance import audit, revocations, sqlite_door
 from maintenance.allow_list import RULES, masked, readable, writable
-from maintenance.door_values import Page, Record, convert, display
+from maintenance.door_values import Record, TablePage, convert, display
 from maintenance.models import Grant, GrantStatus, RequestStatus, Scope, StaffUser
 from maintenance.requests import aware
-from tenants.engines import sqlite_path
+from tenants.engines import TenantIdentityError, check_identity, sqlite_path
 from tenants.registry import Backend, Tenant, TenantStatus
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def grant_state(grant: Grant) -> str:
 
 def grant_of(staff: StaffUser, grant_id: object) -> Grant | None:
     """This engineer's grant by id, freshly read; None for anyone else's or a forged id."""
-    if not isinstance(grant_id, int) or not 0 < grant_id < 2**31:
+    if not is_id(grant_id):
         return None
     grant = db.session.execute(
         select(Grant).where(Grant.id == grant_id, Grant.engineer_id == staff.id)
@@ -146,7 +148,9 @@ class MaintenanceSession:
         try:
             self._engine = self._make_engine(tenant)
             self._conn = self._engine.connect()
-            self._check_identity(tenant)
+        except TenantIdentityError:
+            self.close(error="not this tenant's database")
+            raise AccessDenied("the database does not belong to this tenant") from None
         except BaseException:
             self.close(error="could not connect")
             raise
@@ -160,7 +164,8 @@ class MaintenanceSession:
             path = sqlite_path(settings, tenant.database_name).resolve()
             if not path.is_file():
                 raise NotFound("the tenant database file is missing")
-            return sqlite_door.engine(path, write=self.scope is Scope.READ_WRITE)
+            return sqlite_door.engine(path, write=self.scope is Scope.READ_WRITE,
+                                      uid=tenant.uid, slug=tenant.slug)
         if not (self.grant.role_name and self.grant.role_password_encrypted
                 and tenant.server is not None):
             raise AccessDenied("this grant has no database role")
@@ -169,17 +174,14 @@ class MaintenanceSession:
                          password=decrypt(settings.encryption_key,
                                           self.grant.role_password_encrypted),
                          database=tenant.database_name, query={})
-        return create_engine(url, poolclass=NullPool, connect_args={
+        engine = create_engine(url, poolclass=NullPool, connect_args={
             "connect_timeout": 5,
             "application_name": f"qalitel-maintenance:{self.request_public_id[:8]}",
             "options": "-c statement_timeout=30000"})
-
-    def _check_identity(self, tenant: Tenant) -> None:
-        row = self._connection().exec_driver_sql(
-            "SELECT tenant_uid, slug FROM tenant_identity WHERE id = 1").first()
-        self._connection().rollback()
-        if row is None or row[0] != tenant.uid or row[1] != tenant.slug:
-            raise AccessDenied("the database does not belong to this tenant")
+        uid, slug = tenant.uid, tenant.slug
+        event.listen(engine, "connect",
+                     lambda dbapi_connection, _record: check_identity(dbapi_connection, uid, slug))
+        return engine
 
     def close(self, error: str | None = None) -> None:
         if self._closed:
@@ -279,10 +281,11 @@ class MaintenanceSession:
         finally:
             conn.rollback()
 
-    def rows(self, table: str, page: int = 1, page_size: int = 50) -> Page:
-        """One page of a table's rows in primary-key order (logged with table and page)."""
+    def rows(self, table: str, page: int = 1, page_size: int = 50) -> TablePage:
+        """One page of a table's rows in primary-key order (logged with table and page; a page
+        past the end shows the last one)."""
         table = self._name(table)
-        page = max(1, min(int(page), 10**6))
+        page = page if is_id(page) else 1
         page_size = max(1, min(int(page_size), PAGE_SIZE_MAX))
         conn = self._before("view", {"what": "rows", "table": table, "page": page,
                                      "page_size": page_size, "order": "primary key"})
@@ -291,7 +294,8 @@ class MaintenanceSession:
             key = self._single_key(reflected)
             shown = self._readable(reflected)
             order = list(reflected.primary_key.columns) or shown[:1]
-            total = conn.execute(select(func.count()).select_from(reflected)).scalar_one()
+            total = int(conn.execute(select(func.count()).select_from(reflected)).scalar_one())
+            page = min(page, max(1, -(-total // page_size)))
             result = conn.execute(select(*shown).order_by(*order)
                                   .limit(page_size).offset((page - 1) * page_size))
             columns = list(result.keys())
@@ -300,9 +304,9 @@ class MaintenanceSession:
                 mapping = row._mapping
                 rows.append([display(c, mapping[c]) for c in columns])
                 ids.append(str(mapping[key.name]) if key is not None else None)
-            return Page(table=table, columns=columns, rows=rows, ids=ids,
-                        primary_key=key.name if key is not None else None, page=page,
-                        page_size=page_size, total=int(total))
+            return TablePage(table=table, columns=columns, rows=rows, ids=ids,
+                             primary_key=key.name if key is not None else None, page=page,
+                             page_size=page_size, total=total)
         finally:
             conn.rollback()
 

@@ -14,6 +14,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from core.platform_transaction import unit_of_work
 from maintenance.models import RequestStatus, Scope, StaffUser
 
 staff_group = click.Group("staff", help="SCOQI engineers' accounts (console at /staff/).")
@@ -78,7 +79,8 @@ def staff_deactivate(email: str) -> None:
     from maintenance.staff import set_active
 
     staff = _staff_or_fail(email)
-    set_active(staff, False)
+    with unit_of_work():
+        set_active(staff, False)
     click.echo(f"staff {staff.email} deactivated")
 
 
@@ -90,7 +92,8 @@ def staff_activate(email: str) -> None:
     from maintenance.staff import set_active
 
     staff = _staff_or_fail(email)
-    set_active(staff, True)
+    with unit_of_work():
+        set_active(staff, True)
     click.echo(f"staff {staff.email} active")
 
 
@@ -102,7 +105,9 @@ def staff_reset_totp(email: str) -> None:
     from maintenance.staff import reset_totp
 
     staff = _staff_or_fail(email)
-    click.echo(reset_totp(staff))
+    with unit_of_work():
+        uri = reset_totp(staff)
+    click.echo(uri)
 
 
 @maintenance_group.command("request")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -39,6 +38,7 @@ except ImportError:  # pragma: no cover - WTForms < 3.3
     SelectChoice = None  # type: ignore[assignment,misc]
 
 from core.db import db
+from core.validation import id_or_none, safe_redirect
 from maintenance import access, requests, staff
 from maintenance.audit import AuditWriteError
 from maintenance.models import Grant, Scope
@@ -90,15 +90,6 @@ class PostForm(FlaskForm):
 # ---------------------------------------------------------------- the staff login
 
 
-def _safe_next(target: str | None) -> str | None:
-    if not target or len(target) > 2048 or "\\" in target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/staff/") or "//" in target:
-        return None
-    return target
-
-
 @bp.before_request
 def _load_staff():
     raw = request.cookies.get(staff.COOKIE_NAME)
@@ -106,7 +97,7 @@ def _load_staff():
     g.staff_cookie_bad = raw is not None and g.staff is None
     if g.staff is None and request.endpoint not in PUBLIC_ENDPOINTS:
         target = request.full_path.rstrip("?") if request.method == "GET" else None
-        return redirect(url_for("staff.login", next=_safe_next(target)))
+        return redirect(url_for("staff.login", next=safe_redirect(target, "/staff/")))
     return None
 
 
@@ -141,7 +132,8 @@ def login():
             throttle.failed(email, address)
             return render_template("staff/login.html", form=form, error=_(
                 "Wrong email, password or authenticator code (a code works once).")), 401
-        response = redirect(_safe_next(request.args.get("next")) or url_for("staff.index"))
+        target = safe_redirect(request.args.get("next"), "/staff/")
+        response = redirect(target or url_for("staff.index"))
         staff.issue_cookie(response, engineer)
         g.staff_cookie_set = True
         return response
@@ -337,8 +329,7 @@ def grant_tables(grant_id: int):
 
 
 def _page_arg() -> int:
-    raw = request.args.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 and int(raw) > 0 else 1
+    return id_or_none(request.args.get("page", "1")) or 1
 
 
 @bp.get("/grants/<int:grant_id>/tables/<table>")

@@ -7,23 +7,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from core.pagination import Page
 from maintenance.allow_list import MASK, SENSITIVE_RE
 
 
-@dataclass
-class Page:
+@dataclass(kw_only=True)
+class TablePage(Page):
+    """A :class:`core.pagination.Page` of one tenant table: the rows as display text, with the
+    column names and each row's primary-key value (None without a single-column key)."""
+
     table: str
     columns: list[str]
-    rows: list[list[str | None]]
     ids: list[str | None]
     primary_key: str | None
-    page: int
-    page_size: int
-    total: int
-
-    @property
-    def has_next(self) -> bool:
-        return self.page * self.page_size < self.total
 
 
 @dataclass

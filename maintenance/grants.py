@@ -17,6 +17,11 @@ undoes the role and the claim. Revocation: claim, cut the role off, then append
 ``revocation`` (the client's will holds even when the log is down; the caller is told).
 Expiry (``grant_expired``) is applied by ``qalitel maintenance expire`` and lazily whenever a
 grant is read, with the controllable :mod:`core.clock`.
+
+**Commits.** These commit on their own, on purpose: a claim is committed before its log entry
+is appended (on SQLite an uncommitted platform write holds the lock the append needs), and
+the state the entry speaks of before returning, since the entry is committed on its own: a
+later rollback must not leave the log saying "approved" about a state that was undone.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import clock
 from core.db import db
+from core.validation import is_id
 from maintenance import audit, revocations
 from maintenance import requests as maintenance_requests
 from maintenance.models import Grant, GrantStatus, MaintenanceRequest, RequestStatus, Scope
@@ -42,7 +48,6 @@ log = logging.getLogger(__name__)
 
 COMMENT_MAX = 1000
 PUBLIC_ID_MAX = 36
-ID_MAX = 2**31 - 1
 
 
 class DecisionError(ValueError):
@@ -125,8 +130,7 @@ def request_of_tenant(tenant_id: int, public_id: object) -> MaintenanceRequest |
 
 
 def grant_of_tenant(tenant_id: int, grant_id: object) -> Grant | None:
-    if isinstance(grant_id, bool) or not isinstance(grant_id, int) or \
-            not 0 < grant_id <= ID_MAX:
+    if not is_id(grant_id):
         return None
     return db.session.execute(
         select(Grant).where(Grant.tenant_id == tenant_id, Grant.id == grant_id)

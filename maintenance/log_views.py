@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from core.db import db
+from core.validation import id_or_none
 from core.web import admin_required
 from maintenance import audit
 from maintenance.models import MaintenanceRequest, StaffUser
@@ -51,7 +52,7 @@ def index():
     result = audit.verify(tenant.id)
     sealed = audit.head(tenant.id)
     pages = max((sealed.count + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
+    page = min(id_or_none(request.args.get("page", "1")) or 1, pages)
     entries = audit.entries_page(tenant.id, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     requests = _requests(tenant.id, {e.request_public_id for e in entries
                                      if e.request_public_id})

@@ -1,11 +1,16 @@
 """E-mail to a client's administrators when SCOQI asks them for maintenance access.
 
-Hooked on :data:`maintenance.requests.on_request_created`. Finding the administrators means
-reading the tenant's own ``users`` table, which belongs to the app: the app registers, with
-:func:`on_list_admins`, a function that lists them from a tenant session (names and e-mail
-addresses of active admins, nothing else); it runs here through ``tenant_context``. Without
+Hooked on :data:`maintenance.requests.on_request_created`, which runs once the request is
+stored and logged. Finding the administrators means reading the tenant's own ``users`` table,
+which belongs to the app: the app registers, with :func:`on_list_admins`, a function that
+lists them from a tenant session (name, e-mail address and the language of their last
+sign-in, of active admins, nothing else); it runs here through ``tenant_context``. Without
 one registered, nobody is mailed (and the failure is logged).
-Messages go through :mod:`core.mail` in the platform's default language, one per admin.
+
+Each admin gets one message, ``templates/mail/maintenance_request.txt`` rendered in their
+language (the platform's default for one who never signed in). Messages are prepared at once
+and sent by :func:`core.platform_transaction.after_commit`: only when the platform
+transaction in which the request was announced commits, never when it rolls back.
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any
 
-from flask import current_app
+from babel import Locale, UnknownLocaleError
+from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from core import config, mail
+from core import config, mail, platform_transaction
 from core.config import Settings
 from core.links import tenant_link
 from maintenance.models import MaintenanceRequest
@@ -35,10 +42,12 @@ log = logging.getLogger(__name__)
 class Recipient:
     name: str
     email: str
+    locale: str | None = None
 
 
-#: Given a tenant database session, that tenant's active administrators as (name, e-mail).
-AdminLister = Callable[[Any], list[tuple[str, str]]]
+#: Given a tenant database session, that tenant's active administrators as (name, e-mail,
+#: locale of their last sign-in or None).
+AdminLister = Callable[[Any], list[tuple[str, str, str | None]]]
 _listers: list[AdminLister] = []
 
 
@@ -60,7 +69,7 @@ def client_admins(tenant: Tenant) -> list[Recipient]:
     else:
         with tenant_context(TenantInfo.from_row(tenant)) as ctx:
             rows = lister(ctx.session)
-    return [Recipient(name=name, email=email) for name, email in rows]
+    return [Recipient(*row) for row in rows]
 
 
 def decision_url(settings: Settings, slug: str) -> str:
@@ -68,43 +77,39 @@ def decision_url(settings: Settings, slug: str) -> str:
     return tenant_link(settings, slug, "/maintenance/")
 
 
-def _body(req: MaintenanceRequest, admin: Recipient, link: str) -> str:
-    engineer = req.engineer
-    lines = [
-        _("Hello %(name)s,", name=admin.name), "",
-        _("%(engineer)s (%(email)s), an engineer of SCOQI, asks for maintenance access to the "
-          "data of %(company)s.", engineer=engineer.name, email=engineer.email,
-          company=req.tenant.name), "",
-        _("Reason: %(reason)s", reason=req.reason),
-    ]
-    if req.ticket:
-        lines.append(_("Ticket: %(ticket)s", ticket=req.ticket))
-    lines += [
-        _("Scope: %(scope)s", scope=req.scope.value),
-        _("Duration: %(hours)s hours", hours=format(req.hours, "g")), "",
-        _("Nobody at SCOQI can open your data unless an administrator of %(company)s approves. "
-          "Approve (possibly shorter, or read-only) or deny it before %(deadline)s UTC:",
-          company=req.tenant.name,
-          deadline=aware(req.pending_until).strftime("%Y-%m-%d %H:%M")),
-        "", link, "",
-        _("Without a decision, the request expires by itself. Every access is written to your "
-          "maintenance access log."),
-    ]
-    return "\n".join([*lines, "", "-- ", "QALITEL", ""])
+def _locale(admin: Recipient) -> str:
+    """The admin's language, or the platform's default when none (or no valid one) is known."""
+    default = current_app.config.get("BABEL_DEFAULT_LOCALE", "fr")
+    if not admin.locale:
+        return default
+    try:
+        return str(Locale.parse(admin.locale))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return default
+
+
+def _message(settings: Settings, req: MaintenanceRequest, admin: Recipient,
+             link: str) -> EmailMessage:
+    company = req.tenant.name
+    with force_locale(_locale(admin)):
+        subject = _("Maintenance access requested for %(company)s", company=company)
+        body = render_template(
+            "mail/maintenance_request.txt", admin=admin, req=req, engineer=req.engineer,
+            company=company, link=link, hours=format(req.hours, "g"),
+            deadline=aware(req.pending_until).strftime("%Y-%m-%d %H:%M"))
+    return mail.build_message(settings, admin.email, subject, body)
 
 
 def notify_admins(req: MaintenanceRequest) -> list[str]:
-    """Send the request to every active admin of its tenant; returns their addresses."""
+    """Prepare the request's message to every active admin of its tenant, to be sent when
+    the platform transaction commits; returns their addresses."""
     settings: Settings = config.settings()
     admins = client_admins(req.tenant)
     link = decision_url(settings, req.tenant.slug)
-    with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "fr")):
-        for admin in admins:
-            subject = _("Maintenance access requested for %(company)s",
-                        company=req.tenant.name)
-            mail.deliver(mail.build_message(settings, admin.email, subject,
-                                            _body(req, admin, link)))
-    if not admins:
+    messages = [_message(settings, req, admin, link) for admin in admins]
+    if messages:
+        platform_transaction.after_commit(lambda: [mail.deliver(m) for m in messages])
+    else:
         log.warning("tenant %s has no active admin to notify of request %s",
                     req.tenant.slug, req.public_id)
     return [admin.email for admin in admins]

@@ -5,6 +5,10 @@ Nothing here approves anything: approval belongs to the client's administrator
 was made; expiry is applied lazily wherever requests are read, and by ``qalitel
 maintenance expire`` for cron. Every request and every expiry is appended to the tenant's
 access log.
+
+Like :mod:`maintenance.grants`, these services commit on their own: a request or an expiry is
+committed before its log entry is appended (see :func:`create_request`), and a failed append
+undoes it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from core import clock, config
+from core import clock, config, platform_transaction
 from core.config import Settings
 from core.db import db
 from maintenance import audit
@@ -29,8 +33,9 @@ REASON_MAX = 2000
 TICKET_MAX = 100
 SYSTEM_ACTOR = "QALITEL"
 
-#: Called with each new request once it is stored and logged (e-mails, banner…).
-#: A failing hook is logged; it never undoes the request.
+#: Called with each new request once it is stored and logged (e-mails, banner…); what a hook
+#: queues with :func:`core.platform_transaction.after_commit` runs when ``create_request``
+#: commits at its end. A failing hook is logged; it never undoes the request.
 on_request_created: list[Callable[[MaintenanceRequest], None]] = []
 
 
@@ -108,7 +113,14 @@ def _tenant(tenant: Tenant | str) -> Tenant:
 def create_request(tenant: Tenant | str, engineer: StaffUser, reason: object, *,
                    ticket: object = None, scope: object = None,
                    hours: object = None) -> MaintenanceRequest:
-    """Store and log a pending request; raises RequestError or audit.AuditWriteError."""
+    """Store and log a pending request; raises RequestError or audit.AuditWriteError.
+
+    This service commits on its own, for a reason: the request is committed *before* its
+    ``request`` log entry is appended (on SQLite an uncommitted platform write holds the lock
+    the append needs, and the log must never name a request that was not stored); when the
+    append fails, the request is deleted again. Only then do the hooks run, and the mail they
+    queue leaves after the final commit, so a request that was undone is never mailed.
+    """
     row = _tenant(tenant)
     if row.status is not TenantStatus.ACTIVE:
         raise RequestError(f"tenant {row.slug} is {row.status.value}")
@@ -139,6 +151,7 @@ def create_request(tenant: Tenant | str, engineer: StaffUser, reason: object, *,
             hook(request)
         except Exception:
             log.exception("on_request_created hook %r failed for %s", hook, request.public_id)
+    platform_transaction.commit()  # the request stands: what the hooks queued (mail) goes
     return request
 
 

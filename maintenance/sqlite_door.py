@@ -4,8 +4,10 @@ The file is opened ``mode=ro`` with ``PRAGMA query_only=ON`` for the read scope 
 for read-write), and :func:`authorizer` decides every statement SQLite compiles on that
 connection (``sqlite3.Connection.set_authorizer``): reads of columns the allow-list does not
 name, any write but an ``UPDATE`` of a writable column by a read-write grant, ``INSERT``,
-``DELETE``, DDL, ``ATTACH`` and pragmas other than schema introspection are all denied
-("not authorized"), so direct SQL on this connection is held to the same list as the console.
+``DELETE``, DDL, ``ATTACH`` (refused by :func:`tenants.engines.deny_attach`, the app's own
+rule) and pragmas other than schema introspection are all denied ("not authorized"), so
+direct SQL on this connection is held to the same list as the console. Each connection is
+checked to be the tenant's by :func:`tenants.engines.check_identity`, as the app's are.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
 from maintenance.allow_list import RULES, readable, writable
+from tenants.engines import check_identity, deny_attach
 
 SCHEMA_TABLES = frozenset({"sqlite_master", "sqlite_schema", "sqlite_temp_master",
                            "sqlite_temp_schema"})
@@ -37,6 +40,8 @@ def authorizer(*, write: bool) -> Authorizer:
 
     def decide(action: int, arg1: str | None, arg2: str | None, _db: str | None,
                _trigger: str | None) -> int:
+        if deny_attach(action) == sqlite3.SQLITE_DENY:
+            return sqlite3.SQLITE_DENY
         if action in ALWAYS:
             return sqlite3.SQLITE_OK
         if action == sqlite3.SQLITE_READ:
@@ -57,8 +62,9 @@ def authorizer(*, write: bool) -> Authorizer:
     return decide
 
 
-def engine(path: Path, *, write: bool) -> Engine:
-    """A pool-less engine on the tenant file, every connection fenced."""
+def engine(path: Path, *, write: bool, uid: str, slug: str) -> Engine:
+    """A pool-less engine on the tenant file, every connection fenced and checked to be this
+    tenant's (:func:`tenants.engines.check_identity`, as the app's own engines are)."""
     uri = f"{path.resolve().as_uri()}?mode={'rw' if write else 'ro'}"
 
     def connect() -> sqlite3.Connection:
@@ -67,6 +73,11 @@ def engine(path: Path, *, write: bool) -> Engine:
         if not write:
             conn.execute("PRAGMA query_only=ON")
         conn.set_authorizer(authorizer(write=write))
+        try:
+            check_identity(conn, uid, slug)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     return create_engine("sqlite://", creator=connect, poolclass=NullPool)

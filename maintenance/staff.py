@@ -28,8 +28,8 @@ from core import throttle as core_throttle
 from core.config import Settings
 from core.crypto import decrypt, encrypt
 from core.db import db
+from core.validation import InvalidInput, check_email, check_name, in_english
 from maintenance.models import StaffUser
-from tenants.registry import EMAIL_RE
 
 COOKIE_NAME = "qalitel_staff"
 COOKIE_PATH = "/staff/"
@@ -57,23 +57,26 @@ def _settings() -> Settings:
 
 
 def normalise_email(email: object) -> str:
-    if not isinstance(email, str) or len(email) > 254 or not EMAIL_RE.fullmatch(email.strip()):
-        raise StaffError(f"invalid email address {str(email)[:80]!r}")
-    return email.strip().lower()
+    """The address as :func:`core.validation.check_email` accepts it, else StaffError."""
+    try:
+        return check_email(email)
+    except InvalidInput as exc:
+        raise StaffError(f"invalid email address {str(email)[:80]!r}: {in_english(exc)}") \
+            from exc
 
 
 def _check_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise StaffError("a name is required")
-    cleaned = name.strip()
-    if len(cleaned) > NAME_MAX or not cleaned.isprintable():
-        raise StaffError(f"the name must be at most {NAME_MAX} printable characters")
-    return cleaned
+    try:
+        return check_name(name, NAME_MAX)
+    except InvalidInput as exc:
+        raise StaffError(f"invalid name: {in_english(exc)}") from exc
 
 
 def check_password_rules(password: object) -> str:
     if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise StaffError(f"the password must have {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    if "\x00" in password:
+        raise StaffError("the password cannot contain a NUL character")
     return password
 
 
@@ -118,24 +121,27 @@ def create_staff(email: str, name: str | None, password: str) -> tuple[StaffUser
 
 
 def reset_totp(staff: StaffUser) -> str:
-    """A new TOTP secret (the old authenticator stops working); ends the engineer's sessions."""
+    """A new TOTP secret (the old authenticator stops working); ends the engineer's sessions.
+    Flushed: the command commits it."""
     secret = pyotp.random_base32()
     staff.totp_secret_encrypted = encrypt(_settings().encryption_key, secret)
     staff.last_totp_step = None
     staff.session_token = secrets.token_urlsafe(32)
-    db.session.commit()
+    db.session.flush()
     return enrolment_uri(staff)
 
 
 def end_sessions(staff: StaffUser) -> None:
+    """Rotate the session token (flushed: the request or command commits it)."""
     staff.session_token = secrets.token_urlsafe(32)
-    db.session.commit()
+    db.session.flush()
 
 
 def set_active(staff: StaffUser, active: bool) -> None:
+    """(De)activate and end the sessions (flushed: the request or command commits it)."""
     staff.active = active
     staff.session_token = secrets.token_urlsafe(32)
-    db.session.commit()
+    db.session.flush()
 
 
 def _matching_step(secret: str, code: str) -> int | None:
@@ -157,6 +163,8 @@ def authenticate(email: str, password: str, code: str) -> StaffUser | None:
     """
     code = (code or "").replace(" ", "")
     if not email or not password or len(password) > PASSWORD_MAX or len(email) > 254:
+        return None
+    if "\x00" in password:  # HMAC pads its key with zero bytes: "pw\x00" would open "pw"
         return None
     staff = find_staff(email)
     if staff is None:

@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
 from core import config
+from core.validation import has_forbidden_characters, safe_redirect
 from tenants.context import current_tenant, has_tenant
 
 COOKIE = "qalitel_prefs"
@@ -54,18 +55,16 @@ def _serializer(current_only: bool = False) -> URLSafeTimedSerializer:
 
 
 def _clean_str(value: Any, limit: int = MAX_VALUE) -> str | None:
-    if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 for c in value):
+    if not isinstance(value, str) or len(value) > limit or has_forbidden_characters(value):
         return None
     return value
 
 
 def _clean_path(value: Any, slug: str) -> str | None:
     """A local path inside the tenant (``/t/<slug>/…``), or None."""
-    path = _clean_str(value, MAX_PATH)
-    if (path is None or not path.startswith(f"/t/{slug}/") or "//" in path or "\\" in path
-            or "/../" in path or path.endswith("/..")):
+    if not isinstance(value, str) or len(value) > MAX_PATH:
         return None
-    return path
+    return safe_redirect(value, f"/t/{slug}/")
 
 
 def _clean_filter_value(value: Any) -> str | list[str] | None:

@@ -6,8 +6,6 @@ and privacy page where no tenant is involved (platform pages, unknown tenants).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import (
     Blueprint,
     current_app,
@@ -25,6 +23,7 @@ from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
 
 from core import config
+from core.validation import safe_redirect
 from qalitel import prefs
 from qalitel.i18n import LANGUAGE_NAMES, LANGUAGES
 from tenants.context import current_tenant
@@ -60,16 +59,6 @@ def _start_choices() -> list[tuple[str, str, str | None]]:
     return choices
 
 
-def _local_next(target: str | None, prefix: str) -> str | None:
-    """``target`` if it is a local path under ``prefix``, else None."""
-    if not target or len(target) > 2048 or "\\" in target or target.startswith("//"):
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith(prefix):
-        return None
-    return target
-
-
 @bp.route("/preferences", methods=["GET", "POST"])
 @login_required
 def preferences():
@@ -96,7 +85,7 @@ def preferences():
 def forget():
     prefs.forget_prefs()
     flash(_l("This device no longer remembers you or your preferences."), "info")
-    target = _local_next(request.form.get("next"), f"/t/{current_tenant().slug}/")
+    target = safe_redirect(request.form.get("next"), f"/t/{current_tenant().slug}/")
     return redirect(target or url_for("tenant.auth.login"))
 
 
@@ -105,7 +94,7 @@ def language():
     lang = request.form.get("lang")
     if lang in LANGUAGES:
         prefs.set_pref("lang", lang)
-    target = _local_next(request.form.get("next"), f"/t/{current_tenant().slug}/")
+    target = safe_redirect(request.form.get("next"), f"/t/{current_tenant().slug}/")
     return redirect(target or url_for("tenant.auth.login"))
 
 
@@ -119,7 +108,7 @@ def platform_language():
     lang = request.form.get("lang")
     if lang in LANGUAGES:
         session["lang"] = lang
-    return redirect(_local_next(request.form.get("next"), "/") or url_for("platform.home"))
+    return redirect(safe_redirect(request.form.get("next"), "/") or url_for("platform.home"))
 
 
 @site.get("/privacy")

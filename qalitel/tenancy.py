@@ -27,14 +27,15 @@ def first_admin_rows(admin: hooks.FirstAdmin) -> list[hooks.Row]:
     return [(User.__table__, values)]
 
 
-def active_admins(session: Any) -> list[tuple[str, str]]:
-    """A tenant's active administrators (name, e-mail): whom maintenance notifies."""
+def active_admins(session: Any) -> list[tuple[str, str, str | None]]:
+    """A tenant's active administrators (name, e-mail, language of their last sign-in): whom
+    maintenance notifies, in their language."""
     from sqlalchemy import select
 
     from qalitel.users.models import Profile, User
 
-    return [(name, email) for name, email in session.execute(
-        select(User.name, User.email).where(User.profile == Profile.ADMIN,
+    return [(name, email, locale) for name, email, locale in session.execute(
+        select(User.name, User.email, User.locale).where(User.profile == Profile.ADMIN,
                                             User.suspended_at.is_(None)).order_by(User.id))]
 
 

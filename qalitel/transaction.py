@@ -1,4 +1,5 @@
-"""One transaction per request (or CLI command) on the tenant database.
+"""One transaction per request (or CLI command) on the tenant database, and at the end of
+every request the platform database's too (:mod:`core.platform_transaction`).
 
 Services only ``flush``: they never commit. The request commits once, in an ``after_request``
 hook, when the response is not an error (status < 400), and rolls back otherwise; a commit
@@ -8,6 +9,11 @@ jobs and tests wrap their work in :func:`unit_of_work`.
 
 Work that must follow the commit (sending mail) is registered with :func:`after_commit`: it
 runs once the data it speaks of is saved, and never when the transaction is rolled back.
+
+The platform session (``db.session``) follows the same rule at the end of each request: the
+tenant transaction commits first, then the platform one; an error response, or a tenant
+commit that failed, rolls the platform session back. Services that commit the platform
+session early (claims before an access-log append) say why in their docstrings.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from contextlib import contextmanager
 from flask import Flask, Response, render_template, session
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from core import platform_transaction
 from tenants.context import has_tenant, tdb
 
 log = logging.getLogger(__name__)
@@ -71,6 +78,22 @@ def _failed(status: int) -> Response:
 
 
 def _finish_request(response: Response) -> Response:
+    response = _finish_tenant(response)
+    if response.status_code >= 400:
+        platform_transaction.rollback()
+        return response
+    try:
+        platform_transaction.commit()
+    except IntegrityError:
+        log.warning("platform commit refused by a constraint", exc_info=True)
+        return _failed(409)
+    except SQLAlchemyError:
+        log.exception("platform commit failed")
+        return _failed(500)
+    return response
+
+
+def _finish_tenant(response: Response) -> Response:
     if not has_tenant():
         return response
     if response.status_code >= 400:

@@ -70,7 +70,8 @@ def tenant_url(info: TenantInfo, settings: Settings) -> URL:
                       database=info.database_name)
 
 
-def _deny_attach(action: int, *_args: object) -> int:
+def deny_attach(action: int, *_args: object) -> int:
+    """A SQLite authorizer refusing ``ATTACH``/``DETACH`` (one database per connection)."""
     if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
         return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK
@@ -85,7 +86,7 @@ def harden_sqlite(dbapi_connection: sqlite3.Connection, wal: bool = True) -> Non
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-    dbapi_connection.set_authorizer(_deny_attach)
+    dbapi_connection.set_authorizer(deny_attach)
 
 
 def check_identity(dbapi_connection, expected_uid: str, slug: str) -> None:

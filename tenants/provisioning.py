@@ -33,26 +33,23 @@ from sqlalchemy.exc import IntegrityError
 
 from core.config import Settings
 from core.db import db
-from core.validation import InvalidInput, check_password, in_english
+from core.validation import InvalidInput, check_email, check_name, check_password, in_english
 from tenants import hooks, migrations
 from tenants.lifecycle import GRANT_ROLE_INFIX, destroy_tenant, sweep
 from tenants.provision_pg import admin_connect, background, close_when_done, create_postgres
 from tenants.provision_sqlite import create_sqlite
 from tenants.registry import (
-    EMAIL_RE,
     Backend,
     ProvisioningError,
     Tenant,
     TenantStatus,
-    validate_email,
-    validate_name,
     validate_slug,
 )
 from tenants.servers import ensure_server, server_for_new_tenant, server_url
 from tenants.templates import ensure_sqlite_template, migrate_pg_template, sqlite_template_path
 
 __all__ = [  # the names callers import from here
-    "EMAIL_RE", "GRANT_ROLE_INFIX", "STEPS", "ProvisionResult", "ProvisioningError",
+    "GRANT_ROLE_INFIX", "STEPS", "ProvisionResult", "ProvisioningError",
     "create_tenant", "destroy_tenant", "ensure_server", "ensure_sqlite_template",
     "generate_password", "migrate_pg_template", "server_url", "sqlite_template_path", "sweep",
 ]
@@ -80,6 +77,14 @@ class ProvisionResult:
         return self.total_ms - self.timings.get("hash", 0.0)
 
 
+def _checked(rule: Callable[[object], str], raw: object, what: str) -> str:
+    """``rule(raw)``, its refusal turned into an operator's ProvisioningError naming ``what``."""
+    try:
+        return rule(raw)
+    except InvalidInput as exc:
+        raise ProvisioningError(f"invalid {what} {str(raw)[:80]!r}: {in_english(exc)}") from exc
+
+
 def generate_password() -> str:
     return secrets.token_urlsafe(15)
 
@@ -97,9 +102,9 @@ def create_tenant(settings: Settings, slug: str, name: str, admin_email: str,
     ``password_hash`` is given.
     """
     slug = validate_slug(slug)
-    name = validate_name(name)
-    admin_email = validate_email(admin_email)
-    admin_name = validate_name(admin_name or admin_email.split("@")[0], "admin name")
+    name = _checked(check_name, name, "company name")
+    admin_email = _checked(check_email, admin_email, "admin email address")
+    admin_name = _checked(check_name, admin_name or admin_email.split("@")[0], "admin name")
     generated = admin_password is None
     if admin_password is None:
         admin_password = generate_password()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import re
-import unicodedata
 import uuid
 from datetime import UTC, datetime
 
@@ -20,12 +19,6 @@ RESERVED_SLUGS = frozenset({
     "template0", "template1", "qalitel", "scoqi", "support", "help", "docs", "assets",
     "cdn", "maintenance", "system", "public", "default", "test", "demo-template",
 })
-
-
-EMAIL_RE = re.compile(r"^[^@\s<>\"',;\x00-\x1f\x7f]{1,64}"
-                      r"@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-"""Control, format (bidi overrides, zero-width), surrogate and line/paragraph separators."""
 
 
 class InvalidSlugError(ValueError):
@@ -46,21 +39,6 @@ def validate_slug(slug: object) -> str:
     if slug in RESERVED_SLUGS or slug.endswith("-") or "--" in slug:
         raise InvalidSlugError(f"slug {slug!r} is reserved or malformed")
     return slug
-
-
-def validate_email(email: object) -> str:
-    if not isinstance(email, str) or len(email) > 254 or not EMAIL_RE.fullmatch(email.strip()):
-        raise ProvisioningError(f"invalid email address {str(email)[:80]!r}")
-    return email.strip().lower()
-
-
-def validate_name(name: object, what: str = "name") -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ProvisioningError(f"{what} is required")
-    cleaned = name.strip()
-    if len(cleaned) > 200 or any(unicodedata.category(c) in _UNPRINTABLE for c in cleaned):
-        raise ProvisioningError(f"{what} must be at most 200 printable characters")
-    return cleaned
 
 
 def utcnow() -> datetime:
