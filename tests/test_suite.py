@@ -126,8 +126,8 @@ def test_a_discarded_app_leaves_nothing_on_the_server(tmp_path, migrated_files,
         provision(app, "bravo", password_hash)
         with app.app_context():
             engineer = db.session.get(StaffUser, make_staff(app).id)
-            request = create_request("alpha", engineer, "Investigate ticket #42")
-        grant_id = grant_for_test(app, request.public_id)
+            public_id = create_request("alpha", engineer, "Investigate ticket #42").public_id
+        grant_id = grant_for_test(app, public_id)
         with app.app_context():
             grant_role = db.session.get(Grant, grant_id).role_name
         # databases and roles of alpha and bravo (one name each), the grant's role
