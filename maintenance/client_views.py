@@ -29,7 +29,6 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException
@@ -39,19 +38,14 @@ from core.web import admin_required, is_admin
 from maintenance import grants, notify  # noqa: F401  (notify registers the e-mail hook)
 from maintenance.access import grant_state
 from maintenance.audit import AuditWriteError
-from maintenance.models import Grant, MaintenanceRequest, RequestStatus, Scope
+from maintenance.labels import SCOPE_LABELS, STATE_LABELS, STATUS_LABELS
+from maintenance.models import Grant, MaintenanceRequest, RequestStatus
 from maintenance.requests import aware
 from tenants.context import current_tenant, has_tenant
 
 bp = Blueprint("maintenance", __name__)
 api = Blueprint("api", __name__, url_prefix="/api/maintenance")
 
-SCOPE_LABELS = {Scope.READ: _l("read only"), Scope.READ_WRITE: _l("read and write")}
-STATUS_LABELS = {RequestStatus.PENDING: _l("awaiting your decision"),
-                 RequestStatus.APPROVED: _l("approved"), RequestStatus.DENIED: _l("denied"),
-                 RequestStatus.EXPIRED: _l("expired unanswered")}
-STATE_LABELS = {"active": _l("active"), "expired": _l("ended"), "revoked": _l("revoked"),
-                "not-started": _l("not started")}
 HISTORY_LIMIT = 100
 #: Largest JSON body the decision API reads (a comment is at most 1000 characters).
 API_BODY_MAX = 256 * 1024

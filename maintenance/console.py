@@ -41,6 +41,7 @@ from core.db import db
 from core.validation import id_or_none, safe_redirect
 from maintenance import access, requests, staff
 from maintenance.audit import AuditWriteError
+from maintenance.labels import SCOPE_LABELS
 from maintenance.models import Grant, Scope
 from tenants import pg
 from tenants.engines import sqlite_path
@@ -112,7 +113,7 @@ def _no_store(response: Response) -> Response:
 
 @bp.context_processor
 def _values():
-    return {"staff_user": g.get("staff"), "post_form": PostForm()}
+    return {"staff_user": g.get("staff"), "post_form": PostForm(), "scope_labels": SCOPE_LABELS}
 
 
 @bp.route("/login", methods=["GET", "POST"])
