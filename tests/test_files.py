@@ -279,3 +279,33 @@ def test_configured_count_limit(world):
     answer = upload(client, page, page + "/files", "3.png", PNG)
     assert answer.status_code == 400 and "At most 2 files" in answer.get_data(as_text=True)
     assert len(_rows(world)) == 2
+
+
+def test_sweep_command_removes_old_unreferenced_files(world):
+    import io
+    import json
+
+    from qalitel.records.files.service import tenant_store
+
+    client = client_for(world, "user1")
+    page = _page(world, "by_user1")
+    assert upload(client, page, page + "/files", "kept.pdf", PDF).status_code == 303
+    with world.app.app_context(), world.context():
+        store = tenant_store(world.app.extensions["qalitel_settings"])
+        orphan = store.commit(store.stage(io.BytesIO(PNG), max_bytes=10**6))
+    past = time.time() - 7200
+    for path in files_dir(world.app, world.handle.uid).rglob("*"):
+        if path.is_file():
+            os.utime(path, (past, past))
+    runner = world.app.test_cli_runner()
+    result = runner.invoke(args=["files", "sweep", world.slug, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"removed": {world.slug: 1}}
+    assert not orphan.exists()
+    assert list(stored(world.app, world.handle.uid).values()) == [PDF]
+    result = runner.invoke(args=["files", "sweep", "--all"])
+    assert result.exit_code == 0 and f"{world.slug}: 0 unreferenced" in result.output
+    for args in (["files", "sweep"], ["files", "sweep", "nosuch"], ["files", "sweep", "Bad/"],
+                 ["files", "sweep", world.slug, "--all"]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 1 and "Error:" in result.output, (args, result.output)
