@@ -10,6 +10,7 @@ file only once no row refers to it (:meth:`FileStore.unreferenced`).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -17,6 +18,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +29,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _UID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _CHUNK = 1 << 16
 TMP = "tmp"
+LOCK = ".lock"
 
 
 class TooLarge(ValueError):
@@ -109,16 +112,25 @@ class FileStore:
     def discard(self, staged: Staged) -> None:
         staged.path.unlink(missing_ok=True)
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise publishing and removing files of this tenant (across processes)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / LOCK).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def commit(self, staged: Staged) -> Path:
-        """Move staged bytes into place under their hash (an identical file already stored
-        is kept, its time refreshed so a concurrent cleanup leaves it alone)."""
+        """Move staged bytes into place under their hash. The same content already stored
+        is replaced by the new copy: its time is now, so a cleanup running within the grace
+        period leaves it alone (see :meth:`remove`)."""
         final = self.path(staged.sha256)
         final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            staged.path.unlink(missing_ok=True)
-            os.utime(final)
-            return final
-        os.replace(staged.path, final)
+        with self._locked():
+            os.replace(staged.path, final)
         _fsync_dir(final.parent)
         return final
 
@@ -137,12 +149,13 @@ class FileStore:
         """Remove one stored file, unless it was written or refreshed in the last
         ``older_than_s`` seconds (an upload of the same content may be under way)."""
         path = self.path(sha256)
-        try:
-            if older_than_s and time.time() - path.stat().st_mtime < older_than_s:
+        with self._locked():
+            try:
+                if older_than_s and time.time() - path.stat().st_mtime < older_than_s:
+                    return False
+                path.unlink()
+            except FileNotFoundError:
                 return False
-            path.unlink()
-        except FileNotFoundError:
-            return False
         return True
 
     def unreferenced(self, referenced: Iterable[str], *, older_than_s: float) -> list[str]:

@@ -8,6 +8,7 @@ import io
 import zipfile
 from pathlib import Path
 
+from core.filestore import LOCK
 from tests.conftest import csrf_token
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(64))
@@ -50,12 +51,13 @@ def files_dir(app, uid: str) -> Path:
 
 
 def stored(app, uid: str) -> dict[str, bytes]:
-    """Every file in the tenant's folder, temporary ones included: relative path → bytes."""
+    """Every file in the tenant's folder, temporary ones included (not the lock file):
+    relative path → bytes."""
     root = files_dir(app, uid)
     if not root.exists():
         return {}
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
-            if p.is_file()}
+            if p.is_file() and p.name != LOCK}
 
 
 def upload(client, page: str, target: str, name: str, content: bytes, *,

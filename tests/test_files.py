@@ -66,6 +66,7 @@ def test_upload_list_download_and_remove_on_a_record(world):
     body = client.get(page).get_data(as_text=True)
     file_url = f"{page}/files/{rows[0][0]}"
     assert "Photo écart.png" in body and file_url in body
+    assert "At most 20 MB per file and 20 files. Accepted: PDF, PNG" in body
 
     download = client.get(file_url)
     assert download.status_code == 200 and download.data == PNG

@@ -47,8 +47,12 @@ def tenant_store(config: Settings | None = None) -> FileStore:
     return FileStore.for_tenant(config or settings(), current_tenant().uid)
 
 
-def megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f}".rstrip("0").rstrip(".")
+def human_size(size: int) -> str:
+    """A size limit as people read it: "20 MB", "500 KB", "900 bytes"."""
+    for unit, label in ((1024 * 1024, _("%(n)s MB")), (1024, _("%(n)s KB"))):
+        if size >= unit:
+            return label % {"n": f"{size / unit:.1f}".removesuffix(".0")}
+    return _("%(n)s bytes") % {"n": size}
 
 
 def clean_name(raw: object) -> str:
@@ -121,8 +125,8 @@ def attach(actor: User, owner: Owner, stream: BinaryIO, filename: object) -> Att
     try:
         staged = store.stage(stream, config.file_max_bytes)
     except TooLarge:
-        raise FileError(_("The file is too large (at most %(max)s MB).",
-                          max=megabytes(config.file_max_bytes))) from None
+        raise FileError(_("The file is too large (at most %(max)s).",
+                          max=human_size(config.file_max_bytes))) from None
     try:
         if staged.size == 0:
             raise FileError(_("The file is empty."))

@@ -39,7 +39,7 @@ def files_context(owner: Owner) -> dict[str, Any]:
     can_change = service.can_change_files(me(), owner)
     return {"files": service.files_of(owner), "can_change_files": can_change,
             "file_form": FileForm() if can_change else None, "file_confirm": ConfirmForm(),
-            "file_max_mb": service.megabytes(config.file_max_bytes),
+            "file_max_size": service.human_size(config.file_max_bytes),
             "file_max_count": config.file_max_count,
             "file_kinds": ", ".join(kind.upper() for kind in config.file_types)}
 
@@ -56,8 +56,8 @@ def _upload_limit(endpoint: str | None, _values: dict[str, Any] | None) -> None:
 def _too_large(_error):
     endpoint = request.endpoint or ""
     if endpoint.rsplit(".", 1)[-1] in UPLOADS:
-        message = _("The file is too large (at most %(max)s MB).",
-                    max=service.megabytes(settings().file_max_bytes))
+        message = _("The file is too large (at most %(max)s).",
+                    max=service.human_size(settings().file_max_bytes))
     else:
         message = _("What was sent is too large.")
     return render_template("errors/413.html", message=message), 413
