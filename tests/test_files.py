@@ -310,3 +310,18 @@ def test_sweep_command_removes_old_unreferenced_files(world):
                  ["files", "sweep", world.slug, "--all"]):
         result = runner.invoke(args=args)
         assert result.exit_code == 1 and "Error:" in result.output, (args, result.output)
+
+
+def test_html_is_served_as_plain_text_never_as_a_page(world):
+    client = client_for(world, "user1")
+    page = _page(world, "by_user1")
+    html = b"<html><script>alert(document.cookie)</script></html>\n"
+    assert upload(client, page, page + "/files", "page.html", html).status_code == 303
+    (file_id, _name, _size, _sha, kind, ctype, _by), = _rows(
+        world, record_id=world.records["by_user1"])
+    assert (kind, ctype) == ("text", "text/plain; charset=utf-8")
+    download = client.get(f"{page}/files/{file_id}")
+    assert download.data == html
+    assert download.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert download.headers["Content-Disposition"].startswith("attachment;")
+    assert download.headers["X-Content-Type-Options"] == "nosniff"

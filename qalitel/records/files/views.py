@@ -14,6 +14,7 @@ from flask_wtf.file import FileField
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from core import filetypes
 from core.config import settings
 from core.forms import SafeForm
 from qalitel.records.files import service
@@ -92,7 +93,9 @@ def _download(owner: Owner, file_id: int):
     if not path.is_file():
         log.error("file %s of attachment %d is missing", attachment.sha256, attachment.id)
         abort(404)
-    response = send_file(path, mimetype=attachment.content_type, as_attachment=True,
+    # The type comes from the allow-list, by the kind detected: never from what was sent.
+    mimetype = filetypes.KINDS.get(attachment.kind, "application/octet-stream")
+    response = send_file(path, mimetype=mimetype, as_attachment=True,
                          download_name=attachment.name, conditional=False, etag=False,
                          max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
