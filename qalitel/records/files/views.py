@@ -94,7 +94,8 @@ def _download(owner: Owner, file_id: int):
         log.error("file %s of attachment %d is missing", attachment.sha256, attachment.id)
         abort(404)
     # The type comes from the allow-list, by the kind detected: never from what was sent.
-    mimetype = filetypes.KINDS.get(attachment.kind, "application/octet-stream")
+    # Werkzeug adds "; charset=utf-8" to text types itself.
+    mimetype = filetypes.KINDS.get(attachment.kind, "application/octet-stream").split(";")[0]
     response = send_file(path, mimetype=mimetype, as_attachment=True,
                          download_name=attachment.name, conditional=False, etag=False,
                          max_age=0)
