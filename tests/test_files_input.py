@@ -136,6 +136,20 @@ def test_other_pages_keep_the_apps_body_limit(world):
     assert "The file is too large" not in answer.get_data(as_text=True)
 
 
+def test_anonymous_uploads_keep_the_apps_body_limit(world):
+    import io
+
+    configure(world.app, file_max_bytes=50 * 1024 * 1024)
+    client = world.app.test_client()
+    answer = client.post(_page(world) + "/files", content_type="multipart/form-data",
+                         data={"upload": (io.BytesIO(PDF + bytes(3 * 1024 * 1024)), "r.pdf")})
+    assert answer.status_code == 413
+    small = client.post(_page(world) + "/files", content_type="multipart/form-data",
+                        data={"upload": (io.BytesIO(PDF), "r.pdf")})
+    assert small.status_code == 400  # refused for its missing CSRF token
+    assert _nothing_kept(world)
+
+
 def test_missing_file_or_csrf_is_refused(world):
     from tests.conftest import csrf_token
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
-from flask_login import login_required
+from flask_login import current_user, login_required
 from flask_wtf.file import FileField
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -47,9 +47,10 @@ def files_context(owner: Owner) -> dict[str, Any]:
 
 @bp.url_value_preprocessor
 def _upload_limit(endpoint: str | None, _values: dict[str, Any] | None) -> None:
-    """Upload pages read up to the configured file size (other pages keep the app's limit);
-    this runs before the CSRF check reads the body."""
-    if endpoint and endpoint.rsplit(".", 1)[-1] in UPLOADS:
+    """Upload pages read up to the configured file size for a signed-in person (other pages
+    and anonymous requests keep the app's limit). The tenant is open by now (its own
+    preprocessor runs first) and this runs before the CSRF check reads the body."""
+    if endpoint and endpoint.rsplit(".", 1)[-1] in UPLOADS and current_user.is_authenticated:
         request.max_content_length = settings().file_max_bytes + FORM_OVERHEAD
 
 
