@@ -23,6 +23,11 @@ class ConfigError(RuntimeError):
     """Raised when the configuration cannot serve (e.g. production without a secret)."""
 
 
+FILE_TYPES = ("pdf", "png", "jpeg", "gif", "webp", "text", "csv", "docx", "xlsx", "pptx",
+              "odt", "ods")
+"""Every kind of attached file ``core.filetypes`` recognises by content."""
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -57,6 +62,9 @@ class Settings:
     maintenance_pending_hours: float = 12.0
     reset_link_minutes: int = 60
     audit_witness_dir: Path | None = None
+    file_max_bytes: int = 20 * 1024 * 1024
+    file_max_count: int = 20
+    file_types: tuple[str, ...] = FILE_TYPES
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -139,6 +147,13 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
     ("QALITEL_AUDIT_WITNESS_DIR", "audit_witness_dir", Path, "<instance>/audit-witness",
      "Folder of the append-only witness files of the maintenance access logs; put it outside "
      "the platform database's reach (another disk or host, `chattr +a`)."),
+    ("QALITEL_FILE_MAX_BYTES", "file_max_bytes", int, "20971520 (20 MB)",
+     "Largest file attached to a non-conformity or an action, in bytes."),
+    ("QALITEL_FILE_MAX_COUNT", "file_max_count", int, "20",
+     "Most files attached to one non-conformity or one action."),
+    ("QALITEL_FILE_TYPES", "file_types", tuple, ",".join(FILE_TYPES),
+     "Comma-separated kinds of file accepted, recognised by their content (not their name): "
+     "any of " + ", ".join(f"`{kind}`" for kind in FILE_TYPES) + "."),
 ]
 
 def settings() -> Settings:
@@ -257,6 +272,15 @@ def load(overrides: Mapping[str, Any] | None = None,
         raise ConfigError("QALITEL_RESET_LINK_MINUTES must be between 5 and 10080")
     if settings.engine_cache_size < 1 or settings.tenant_pool_size < 1:
         raise ConfigError("engine cache size and tenant pool size must be at least 1")
+    if not 1 <= settings.file_max_bytes <= 2**31 - 1 or not 1 <= settings.file_max_count <= 1000:
+        raise ConfigError("QALITEL_FILE_MAX_BYTES must be between 1 and 2147483647, "
+                          "QALITEL_FILE_MAX_COUNT between 1 and 1000")
+    changes["file_types"] = tuple(dict.fromkeys(kind.lower() for kind in settings.file_types))
+    unknown = sorted(set(changes["file_types"]) - set(FILE_TYPES))
+    if unknown or not changes["file_types"]:
+        raise ConfigError(f"QALITEL_FILE_TYPES: unknown kind(s) {', '.join(unknown)}; choose "
+                          f"among {', '.join(FILE_TYPES)}" if unknown else
+                          "QALITEL_FILE_TYPES names no kind of file")
     # PostgreSQL truncates names past 63 bytes; prefix + a 40-character slug must fit.
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,22}", settings.pg_name_prefix):
         raise ConfigError("QALITEL_PG_NAME_PREFIX must be 1 to 23 lowercase letters, digits "

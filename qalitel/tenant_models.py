@@ -1,7 +1,9 @@
 """Every tenant-database model, imported so ``TenantBase.metadata`` is complete."""
 
+from qalitel.records.files.models import ActionHistory, Attachment
 from qalitel.records.models import NonConformity
 from qalitel.users.models import Group, User, UserGroup
 from tenants.schema import TenantBase, TenantIdentity
 
-__all__ = ["Group", "NonConformity", "TenantBase", "TenantIdentity", "User", "UserGroup"]
+__all__ = ["ActionHistory", "Attachment", "Group", "NonConformity", "TenantBase", "TenantIdentity",
+           "User", "UserGroup"]

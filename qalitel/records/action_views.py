@@ -6,10 +6,13 @@ from __future__ import annotations
 from flask import abort, flash, redirect, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
+from sqlalchemy import select
 
 from core.pagination import PAGE_SIZES
 from qalitel.records import queries, service, visibility
 from qalitel.records.export import EXPORT_MAX, csv_response
+from qalitel.records.files.models import ActionHistory
+from qalitel.records.files.views import files_context
 from qalitel.records.forms import ActionForm, EffectivenessForm
 from qalitel.records.models import Action, NonConformity
 from qalitel.records.web import (
@@ -96,10 +99,14 @@ def _show(action: Action, status: int = 200, form: EffectivenessForm | None = No
     record = None
     if action.record_id is not None:
         record = queries.visible_record(user, action.record_id)
+    history = tdb.execute(select(ActionHistory).where(ActionHistory.action_id == action.id)
+                          .order_by(ActionHistory.changed_at.desc(), ActionHistory.id.desc())
+                          ).scalars().all()
     remember_page()
     return render("records/action_show.html", status, action=action, record=record,
                   can_edit=visibility.can_edit_action(user, action), can_check=can_check,
-                  form=form or (EffectivenessForm() if can_check else None))
+                  form=form or (EffectivenessForm() if can_check else None),
+                  history=history, **files_context(action))
 
 
 @bp.get("/actions/<int:action_id>")

@@ -37,7 +37,7 @@ FIELD_LABELS = {"title": _l("Title"), "description": _l("Description"),
                 "cause_analysis": _l("Cause analysis"), "detected_on": _l("Detection date"),
                 "detected_by": _l("Detected by"), "origin": _l("Origin"),
                 "severity": _l("Severity"), "folder": _l("Folder"), "assignee": _l("Assignee"),
-                "status": _l("Status"), "shared_with": _l("Shared with")}
+                "status": _l("Status"), "shared_with": _l("Shared with"), "file": _l("File")}
 
 LABELS = {"status": STATUS_LABELS, "origin": ORIGIN_LABELS, "severity": SEVERITY_LABELS,
           "kind": KIND_LABELS, "action_status": ACTION_STATUS_LABELS, "field": FIELD_LABELS}

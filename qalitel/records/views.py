@@ -18,6 +18,7 @@ from core.pagination import PAGE_SIZES
 from qalitel.records import action_views, folder_views, queries, service, visibility
 from qalitel.records.chart import layout_chart
 from qalitel.records.export import EXPORT_MAX, csv_response
+from qalitel.records.files import views as file_views
 from qalitel.records.forms import (
     STATUS_LABELS,
     ConfirmForm,
@@ -49,7 +50,7 @@ from qalitel.records.web import (
 )
 from tenants.context import tdb
 
-__all__ = ["action_views", "bp", "dashboard", "folder_views"]
+__all__ = ["action_views", "bp", "dashboard", "file_views", "folder_views"]
 
 
 def dashboard():
@@ -212,7 +213,8 @@ def _show(record: NonConformity, status: int = 200, *, status_form: StatusForm |
                   history=history, actions=queries.record_actions(user, record.id, today()),
                   can_edit=can_edit, can_move=can_move, status_form=status_form,
                   folder_visible=visibility.can_see_folder(user, record.folder_id),
-                  share_form=share_form, confirm_form=ConfirmForm())
+                  share_form=share_form, confirm_form=ConfirmForm(),
+                  **file_views.files_context(record))
 
 
 @bp.get("/records/<int:record_id>")
