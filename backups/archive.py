@@ -7,6 +7,7 @@ removed before the encrypted file is handed to any target.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -140,17 +141,56 @@ def build(info: TenantInfo, settings: Settings, staging: Path, when: datetime) -
 
 
 @contextmanager
-def staging_folder(settings: Settings, name: str) -> Iterator[Path]:
-    """A private (0700) folder under the instance, removed with whatever it holds."""
+def _locked(path: Path, blocking: bool = True) -> Iterator[bool]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _staging_base(settings: Settings) -> Path:
     base = settings.instance_dir / "backup-staging"
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return base
+
+
+def sweep_staging(settings: Settings) -> list[str]:
+    """Remove what dead runs left in the staging folder (plaintext included): every folder
+    whose lock no live process holds. Returns the names removed."""
+    base = _staging_base(settings)
+    removed = []
+    with _locked(base / ".lock"):
+        for folder in base.iterdir():
+            if not folder.is_dir():
+                continue
+            with _locked(folder / ".lock", blocking=False) as free:
+                if free:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder.name)
+    return removed
+
+
+@contextmanager
+def staging_folder(settings: Settings, name: str) -> Iterator[Path]:
+    """A private (0700) folder under the instance, locked while in use (see
+    :func:`sweep_staging`) and removed with whatever it holds."""
+    base = _staging_base(settings)
     folder = base / name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(mode=0o700)
+    with _locked(base / ".lock"):
+        folder.mkdir(mode=0o700)
+        held = _locked(folder / ".lock")
+        held.__enter__()
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        held.__exit__(None, None, None)
 
 
 def decrypt_to(encrypted: Path, settings: Settings, folder: Path) -> dict[str, Any]:

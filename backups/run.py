@@ -191,6 +191,7 @@ def run_backups(app: Flask, infos: list[TenantInfo], targets: list[Target],
     """Back up ``infos`` in parallel (bounded by the connection budget), yielding outcomes
     as they finish. Each worker thread has its own app context and platform session."""
     settings: Settings = app.extensions["qalitel_settings"]
+    archive.sweep_staging(settings)
 
     def one(info: TenantInfo) -> TenantOutcome:
         with app.app_context():

@@ -46,7 +46,7 @@ class BackupWorld:
         found = [p for m in self.media if m.is_dir() for p in m.rglob("*.partial")]
         staging = self.settings.instance_dir / "backup-staging"
         if staging.exists():
-            found += list(staging.iterdir())
+            found += [p for p in staging.iterdir() if p.name != ".lock"]
         return found
 
     def catalogue(self) -> list[dict]:
