@@ -149,8 +149,8 @@ def parse_targets(settings: Settings) -> list[Target]:
         targets.append(target)
     folders = sum(isinstance(t, FolderTarget) for t in targets)
     if not problems and folders < MIN_FOLDERS:
-        problems.append(f"QALITEL_BACKUP_TARGETS needs at least {MIN_FOLDERS} folders on "
-                        f"different media (has {folders})")
+        problems.append(f"give at least {MIN_FOLDERS} folders on different media "
+                        f"(has {folders})")
     if problems:
         raise BackupConfigError("QALITEL_BACKUP_TARGETS: " + "; ".join(problems))
     return targets

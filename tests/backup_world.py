@@ -31,6 +31,14 @@ class BackupWorld:
     def settings(self) -> Any:
         return self.app.extensions["qalitel_settings"]
 
+    def configure(self, **changes: Any) -> None:
+        """Replace some settings of the running app (as a restart with new variables would)."""
+        import dataclasses
+
+        from core import config
+
+        self.app.extensions[config.EXTENSION] = dataclasses.replace(self.settings, **changes)
+
     def run(self, *args: str):
         return self.app.test_cli_runner().invoke(args=list(args))
 

@@ -115,12 +115,7 @@ def test_verify_names_short_altered_and_missing_copies(world):
 def test_deep_verify_with_the_wrong_identity_fails_clearly(world, make_app, tmp_path):
     assert world.run("backup", "run", "acme").exit_code == 0
     _public, other = keypair(tmp_path, "other.txt")
-    import dataclasses
-
-    from core import config
-
-    world.app.extensions[config.EXTENSION] = dataclasses.replace(world.settings,
-                                                                 backup_identity=other)
+    world.configure(backup_identity=other)
     result = world.run("backup", "verify", "acme", "--deep")
     assert result.exit_code == 1
     assert "cannot decrypt the archive" in result.output
