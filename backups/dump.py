@@ -153,8 +153,8 @@ def dump_postgresql(info: TenantInfo, settings: Settings, folder: Path) -> Dump:
     finally:
         conn.close()
     # A dump that pg_restore cannot list is no dump, whatever pg_dump's exit status said.
-    run_tool([pg_tool(settings, "pg_restore"), "--list", str(out)], libpq_env(url),
-             "pg_restore --list of the dump")
+    run_tool([pg_tool(settings, "pg_restore"), "--list", str(out)],
+             libpq_env(url.set(password=None)), "pg_restore --list of the dump")
     return Dump(out, "pg_dump-custom", counts, revision)
 
 

@@ -121,3 +121,21 @@ def test_deep_verify_with_the_wrong_identity_fails_clearly(world, make_app, tmp_
     assert "cannot decrypt the archive" in result.output
     assert "Traceback" not in result.output
     assert world.leftovers() == []
+
+
+def test_all_backs_up_every_live_tenant_in_parallel_as_json(world, password_hash):
+    from tests.conftest import provision
+
+    provision(world.app, "bravo", password_hash, records=1)
+    provision(world.app, "carol", password_hash, records=1)
+    assert world.run("tenants", "suspend", "carol").exit_code == 0
+    assert world.settings.migrate_connection_budget // 2 == 2  # two tenants at a time
+    result = world.run("backup", "run", "--all", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [b["tenant"] for b in report["backups"]] == ["acme", "bravo", "carol"]
+    assert all(b["status"] == "complete" and len(b["copies"]) == 2
+               for b in report["backups"])
+    assert len({b["sha256"] for b in report["backups"]}) == 3
+    assert all(len(world.archives(m)) == 3 for m in world.media)
+    assert world.run("backup", "verify", "--deep").exit_code == 0
