@@ -201,12 +201,14 @@ def decrypt_to(encrypted: Path, settings: Settings, folder: Path) -> dict[str, A
     """
     keys = identities(settings)
     plain = folder / "archive.tar"
-    try:
-        with open(encrypted, "rb") as reader, open(plain, "xb") as writer:
+    with open(encrypted, "rb") as reader, open(plain, "xb") as writer:
+        try:
             pyrage.decrypt_io(reader, writer, keys)
-    except pyrage.DecryptError as exc:
-        raise ArchiveError(f"cannot decrypt the archive (wrong key, corrupt or truncated): "
-                           f"{exc}") from exc
+        # pyrage reports a bad header as DecryptError, a bad or cut payload as OSError
+        except (pyrage.DecryptError, OSError) as exc:
+            plain.unlink(missing_ok=True)
+            raise ArchiveError(f"cannot decrypt the archive (wrong key, corrupt or "
+                               f"truncated): {exc}") from exc
     out = folder / "content"
     try:
         with tarfile.open(plain, "r:") as tar:

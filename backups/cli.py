@@ -207,3 +207,48 @@ def verify_command(slugs: tuple[str, ...], deep: bool, as_json: bool) -> None:
                     "deep": [{**d.__dict__, "ok": d.ok} for d in deeps]}, lines)
     if failures:
         _failed(failures)
+
+
+@backup_group.command("restore")
+@click.argument("slug")
+@click.argument("backup_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@with_appcontext
+def restore_command(slug: str, backup_id: str, as_json: bool) -> None:
+    """Put SLUG back as backup BACKUP_ID holds it (database and files), in place.
+
+    The tenant is suspended during the swap; the previous database is kept until the
+    restored one opens as the tenant. A corrupt, truncated or wrong-key archive, or one of
+    a newer schema than this code, is refused and nothing changes.
+    """
+    from backups.archive import identities
+    from backups.errors import ArchiveError, BackupError, TargetError
+    from backups.models import Backup
+    from backups.restore import restore
+    from core.db import db
+
+    targets = _targets()
+    try:
+        identities(_settings())
+    except BackupConfigError as exc:
+        _refuse(str(exc))
+    [tenant] = _tenants((slug,), False)
+    if not backup_id.isdigit() or len(backup_id) > 18:
+        _refuse(f"backup id {backup_id[:40]!r} is not a number")
+    backup = db.session.get(Backup, int(backup_id))
+    if backup is None or backup.tenant_uid != tenant.uid:
+        _refuse(f"tenant {slug!r} has no backup {backup_id}")
+    if backup.sha256 is None:
+        _refuse(f"backup {backup_id} of {slug!r} is {backup.status.value}: nothing to restore")
+    try:
+        done = restore(tenant, backup, _settings(), targets,
+                       current_app.extensions["qalitel_engines"])
+    except (ArchiveError, BackupError, TargetError, OSError) as exc:
+        db.session.rollback()
+        click.secho(f"Error: restore of {slug} refused or failed, tenant unchanged: {exc}",
+                    fg="red", err=True)
+        sys.exit(1)
+    migrated = (f", migrated {done.from_revision} → {done.to_revision}"
+                if done.from_revision != done.to_revision else "")
+    _emit(as_json, done.__dict__, [f"{slug}: restored backup {done.backup_id} "
+                                   f"({done.tables} tables, {done.files} files{migrated})"])

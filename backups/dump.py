@@ -68,7 +68,9 @@ def run_tool(argv: list[str], env: dict[str, str], what: str) -> None:
     if done.returncode != 0:
         how = (f"killed by signal {-done.returncode}" if done.returncode < 0
                else f"exit status {done.returncode}")
-        detail = done.stderr.decode("utf-8", "replace").strip()[-STDERR_MAX:]
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        errors = [line for line in lines if "error:" in line or "FATAL" in line]
+        detail = " | ".join(errors or lines[-3:])[:STDERR_MAX]
         raise BackupError(f"{what} failed ({how}){': ' + detail if detail else ''}")
 
 

@@ -1,0 +1,142 @@
+"""``qalitel backup restore SLUG BACKUP_ID`` on both backends: a round trip brings back the
+same records and files; a corrupt, truncated or wrong-key archive is refused and nothing
+changes; bad input exits 2."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from tests.backup_world import TITLE, BackupWorld, keypair, make_world
+from tests.conftest import PG_URL, in_tenant, provision
+
+
+@pytest.fixture
+def world(make_app, backend, tmp_path, password_hash) -> BackupWorld:
+    return make_world(make_app, backend, tmp_path, password_hash)
+
+
+def titles(world: BackupWorld) -> list[str]:
+    from qalitel.records.models import NonConformity
+
+    with in_tenant(world.app, world.slug) as session:
+        return sorted(r.title for r in session.query(NonConformity))
+
+
+def files(world: BackupWorld) -> dict[str, str]:
+    root = world.settings.instance_dir / "files" / world.uid
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in root.rglob("*") if p.is_file()}
+
+
+def change_everything(world: BackupWorld) -> None:
+    from qalitel.records.models import NonConformity
+
+    with in_tenant(world.app, world.slug) as session:
+        records = session.query(NonConformity).order_by(NonConformity.id).all()
+        records[0].title = "changed after the backup"
+        session.delete(records[1])
+        session.commit()
+    root = world.settings.instance_dir / "files" / world.uid
+    (root / "ab" / "report.txt").unlink()
+    (root / "new.txt").write_text("added after the backup")
+
+
+def status(world: BackupWorld) -> str:
+    from core.db import db
+    from tenants.registry import Tenant
+
+    with world.app.app_context():
+        return db.session.query(Tenant).filter_by(slug=world.slug).one().status.value
+
+
+def leftovers(world: BackupWorld, backend: str) -> list[str]:
+    """Scratch and previous databases, files and folders a restore may leave."""
+    instance = world.settings.instance_dir
+    found = [p.name for p in (instance / "tenants").iterdir() if "restor" in p.name]
+    found += [p.name for p in (instance / "files").iterdir() if "restor" in p.name]
+    if backend == "postgresql":
+        from tenants import pg
+
+        prefix = world.settings.pg_name_prefix
+        with pg.admin_connection(PG_URL) as conn, conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s "
+                        "OR datname LIKE %s", (prefix + "rst_%", prefix + "pre_%"))
+            found += [row[0] for row in cur.fetchall()]
+    return found + [p.name for p in world.leftovers()]
+
+
+def test_round_trip_restores_the_same_records_and_files(world, backend):
+    before_titles, before_files = titles(world), files(world)
+    assert TITLE in before_titles and len(before_files) == 2
+    assert world.run("backup", "run", "acme").exit_code == 0
+    change_everything(world)
+    assert titles(world) != before_titles and files(world) != before_files
+
+    result = world.run("backup", "restore", "acme", "1")
+    assert result.exit_code == 0, result.output
+    assert "acme: restored backup 1" in result.output
+    assert titles(world) == before_titles
+    assert files(world) == before_files
+    assert status(world) == "active"
+    assert leftovers(world, backend) == []
+    # the restored tenant is backed up and verified like any other
+    assert world.run("backup", "run", "acme").exit_code == 0
+    assert world.run("backup", "verify", "acme", "--deep").exit_code == 0
+
+
+def _corrupt_at_source(world: BackupWorld, cut: int) -> None:
+    """Every copy truncated, and the catalogue agreeing (as if written corrupt)."""
+    from backups.models import Backup
+    from core.db import db
+
+    for folder in world.media:
+        [copy] = world.archives(folder)
+        data = copy.read_bytes()[:cut]
+        copy.write_bytes(data)
+    with world.app.app_context():
+        backup = db.session.get(Backup, 1)
+        backup.sha256, backup.size = hashlib.sha256(data).hexdigest(), len(data)
+        db.session.commit()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "wrong key", "altered copies"])
+def test_a_bad_archive_is_refused_and_nothing_changes(world, backend, tmp_path, damage):
+    assert world.run("backup", "run", "acme").exit_code == 0
+    change_everything(world)
+    after_titles, after_files = titles(world), files(world)
+    if damage == "truncated":
+        size = world.archives(world.media[0])[0].stat().st_size
+        _corrupt_at_source(world, size // 2)
+        expected = "cannot decrypt the archive"
+    elif damage == "wrong key":
+        world.configure(backup_identity=keypair(tmp_path, "other.txt")[1])
+        expected = "cannot decrypt the archive"
+    else:
+        for folder in world.media:
+            [copy] = world.archives(folder)
+            copy.write_bytes(b"\0" * copy.stat().st_size)
+        expected = "no good copy"
+    result = world.run("backup", "restore", "acme", "1")
+    assert result.exit_code == 1, result.output
+    assert "tenant unchanged" in result.output and expected in result.output
+    assert "Traceback" not in result.output
+    assert titles(world) == after_titles and files(world) == after_files
+    assert status(world) == "active"
+    assert leftovers(world, backend) == []
+
+
+def test_restore_bad_input(world, password_hash):
+    provision(world.app, "bravo", password_hash)
+    assert world.run("backup", "run", "bravo").exit_code == 0
+    for args, message in [(("acme", "1"), "tenant 'acme' has no backup 1"),
+                          (("acme", "99"), "has no backup 99"),
+                          (("acme", "x1"), "is not a number"),
+                          (("nosuch", "1"), "no tenant 'nosuch'")]:
+        result = world.run("backup", "restore", *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output
+    world.configure(backup_identity=None)
+    result = world.run("backup", "restore", "bravo", "1")
+    assert result.exit_code == 2 and "QALITEL_BACKUP_IDENTITY is not set" in result.output
