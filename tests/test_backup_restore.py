@@ -140,3 +140,83 @@ def test_restore_bad_input(world, password_hash):
     world.configure(backup_identity=None)
     result = world.run("backup", "restore", "bravo", "1")
     assert result.exit_code == 2 and "QALITEL_BACKUP_IDENTITY is not set" in result.output
+
+
+def _rewrite_archive(world: BackupWorld, **manifest_changes) -> None:
+    """Replace backup 1 on every target by a re-encrypted archive whose manifest has
+    ``manifest_changes`` (the catalogue updated to match, as if written so)."""
+    import io
+    import json
+    import tarfile
+
+    import pyrage
+
+    from backups.models import Backup
+    from core.db import db
+
+    identity = pyrage.x25519.Identity.from_str(world.identity_file.read_text().split()[-1])
+    [copy] = world.archives(world.media[0])
+    old = tarfile.open(fileobj=io.BytesIO(pyrage.decrypt(copy.read_bytes(), [identity])))
+    out = io.BytesIO()
+    with old, tarfile.open(fileobj=out, mode="w") as new:
+        for member in old.getmembers():
+            data = old.extractfile(member).read()
+            if member.name == "manifest.json":
+                data = json.dumps({**json.loads(data), **manifest_changes}).encode()
+                member.size = len(data)
+            new.addfile(member, io.BytesIO(data))
+    sealed = pyrage.encrypt(out.getvalue(), [identity.to_public()])
+    for folder in world.media:
+        [copy] = world.archives(folder)
+        copy.write_bytes(sealed)
+    with world.app.app_context():
+        backup = db.session.get(Backup, 1)
+        backup.sha256, backup.size = hashlib.sha256(sealed).hexdigest(), len(sealed)
+        db.session.commit()
+
+
+def test_an_archive_of_a_newer_schema_is_refused(world, backend):
+    assert world.run("backup", "run", "acme").exit_code == 0
+    change_everything(world)
+    after = titles(world)
+    _rewrite_archive(world, schema_revision="t9999")
+    result = world.run("backup", "restore", "acme", "1")
+    assert result.exit_code == 1
+    assert "schema revision 't9999' is newer than this code" in result.output
+    assert titles(world) == after and status(world) == "active"
+    assert leftovers(world, backend) == []
+
+
+def test_an_archive_of_an_older_schema_is_restored_then_migrated(world, backend):
+    from tenants import migrations
+    from tenants.engines import TenantInfo
+    from tenants.migrate import migration_engine
+    from tenants.registry import Tenant
+
+    head = migrations.head("tenant")
+    with world.app.app_context():
+        from core.db import db
+
+        info = TenantInfo.from_row(db.session.query(Tenant).filter_by(slug="acme").one())
+        engine = migration_engine(info, world.settings)
+        with engine.begin() as conn:
+            migrations.downgrade(conn, "tenant", "-1")
+            older = migrations.current_revision(conn)
+        engine.dispose()
+    assert older != head
+    assert world.run("backup", "run", "acme").exit_code == 0
+    assert world.catalogue()[0]["status"] == "complete"
+    with world.app.app_context():
+        engine = migration_engine(info, world.settings)
+        with engine.begin() as conn:
+            migrations.upgrade(conn, "tenant")
+        engine.dispose()
+    result = world.run("backup", "restore", "acme", "1")
+    assert result.exit_code == 0, result.output
+    assert f"migrated {older} → {head}" in result.output
+    assert TITLE in titles(world)
+    with world.app.app_context():
+        from core.db import db
+
+        assert db.session.query(Tenant).filter_by(slug="acme").one().schema_revision == head
+    assert leftovers(world, backend) == []
