@@ -156,9 +156,9 @@ def _rewrite_archive(world: BackupWorld, **manifest_changes) -> None:
 
     identity = pyrage.x25519.Identity.from_str(world.identity_file.read_text().split()[-1])
     [copy] = world.archives(world.media[0])
-    old = tarfile.open(fileobj=io.BytesIO(pyrage.decrypt(copy.read_bytes(), [identity])))
+    plain = io.BytesIO(pyrage.decrypt(copy.read_bytes(), [identity]))
     out = io.BytesIO()
-    with old, tarfile.open(fileobj=out, mode="w") as new:
+    with tarfile.open(fileobj=plain) as old, tarfile.open(fileobj=out, mode="w") as new:
         for member in old.getmembers():
             data = old.extractfile(member).read()
             if member.name == "manifest.json":
