@@ -212,10 +212,13 @@ def verify_command(slugs: tuple[str, ...], deep: bool, as_json: bool) -> None:
 @backup_group.command("restore")
 @click.argument("slug")
 @click.argument("backup_id")
+@click.option("--as", "new_slug", default=None,
+              help="Restore as a new tenant NEWSLUG (own database and role) instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @with_appcontext
-def restore_command(slug: str, backup_id: str, as_json: bool) -> None:
-    """Put SLUG back as backup BACKUP_ID holds it (database and files), in place.
+def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bool) -> None:
+    """Put SLUG back as backup BACKUP_ID holds it (database and files), in place, or as a
+    new tenant with --as NEWSLUG.
 
     The tenant is suspended during the swap; the previous database is kept until the
     restored one opens as the tenant. A corrupt, truncated or wrong-key archive, or one of
@@ -224,8 +227,9 @@ def restore_command(slug: str, backup_id: str, as_json: bool) -> None:
     from backups.archive import identities
     from backups.errors import ArchiveError, BackupError, TargetError
     from backups.models import Backup
-    from backups.restore import restore
+    from backups.restore import restore, restore_as
     from core.db import db
+    from tenants.registry import InvalidSlugError, ProvisioningError, Tenant, validate_slug
 
     targets = _targets()
     try:
@@ -240,15 +244,29 @@ def restore_command(slug: str, backup_id: str, as_json: bool) -> None:
         _refuse(f"tenant {slug!r} has no backup {backup_id}")
     if backup.sha256 is None:
         _refuse(f"backup {backup_id} of {slug!r} is {backup.status.value}: nothing to restore")
+    engines = current_app.extensions["qalitel_engines"]
+    if new_slug is not None:
+        try:
+            validate_slug(new_slug)
+        except InvalidSlugError as exc:
+            _refuse(str(exc))
+        if db.session.query(Tenant.id).filter_by(slug=new_slug).first() is not None:
+            _refuse(f"tenant {new_slug!r} already exists")
     try:
-        done = restore(tenant, backup, _settings(), targets,
-                       current_app.extensions["qalitel_engines"])
+        if new_slug is None:
+            done = restore(tenant, backup, _settings(), targets, engines)
+        else:
+            done = restore_as(tenant, backup, new_slug, _settings(), targets, engines)
+    except ProvisioningError as exc:
+        db.session.rollback()
+        click.secho(f"Error: cannot create {new_slug}: {exc}", fg="red", err=True)
+        sys.exit(1)
     except (ArchiveError, BackupError, TargetError, OSError) as exc:
         db.session.rollback()
-        click.secho(f"Error: restore of {slug} refused or failed, tenant unchanged: {exc}",
+        click.secho(f"Error: restore of {slug} refused or failed, nothing changed: {exc}",
                     fg="red", err=True)
         sys.exit(1)
     migrated = (f", migrated {done.from_revision} → {done.to_revision}"
                 if done.from_revision != done.to_revision else "")
-    _emit(as_json, done.__dict__, [f"{slug}: restored backup {done.backup_id} "
+    _emit(as_json, done.__dict__, [f"{done.slug}: restored backup {done.backup_id} "
                                    f"({done.tables} tables, {done.files} files{migrated})"])

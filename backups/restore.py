@@ -76,6 +76,27 @@ def _check_manifest(manifest: dict[str, Any], backup: Backup, tenant: Tenant,
     return member
 
 
+def _rewrite_identity_sqlite(path: Path, info: TenantInfo) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("UPDATE tenant_identity SET slug = ?, tenant_uid = ? WHERE id = 1",
+                     (info.slug, info.uid))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _rewrite_identity_pg(admin: str, database: str, info: TenantInfo) -> None:
+    conn = psycopg2.connect(pg.libpq_dsn(admin, database), connect_timeout=10)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("UPDATE tenant_identity SET slug = %s, tenant_uid = %s WHERE id = 1",
+                        (info.slug, info.uid))
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def _migrated(info: TenantInfo, settings: Settings) -> str | None:
     outcome = migrate_one(info, settings)
     if outcome.error:
@@ -146,6 +167,8 @@ def _restore_sqlite(tenant: Tenant, info: TenantInfo, settings: Settings, member
         problems = _compare(manifest, counts, member.parent)
         if problems:
             raise ArchiveError("; ".join(problems))
+        if manifest["tenant"]["uid"] != info.uid:
+            _rewrite_identity_sqlite(staged, info)
         revision = _migrated(dataclasses.replace(info, database_name=staged_name), settings)
     except BaseException:
         staged.unlink(missing_ok=True)
@@ -204,6 +227,8 @@ def _restore_postgresql(tenant: Tenant, info: TenantInfo, settings: Settings, me
         problems = _compare(manifest, counts, member.parent)
         if problems:
             raise ArchiveError("; ".join(problems))
+        if manifest["tenant"]["uid"] != info.uid:
+            _rewrite_identity_pg(admin, staged, info)
         revision = _migrated(dataclasses.replace(info, database_name=staged), settings)
     except BaseException:
         drop(staged)
@@ -234,9 +259,11 @@ def _restore_postgresql(tenant: Tenant, info: TenantInfo, settings: Settings, me
     return revision, len(counts)
 
 
-def restore(tenant: Tenant, backup: Backup, settings: Settings, targets: list[Target],
-            engines: Any) -> Restored:
-    """Restore ``backup`` over ``tenant`` (see the module docstring)."""
+def restore(source: Tenant, backup: Backup, settings: Settings, targets: list[Target],
+            engines: Any, into: Tenant | None = None) -> Restored:
+    """Restore ``backup`` of ``source`` over ``into`` (default: over ``source`` itself;
+    another tenant's identity row is rewritten to name it). See the module docstring."""
+    tenant = into or source
     info = TenantInfo.from_row(tenant)
     token = secrets.token_hex(6)
     with archive.staging_folder(settings, f"restore-{token}") as staging:
@@ -245,7 +272,9 @@ def restore(tenant: Tenant, backup: Backup, settings: Settings, targets: list[Ta
             raise ArchiveError("no good copy of this backup on any configured target")
         manifest = archive.decrypt_to(encrypted, settings, staging)
         content = staging / "content"
-        member = _check_manifest(manifest, backup, tenant, content)
+        member = _check_manifest(manifest, backup, source, content)
+        if tenant.backend is not source.backend:
+            raise BackupError("a backup is restored onto a tenant of the same backend")
         status = tenant.status
         tenant.status = TenantStatus.SUSPENDED
         db.session.commit()
@@ -268,3 +297,22 @@ def restore(tenant: Tenant, backup: Backup, settings: Settings, targets: list[Ta
         db.session.commit()
     return Restored(tenant.slug, backup.id, manifest["schema_revision"], revision, tables,
                     len(manifest["files"]))
+
+
+def restore_as(source: Tenant, backup: Backup, new_slug: str, settings: Settings,
+               targets: list[Target], engines: Any) -> Restored:
+    """Restore ``backup`` of ``source`` as a new tenant ``new_slug``: provisioned with its
+    own database and role (and no first rows), then restored over; destroyed again if the
+    restore fails, so nothing is left half-made."""
+    from tenants.provisioning import create_tenant, destroy_tenant
+
+    made = create_tenant(settings, new_slug, source.name, f"restore@{new_slug}.invalid",
+                         backend=source.backend.value,
+                         server_name=source.server.name if source.server else None,
+                         first_rows=lambda _admin: [])
+    try:
+        return restore(source, backup, settings, targets, engines, into=made.tenant)
+    except BaseException:
+        db.session.rollback()
+        destroy_tenant(settings, made.tenant)
+        raise

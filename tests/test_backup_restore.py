@@ -120,7 +120,7 @@ def test_a_bad_archive_is_refused_and_nothing_changes(world, backend, tmp_path, 
         expected = "no good copy"
     result = world.run("backup", "restore", "acme", "1")
     assert result.exit_code == 1, result.output
-    assert "tenant unchanged" in result.output and expected in result.output
+    assert "nothing changed" in result.output and expected in result.output
     assert "Traceback" not in result.output
     assert titles(world) == after_titles and files(world) == after_files
     assert status(world) == "active"
@@ -220,3 +220,62 @@ def test_an_archive_of_an_older_schema_is_restored_then_migrated(world, backend)
 
         assert db.session.query(Tenant).filter_by(slug="acme").one().schema_revision == head
     assert leftovers(world, backend) == []
+
+
+def _tenant_files(world: BackupWorld, slug: str) -> dict[str, str]:
+    from core.db import db
+    from tenants.registry import Tenant
+
+    with world.app.app_context():
+        uid = db.session.query(Tenant).filter_by(slug=slug).one().uid
+    root = world.settings.instance_dir / "files" / uid
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in root.rglob("*") if p.is_file()}
+
+
+def test_restore_as_a_new_tenant(world, backend):
+    from tests.conftest import login
+
+    before_titles, before_files = titles(world), files(world)
+    assert world.run("backup", "run", "acme").exit_code == 0
+    change_everything(world)
+    after_titles = titles(world)
+    result = world.run("backup", "restore", "acme", "1", "--as", "acme-copy")
+    assert result.exit_code == 0, result.output
+    assert "acme-copy: restored backup 1" in result.output
+    copy = BackupWorld(world.app, "acme-copy", "", world.media, world.identity_file, world.tmp)
+    assert titles(copy) == before_titles  # identity row rewritten: it opens as acme-copy
+    assert _tenant_files(world, "acme-copy") == before_files
+    assert titles(world) == after_titles  # the original is untouched
+    assert status(copy) == "active"
+    client = world.app.test_client()
+    response = login(client, "acme-copy", "admin@acme.example")
+    assert response.status_code == 302, response.status_code
+    assert leftovers(world, backend) == []
+
+
+def test_restore_as_leaves_nothing_when_it_fails(world, backend):
+    from core.db import db
+    from tenants.registry import Tenant
+
+    assert world.run("backup", "run", "acme").exit_code == 0
+    _corrupt_at_source(world, 400)
+    result = world.run("backup", "restore", "acme", "1", "--as", "acme-copy")
+    assert result.exit_code == 1 and "nothing changed" in result.output
+    with world.app.app_context():
+        assert db.session.query(Tenant).filter_by(slug="acme-copy").count() == 0
+    if backend == "postgresql":
+        from tenants import pg
+
+        name = world.settings.pg_name_prefix + "acme-copy"
+        with pg.admin_connection(PG_URL) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,))
+            assert cur.fetchone()[0] == 0
+            cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (name,))
+            assert cur.fetchone()[0] == 0
+    else:
+        assert not (world.settings.sqlite_tenant_dir / "acme-copy.sqlite3").exists()
+    for args, message in [(("--as", "acme"), "tenant 'acme' already exists"),
+                          (("--as", "Bad"), "invalid slug")]:
+        result = world.run("backup", "restore", "acme", "1", *args)
+        assert result.exit_code == 2 and message in result.output
