@@ -226,7 +226,7 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
     """
     from backups.archive import identities
     from backups.errors import ArchiveError, BackupError, TargetError
-    from backups.models import Backup
+    from backups.models import Backup, BackupStatus
     from backups.restore import restore, restore_as
     from core.db import db
     from tenants.registry import InvalidSlugError, ProvisioningError, Tenant, validate_slug
@@ -242,7 +242,7 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
     backup = db.session.get(Backup, int(backup_id))
     if backup is None or backup.tenant_uid != tenant.uid:
         _refuse(f"tenant {slug!r} has no backup {backup_id}")
-    if backup.sha256 is None:
+    if backup.sha256 is None or backup.status in (BackupStatus.FAILED, BackupStatus.PRUNED):
         _refuse(f"backup {backup_id} of {slug!r} is {backup.status.value}: nothing to restore")
     engines = current_app.extensions["qalitel_engines"]
     if new_slug is not None:
@@ -270,3 +270,24 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
                 if done.from_revision != done.to_revision else "")
     _emit(as_json, done.__dict__, [f"{done.slug}: restored backup {done.backup_id} "
                                    f"({done.tables} tables, {done.files} files{migrated})"])
+
+
+@backup_group.command("prune")
+@click.option("--json", "as_json", is_flag=True, help="Print what was deleted as JSON.")
+@with_appcontext
+def prune_command(as_json: bool) -> None:
+    """Delete copies older than QALITEL_BACKUP_RETENTION_DAYS from every target.
+
+    The newest complete and the newest deep-verified backup of a live tenant are kept
+    whatever their age. Exits 1 naming every copy that could not be deleted.
+    """
+    from backups.prune import prune
+
+    results = prune(_settings(), _targets())
+    lines = [f"{r.tenant}: backup {r.backup_id} pruned from {len(r.deleted)} target(s)"
+             for r in results]
+    _emit(as_json, {"pruned": [r.__dict__ for r in results]},
+          lines or ["nothing to prune"])
+    failures = [f"{r.tenant}: backup {r.backup_id}: {f}" for r in results for f in r.failures]
+    if failures:
+        _failed(failures)

@@ -34,11 +34,13 @@ class BackupStatus(enum.StrEnum):
     COMPLETE = "complete"  # a good copy on every target configured when it ran
     PARTIAL = "partial"  # a good copy on some targets only
     FAILED = "failed"  # no copy anywhere
+    PRUNED = "pruned"  # past the retention window: its copies were deleted from every target
 
 
 class CopyStatus(enum.StrEnum):
     OK = "ok"
     FAILED = "failed"
+    PRUNED = "pruned"
 
 
 class Backup(db.Model):
@@ -59,6 +61,7 @@ class Backup(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     deep_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deep_result: Mapped[str | None] = mapped_column(Text)
+    pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     copies: Mapped[list[BackupCopy]] = relationship(
         back_populates="backup", cascade="all, delete-orphan", order_by="BackupCopy.id")
@@ -77,5 +80,6 @@ class BackupCopy(db.Model):
     written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     check_result: Mapped[str | None] = mapped_column(String(200))
+    pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     backup: Mapped[Backup] = relationship(back_populates="copies")

@@ -21,7 +21,7 @@ def upgrade() -> None:
     sa.Column('tenant_uid', sa.String(length=36), nullable=False),
     sa.Column('tenant_slug', sa.String(length=40), nullable=False),
     sa.Column('backend', sa.String(length=20), nullable=False),
-    sa.Column('status', sa.Enum('running', 'complete', 'partial', 'failed', name='backupstatus', native_enum=False, length=20), nullable=False),
+    sa.Column('status', sa.Enum('running', 'complete', 'partial', 'failed', 'pruned', name='backupstatus', native_enum=False, length=20), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('schema_revision', sa.String(length=64), nullable=True),
@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('deep_verified_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('deep_result', sa.Text(), nullable=True),
+    sa.Column('pruned_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_backups'))
     )
     op.create_index(op.f('ix_backups_tenant_uid'), 'backups', ['tenant_uid'], unique=False)
@@ -38,11 +39,12 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('backup_id', sa.Integer(), nullable=False),
     sa.Column('target', sa.String(length=1000), nullable=False),
-    sa.Column('status', sa.Enum('ok', 'failed', name='copystatus', native_enum=False, length=20), nullable=False),
+    sa.Column('status', sa.Enum('ok', 'failed', 'pruned', name='copystatus', native_enum=False, length=20), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('written_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('checked_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('check_result', sa.String(length=200), nullable=True),
+    sa.Column('pruned_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['backup_id'], ['backups.id'], name=op.f('fk_backup_copies_backup_id_backups'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_backup_copies')),
     sa.UniqueConstraint('backup_id', 'target', name=op.f('uq_backup_copies_backup_id'))
