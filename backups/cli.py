@@ -291,3 +291,22 @@ def prune_command(as_json: bool) -> None:
     failures = [f"{r.tenant}: backup {r.backup_id}: {f}" for r in results for f in r.failures]
     if failures:
         _failed(failures)
+
+
+@backup_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the health report as JSON.")
+@with_appcontext
+def status_command(as_json: bool) -> None:
+    """Each live tenant's newest good backup and its age; exits 1 when any tenant has had
+    no complete backup for 26 hours (what monitoring reads)."""
+    from backups.status import health
+
+    report = health()
+    lines = [f"{h.tenant}: " + (f"last good backup {h.age_hours} h ago" if h.last_good_at
+                                else "no good backup")
+             + (f", last run {h.last_status}" if h.last_status else "")
+             + (" — OVERDUE" if h.overdue else "") for h in report]
+    _emit(as_json, {"tenants": [h.__dict__ for h in report]}, lines)
+    overdue = [h.tenant for h in report if h.overdue]
+    if overdue:
+        _failed([f"{slug}: no complete backup for 26 hours" for slug in overdue])

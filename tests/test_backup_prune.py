@@ -109,3 +109,21 @@ def test_a_copy_that_cannot_be_deleted_is_named_and_retried(world):
     assert result.exit_code == 0, result.output
     assert world.catalogue()[0]["status"] == "pruned"
     assert [len(world.archives(m)) for m in world.media] == [1, 1]
+
+
+def test_status_reports_overdue_tenants(world):
+    clock = ManualClock(START)
+    set_clock(world.app, clock)
+    result = world.run("backup", "status")
+    assert result.exit_code == 1 and "acme: no good backup — OVERDUE" in result.output
+    _backups_on(world, clock, [0])
+    clock.set(START + _days(1))
+    report = world.json("backup", "status")
+    [acme] = report["tenants"]
+    assert acme["age_hours"] == 24.0 and acme["overdue"] is False
+    assert acme["last_status"] == "complete"
+    clock.set(START + _days(1) + (_days(1) / 12))  # 26 h: not yet
+    assert world.run("backup", "status").exit_code == 0
+    clock.advance(minutes=1)
+    result = world.run("backup", "status")
+    assert result.exit_code == 1 and "acme: no complete backup for 26 hours" in result.output
