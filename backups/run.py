@@ -41,6 +41,7 @@ class TenantOutcome:
     copies: dict[str, str] = field(default_factory=dict)  # target -> "ok" or the error
     completed: list[str] = field(default_factory=list)  # "backup 12 → target" resumed
     error: str | None = None
+    resume_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -48,6 +49,8 @@ class TenantOutcome:
 
     def failures(self) -> list[str]:
         found = [f"{self.slug}: {self.error}"] if self.error else []
+        if self.resume_error:
+            found.append(f"{self.slug}: completing earlier copies: {self.resume_error}")
         found += [f"{self.slug}: {target}: {why}" for target, why in self.copies.items()
                   if why != "ok"]
         return found
@@ -55,7 +58,8 @@ class TenantOutcome:
     def as_dict(self) -> dict:
         return {"tenant": self.slug, "backup_id": self.backup_id, "status": self.status,
                 "size": self.size, "sha256": self.sha256, "copies": self.copies,
-                "completed_copies": self.completed, "error": self.error}
+                "completed_copies": self.completed, "error": self.error,
+                "resume_error": self.resume_error}
 
 
 def _short(exc: BaseException) -> str:
@@ -162,7 +166,7 @@ def backup_tenant(info: TenantInfo, settings: Settings, targets: list[Target]) -
             complete_missing(info, settings, targets, staging, outcome)
         except Exception as exc:  # resuming is best effort; the new archive still goes on
             db.session.rollback()
-            outcome.completed.append(f"resume failed: {_short(exc)}")
+            outcome.resume_error = _short(exc)
         backup = Backup(tenant_uid=info.uid, tenant_slug=info.slug, backend=info.backend.value,
                         status=BackupStatus.RUNNING, started_at=clock.now())
         db.session.add(backup)
