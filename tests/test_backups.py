@@ -10,6 +10,7 @@ import pyrage
 import pytest
 
 from tests.backup_world import TITLE, BackupWorld, keypair, make_world
+from tests.conftest import provision
 
 
 @pytest.fixture
@@ -124,8 +125,6 @@ def test_deep_verify_with_the_wrong_identity_fails_clearly(world, make_app, tmp_
 
 
 def test_all_backs_up_every_live_tenant_in_parallel_as_json(world, password_hash):
-    from tests.conftest import provision
-
     provision(world.app, "bravo", password_hash, records=1)
     provision(world.app, "carol", password_hash, records=1)
     assert world.run("tenants", "suspend", "carol").exit_code == 0
@@ -139,3 +138,36 @@ def test_all_backs_up_every_live_tenant_in_parallel_as_json(world, password_hash
     assert len({b["sha256"] for b in report["backups"]}) == 3
     assert all(len(world.archives(m)) == 3 for m in world.media)
     assert world.run("backup", "verify", "--deep").exit_code == 0
+
+
+def test_parallel_work_stays_within_the_connection_budget(world, password_hash, monkeypatch):
+    """Each tenant in progress holds two connections to its database (the snapshot and
+    pg_dump): at most budget / 2 tenants are worked on at once, and at least one."""
+    import threading
+
+    from backups import archive
+    from backups.run import workers_for
+
+    assert [workers_for(world.settings, n) for n in (1, 3, 10)] == [1, 2, 2]
+    import dataclasses
+
+    assert workers_for(dataclasses.replace(world.settings, migrate_connection_budget=1), 5) == 1
+    for slug in ("bravo", "carol", "delta"):
+        provision(world.app, slug, password_hash, records=1)
+    lock, running, peak = threading.Lock(), [0], [0]
+    real_build = archive.build
+
+    def counting_build(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            return real_build(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(archive, "build", counting_build)
+    result = world.run("backup", "run", "--all")
+    assert result.exit_code == 0, result.output
+    assert 1 <= peak[0] <= 2
