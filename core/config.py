@@ -65,6 +65,12 @@ class Settings:
     file_max_bytes: int = 20 * 1024 * 1024
     file_max_count: int = 20
     file_types: tuple[str, ...] = FILE_TYPES
+    backup_targets: tuple[str, ...] = ()
+    backup_recipient: str = ""
+    backup_identity: Path | None = None
+    backup_retention_days: int = 30
+    backup_s3_endpoint: str = ""
+    pg_bin_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -154,6 +160,23 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
     ("QALITEL_FILE_TYPES", "file_types", tuple, ",".join(FILE_TYPES),
      "Comma-separated kinds of file accepted, recognised by their content (not their name): "
      "any of " + ", ".join(f"`{kind}`" for kind in FILE_TYPES) + "."),
+    ("QALITEL_BACKUP_TARGETS", "backup_targets", tuple, "(none: `backup run` refuses)",
+     "Comma-separated backup targets, every archive written to each: at least two absolute "
+     "folders on different media, and optionally `s3://bucket/prefix`."),
+    ("QALITEL_BACKUP_RECIPIENT", "backup_recipient", str, "(none: `backup run` refuses)",
+     "age public key (`age1…`) every backup archive is encrypted to; the hosts that write "
+     "backups cannot read them."),
+    ("QALITEL_BACKUP_IDENTITY", "backup_identity", Path, "(none)",
+     "age identity file (`AGE-SECRET-KEY-1…`) that `backup verify --deep` and restores "
+     "decrypt with; keep it off the web hosts."),
+    ("QALITEL_BACKUP_RETENTION_DAYS", "backup_retention_days", int, "30",
+     "Days backup copies are kept on every target."),
+    ("QALITEL_BACKUP_S3_ENDPOINT", "backup_s3_endpoint", str, "(AWS)",
+     "Endpoint URL of an S3-compatible service for `s3://` targets; credentials come from "
+     "the usual `AWS_*` variables."),
+    ("QALITEL_PG_BIN_DIR", "pg_bin_dir", Path, "(found on `PATH`)",
+     "Folder of `pg_dump` and `pg_restore` (Debian: `postgresql-client-15`, matching the "
+     "server's major version)."),
 ]
 
 def settings() -> Settings:
@@ -270,6 +293,8 @@ def load(overrides: Mapping[str, Any] | None = None,
         raise ConfigError("maintenance hours: 0 < default <= max <= 24, 0 < pending <= 168")
     if not 5 <= settings.reset_link_minutes <= 7 * 24 * 60:
         raise ConfigError("QALITEL_RESET_LINK_MINUTES must be between 5 and 10080")
+    if not 1 <= settings.backup_retention_days <= 3650:
+        raise ConfigError("QALITEL_BACKUP_RETENTION_DAYS must be between 1 and 3650")
     if settings.engine_cache_size < 1 or settings.tenant_pool_size < 1:
         raise ConfigError("engine cache size and tenant pool size must be at least 1")
     if not 1 <= settings.file_max_bytes <= 2**31 - 1 or not 1 <= settings.file_max_count <= 1000:

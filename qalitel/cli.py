@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, bool]] = {
     "servers": ("qalitel.cli_tenancy:servers_group", False),
     "audit": ("maintenance.cli:audit_group", False),
     "files": ("qalitel.cli_files:files_group", False),
+    "backup": ("backups.cli:backup_group", False),
     "demo": ("qalitel.cli_tenancy:demo_command", True),
     "staff": ("maintenance.cli_staff:staff_group", True),
     "maintenance": ("maintenance.cli_staff:maintenance_group", True),

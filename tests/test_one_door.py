@@ -228,6 +228,10 @@ ALLOWED_MODULES = {
     "qalitel.user_views",  # client admins' user pages and each user's profile, at the tenant
     "qalitel.demo", "qalitel.demo_records",  # seed the demo tenant's own data (`qalitel demo`)
     "qalitel.transaction",  # commits the tenant session of the client's own request, once
+    "qalitel.cli_files",  # `files sweep`: reads attachment hashes to delete unreferenced blobs
+    # checks that a restored database opens as its tenant (identity row); no staff path, and
+    # nothing read is shown: backups move whole databases as the tenant's role, encrypted
+    "backups.restore",
 }
 #: Packages of the client application whose every module serves requests AT the tenant.
 ALLOWED_PACKAGES = ("qalitel.auth", "qalitel.users", "qalitel.records")
@@ -271,7 +275,7 @@ def _imports(tree: ast.AST) -> set[str]:
 def test_only_listed_modules_import_tenant_data_plumbing():
     offenders = {}
     scanned = 0
-    for folder in ("qalitel", "maintenance"):
+    for folder in ("qalitel", "maintenance", "backups"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             if "migrations" in path.parts:
                 continue

@@ -1,0 +1,166 @@
+"""One consistent copy of a tenant database, with the row count of each of its tables.
+
+PostgreSQL: ``pg_dump --format=custom`` connected as the tenant's own role, on a snapshot
+exported by a repeatable-read transaction that also counts the rows, so the counts describe
+exactly what the dump holds. The password goes through ``PGPASSWORD``, never the command
+line. SQLite: the online backup API, counted on the copy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+from sqlalchemy import URL
+
+from backups.errors import BackupError
+from core.config import Settings
+from tenants.engines import TenantInfo, check_identity, sqlite_path, tenant_url
+from tenants.pg import libpq_dsn
+from tenants.registry import Backend
+
+STDERR_MAX = 600
+
+
+@dataclass(frozen=True)
+class Dump:
+    path: Path
+    format: str  # "sqlite" or "pg_dump-custom"
+    tables: dict[str, int]
+    schema_revision: str | None
+
+
+def pg_tool(settings: Settings, name: str) -> str:
+    """The path of ``pg_dump`` or ``pg_restore``: from ``QALITEL_PG_BIN_DIR``, else ``PATH``."""
+    if settings.pg_bin_dir is not None:
+        return str(settings.pg_bin_dir / name)
+    found = shutil.which(name)
+    if found is None:
+        raise BackupError(f"{name} not found on PATH: install postgresql-client-15 (Debian) "
+                          "or set QALITEL_PG_BIN_DIR")
+    return found
+
+
+def libpq_env(url: URL) -> dict[str, str]:
+    """Environment for a libpq tool connecting to ``url`` (no credential on argv)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
+    parts = {"PGHOST": url.host, "PGPORT": url.port, "PGUSER": url.username,
+             "PGPASSWORD": url.password, "PGDATABASE": url.database}
+    env.update({key: str(value) for key, value in parts.items() if value not in (None, "")})
+    env["PGAPPNAME"] = "qalitel-backup"
+    env["PGCONNECT_TIMEOUT"] = "10"
+    return env
+
+
+def run_tool(argv: list[str], env: dict[str, str], what: str) -> None:
+    """Run a PostgreSQL client tool; a non-zero exit or a signal is a :class:`BackupError`."""
+    try:
+        done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                              check=False)
+    except OSError as exc:
+        raise BackupError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from exc
+    if done.returncode != 0:
+        how = (f"killed by signal {-done.returncode}" if done.returncode < 0
+               else f"exit status {done.returncode}")
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        errors = [line for line in lines if "error:" in line or "FATAL" in line]
+        detail = " | ".join(errors or lines[-3:])[:STDERR_MAX]
+        raise BackupError(f"{what} failed ({how}){': ' + detail if detail else ''}")
+
+
+def count_rows(cursor, tables: list[str], quote) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for table in tables:
+        cursor.execute(quote(table))
+        counts[table] = int(cursor.fetchone()[0])
+    return counts
+
+
+def pg_tables(cursor) -> list[str]:
+    cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                   "ORDER BY tablename")
+    return [row[0] for row in cursor.fetchall()]
+
+
+def pg_counts(cursor) -> dict[str, int]:
+    return count_rows(cursor, pg_tables(cursor), lambda t: sql.SQL(
+        "SELECT count(*) FROM {}").format(sql.Identifier("public", t)))
+
+
+def sqlite_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    names = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name")]
+    return count_rows(conn.cursor(), names,
+                      lambda t: 'SELECT count(*) FROM "{}"'.format(t.replace('"', '""')))
+
+
+def _revision(cursor) -> str | None:
+    cursor.execute("SELECT version_num FROM alembic_version")
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def dump_sqlite(info: TenantInfo, settings: Settings, folder: Path) -> Dump:
+    source = sqlite_path(settings, info.database_name)
+    if not source.is_file():
+        raise BackupError(f"database file {source.name} of tenant {info.slug} is missing")
+    out = folder / "database.sqlite3"
+    reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        check_identity(reader, info.uid, info.slug)
+        writer = sqlite3.connect(out)
+        try:
+            reader.backup(writer)
+            counts = sqlite_counts(writer)
+            revision = _revision(writer.cursor())
+        finally:
+            writer.close()
+    except sqlite3.Error as exc:
+        raise BackupError(f"SQLite backup of {info.slug} failed: {exc}") from exc
+    finally:
+        reader.close()
+    return Dump(out, "sqlite", counts, revision)
+
+
+def dump_postgresql(info: TenantInfo, settings: Settings, folder: Path) -> Dump:
+    url = tenant_url(info, settings)
+    out = folder / "database.pgdump"
+    try:
+        conn = psycopg2.connect(libpq_dsn(url), connect_timeout=10,
+                                application_name="qalitel-backup")
+    except psycopg2.Error as exc:
+        raise BackupError(f"cannot connect to the database of {info.slug}: "
+                          f"{str(exc).strip()[:STDERR_MAX]}") from exc
+    try:
+        check_identity(conn, info.uid, info.slug)
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_export_snapshot()")
+            snapshot = cursor.fetchone()[0]
+            counts = pg_counts(cursor)
+            revision = _revision(cursor)
+            run_tool([pg_tool(settings, "pg_dump"), "--format=custom", "--no-password",
+                      f"--snapshot={snapshot}", f"--file={out}"], libpq_env(url), "pg_dump")
+        conn.rollback()
+    except psycopg2.Error as exc:
+        raise BackupError(f"PostgreSQL backup of {info.slug} failed: "
+                          f"{str(exc).strip()[:STDERR_MAX]}") from exc
+    finally:
+        conn.close()
+    # A dump that pg_restore cannot list is no dump, whatever pg_dump's exit status said.
+    run_tool([pg_tool(settings, "pg_restore"), "--list", str(out)],
+             libpq_env(url.set(password=None)), "pg_restore --list of the dump")
+    return Dump(out, "pg_dump-custom", counts, revision)
+
+
+def dump_database(info: TenantInfo, settings: Settings, folder: Path) -> Dump:
+    if info.backend is Backend.SQLITE:
+        return dump_sqlite(info, settings, folder)
+    return dump_postgresql(info, settings, folder)

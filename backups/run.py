@@ -1,0 +1,224 @@
+"""``backup run``: archive each tenant once, write the archive to every target, catalogue it.
+
+A run first completes the copies earlier runs left missing (a target was down, or the
+process died between targets), from a good copy whose checksum still matches; then it makes
+a new archive. A target that fails gets no file (folder targets clean their temporary
+file) and a failed copy row; the others still get theirs.
+"""
+
+from __future__ import annotations
+
+import secrets
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import select
+
+from backups import archive
+from backups.errors import BackupError, TargetError
+from backups.models import Backup, BackupCopy, BackupStatus, CopyStatus
+from backups.targets import Target
+from core import clock
+from core.config import Settings
+from core.db import db
+from tenants.engines import TenantInfo
+
+ERROR_MAX = 2000
+
+
+@dataclass
+class TenantOutcome:
+    slug: str
+    backup_id: int | None = None
+    status: str = BackupStatus.FAILED.value
+    size: int | None = None
+    sha256: str | None = None
+    copies: dict[str, str] = field(default_factory=dict)  # target -> "ok" or the error
+    completed: list[str] = field(default_factory=list)  # "backup 12 → target" resumed
+    error: str | None = None
+    resume_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == BackupStatus.COMPLETE.value and self.error is None
+
+    def failures(self) -> list[str]:
+        found = [f"{self.slug}: {self.error}"] if self.error else []
+        if self.resume_error:
+            found.append(f"{self.slug}: completing earlier copies: {self.resume_error}")
+        found += [f"{self.slug}: {target}: {why}" for target, why in self.copies.items()
+                  if why != "ok"]
+        return found
+
+    def as_dict(self) -> dict:
+        return {"tenant": self.slug, "backup_id": self.backup_id, "status": self.status,
+                "size": self.size, "sha256": self.sha256, "copies": self.copies,
+                "completed_copies": self.completed, "error": self.error,
+                "resume_error": self.resume_error}
+
+
+def _short(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(exc)).strip()[:ERROR_MAX]
+
+
+def workers_for(settings: Settings, count: int) -> int:
+    """Tenants worked on at once: each holds two tenant connections (the snapshot and
+    ``pg_dump``), so the connection budget allows half as many."""
+    return max(1, min(count, settings.migrate_connection_budget // 2))
+
+
+def _record_copy(backup: Backup, target: Target, error: str | None) -> None:
+    row = next((c for c in backup.copies if c.target == target.name), None)
+    if row is None:
+        row = BackupCopy(target=target.name, status=CopyStatus.FAILED)
+        backup.copies.append(row)
+    row.status = CopyStatus.FAILED if error else CopyStatus.OK
+    row.error = error
+    row.written_at = None if error else clock.now()
+
+
+def _settle(backup: Backup, targets: list[Target]) -> None:
+    good = {c.target for c in backup.copies if c.status is CopyStatus.OK}
+    if all(t.name in good for t in targets):
+        backup.status = BackupStatus.COMPLETE
+    elif good:
+        backup.status = BackupStatus.PARTIAL
+    else:
+        backup.status = BackupStatus.FAILED
+
+
+def write_copies(backup: Backup, source: Path, targets: list[Target],
+                 outcome: TenantOutcome | None = None) -> None:
+    """Put ``source`` on every target still lacking a good copy, committing after each."""
+    good = {c.target for c in backup.copies if c.status is CopyStatus.OK}
+    for target in targets:
+        if target.name in good:
+            continue
+        try:
+            target.put(backup.key or "", source)
+            error = None
+        except TargetError as exc:
+            error = str(exc)[:ERROR_MAX]
+        _record_copy(backup, target, error)
+        db.session.commit()
+        if outcome is not None:
+            outcome.copies[target.name] = error or "ok"
+    _settle(backup, targets)
+    backup.finished_at = clock.now()
+    db.session.commit()
+
+
+def fetch_good_copy(backup: Backup, targets: list[Target], into: Path) -> bool:
+    """Copy a good, checksum-matching copy of ``backup`` into ``into``."""
+    by_name = {t.name: t for t in targets}
+    for copy in backup.copies:
+        target = by_name.get(copy.target)
+        if copy.status is not CopyStatus.OK or target is None:
+            continue
+        try:
+            with target.open(backup.key or "") as reader, open(into, "wb") as writer:
+                while chunk := reader.read(archive.CHUNK):
+                    writer.write(chunk)
+        except (TargetError, OSError):
+            continue
+        if archive.file_sha256(into) == (backup.sha256, backup.size):
+            return True
+    return False
+
+
+def resumable(uid: str, settings: Settings) -> list[Backup]:
+    since = clock.now() - timedelta(days=settings.backup_retention_days)
+    return list(db.session.execute(
+        select(Backup).where(Backup.tenant_uid == uid, Backup.started_at >= since,
+                             Backup.sha256.is_not(None),
+                             Backup.status.in_([BackupStatus.RUNNING, BackupStatus.PARTIAL]))
+        .order_by(Backup.id)).scalars())
+
+
+def complete_missing(info: TenantInfo, settings: Settings, targets: list[Target],
+                     staging: Path, outcome: TenantOutcome) -> None:
+    for backup in resumable(info.uid, settings):
+        before = {c.target for c in backup.copies if c.status is CopyStatus.OK}
+        source = staging / f"resume-{backup.id}.age"
+        if not fetch_good_copy(backup, targets, source):
+            continue
+        write_copies(backup, source, targets)
+        source.unlink(missing_ok=True)
+        outcome.completed += [f"backup {backup.id} → {c.target}" for c in backup.copies
+                              if c.status is CopyStatus.OK and c.target not in before]
+
+
+def archive_key(info: TenantInfo, backup: Backup) -> str:
+    stamp = backup.started_at.strftime("%Y%m%dT%H%M%SZ")
+    return f"{info.uid}/{stamp}-{backup.id}.qbk.age"
+
+
+def backup_tenant(info: TenantInfo, settings: Settings, targets: list[Target]) -> TenantOutcome:
+    """One tenant, inside an app context: resume earlier copies, then archive anew."""
+    outcome = TenantOutcome(info.slug)
+    with archive.staging_folder(settings, f"{info.uid}-{secrets.token_hex(4)}") as staging:
+        try:
+            complete_missing(info, settings, targets, staging, outcome)
+        except Exception as exc:  # resuming is best effort; the new archive still goes on
+            db.session.rollback()
+            outcome.resume_error = _short(exc)
+        backup = Backup(tenant_uid=info.uid, tenant_slug=info.slug, backend=info.backend.value,
+                        status=BackupStatus.RUNNING, started_at=clock.now())
+        db.session.add(backup)
+        db.session.commit()
+        outcome.backup_id = backup.id
+        try:
+            built = archive.build(info, settings, staging, backup.started_at)
+        except (BackupError, OSError) as exc:
+            backup.status, backup.error = BackupStatus.FAILED, _short(exc)
+            backup.finished_at = clock.now()
+            db.session.commit()
+            outcome.error = str(exc)[:ERROR_MAX]
+            return outcome
+        backup.key = archive_key(info, backup)
+        backup.sha256, backup.size = built.sha256, built.size
+        backup.schema_revision = built.manifest["schema_revision"]
+        db.session.commit()
+        outcome.sha256, outcome.size = built.sha256, built.size
+        write_copies(backup, built.path, targets, outcome)
+        outcome.status = backup.status.value
+    return outcome
+
+
+def run_backups(app: Flask, infos: list[TenantInfo], targets: list[Target],
+                progress: Callable[[TenantOutcome], None] | None = None) -> Iterator[TenantOutcome]:
+    """Back up ``infos`` in parallel (bounded by the connection budget), yielding outcomes
+    as they finish. Each worker thread has its own app context and platform session."""
+    settings: Settings = app.extensions["qalitel_settings"]
+    archive.sweep_staging(settings)
+
+    def one(info: TenantInfo) -> TenantOutcome:
+        with app.app_context():
+            try:
+                return backup_tenant(info, settings, targets)
+            except Exception as exc:
+                db.session.rollback()
+                return TenantOutcome(info.slug, error=_short(exc))
+            finally:
+                db.session.remove()
+
+    workers = workers_for(settings, len(infos))
+    if workers == 1:
+        for info in infos:
+            outcome = one(info)
+            if progress:
+                progress(outcome)
+            yield outcome
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backup") as pool:
+        futures = [pool.submit(one, info) for info in infos]
+        for future in as_completed(futures):
+            outcome = future.result()
+            if progress:
+                progress(outcome)
+            yield outcome

@@ -1,0 +1,114 @@
+"""Helpers of the backup tests: an age keypair, two folder targets, an app wired to them,
+a tenant with records and files, and what the targets and catalogue hold."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyrage
+from flask import Flask
+
+from tests.conftest import provision
+
+TITLE = "Fissure on weld seam Zebulon-4471"
+
+
+@dataclass
+class BackupWorld:
+    app: Flask
+    slug: str
+    uid: str
+    media: list[Path]
+    identity_file: Path
+    tmp: Path
+
+    @property
+    def settings(self) -> Any:
+        return self.app.extensions["qalitel_settings"]
+
+    def configure(self, **changes: Any) -> None:
+        """Replace some settings of the running app (as a restart with new variables would)."""
+        import dataclasses
+
+        from core import config
+
+        self.app.extensions[config.EXTENSION] = dataclasses.replace(self.settings, **changes)
+
+    def run(self, *args: str):
+        return self.app.test_cli_runner().invoke(args=list(args))
+
+    def json(self, *args: str) -> dict:
+        result = self.run(*args, "--json")
+        return json.loads(result.stdout)
+
+    def archives(self, folder: Path) -> list[Path]:
+        return sorted(p for p in folder.rglob("*") if p.is_file())
+
+    def leftovers(self) -> list[Path]:
+        """Temporary files on any target, or plaintext left in the staging folder."""
+        found = [p for m in self.media if m.is_dir() for p in m.rglob("*.partial")]
+        staging = self.settings.instance_dir / "backup-staging"
+        if staging.exists():
+            found += [p for p in staging.iterdir() if p.name != ".lock"]
+        return found
+
+    def catalogue(self) -> list[dict]:
+        from backups.models import Backup
+        from core.db import db
+
+        with self.app.app_context():
+            rows = db.session.query(Backup).order_by(Backup.id).all()
+            return [{"id": b.id, "status": b.status.value, "sha256": b.sha256, "key": b.key,
+                     "error": b.error, "size": b.size,
+                     "copies": {c.target: (c.status.value, c.error) for c in b.copies}}
+                    for b in rows]
+
+
+def keypair(tmp: Path, name: str = "identity.txt") -> tuple[str, Path]:
+    identity = pyrage.x25519.Identity.generate()
+    path = tmp / name
+    path.write_text(f"# test key\n{identity}\n")
+    return str(identity.to_public()), path
+
+
+def make_world(make_app, backend: str, tmp: Path, password_hash: str, *,
+               media: list[Path] | None = None, **overrides: Any) -> BackupWorld:
+    public, identity_file = keypair(tmp)
+    if media is None:
+        media = [tmp / "media-a", tmp / "media-b"]
+        for folder in media:
+            folder.mkdir()
+    values = {"backup_targets": tuple(str(m) for m in media), "backup_recipient": public,
+              "backup_identity": identity_file}
+    values.update(overrides)
+    app = make_app(backend, **values)
+    handle = provision(app, "acme", password_hash, records=2)
+    from qalitel.records.models import NonConformity
+    from tests.conftest import in_tenant
+
+    with in_tenant(app, "acme") as session:
+        record = session.get(NonConformity, handle.record_ids[0])
+        record.title = TITLE
+        session.commit()
+    files = app.extensions["qalitel_settings"].instance_dir / "files" / handle.uid / "ab"
+    files.mkdir(parents=True)
+    (files / "photo.bin").write_bytes(os.urandom(40_000) + TITLE.encode())
+    (files / "report.txt").write_text(f"report about {TITLE}\n")
+    return BackupWorld(app, "acme", handle.uid, media, identity_file, tmp)
+
+
+def mount_tmpfs(folder: Path, options: str) -> bool:
+    """Mount a real tmpfs (``size=…`` for a full disk, ``ro`` for a read-only one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                          capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def unmount(folder: Path) -> None:
+    subprocess.run(["umount", str(folder)], capture_output=True, check=False)
