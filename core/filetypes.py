@@ -76,6 +76,8 @@ def _zip_kind(path: Path) -> str | None:
             names = {info.filename for info in infos}
             if infos and infos[0].filename == "mimetype" \
                     and infos[0].compress_type == zipfile.ZIP_STORED:
+                if any(n.startswith(("Basic/", "Scripts/")) for n in names):
+                    return None  # an OpenDocument file carrying macros or scripts
                 with archive.open(infos[0]) as member:
                     return _ODF_MIMETYPES.get(member.read(100).strip())
     except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, ValueError):

@@ -41,7 +41,7 @@ from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
-from core import config
+from core import config, validation
 
 log = logging.getLogger(__name__)
 
@@ -229,3 +229,26 @@ def of_app(app: Flask | None = None) -> Throttle:
         found = Throttle(settings.ratelimit_storage_uri, settings.ratelimit_key_prefix)
         app.extensions[EXTENSION] = found
     return found
+
+
+def account_key(raw_email: str) -> str:
+    """The account an attempt names, spelled as the account lookup spells it (e-mail
+    normalised as ``core.validation`` does), so another spelling of one address (case,
+    full-width letters, IDNA forms) counts against the same limits."""
+    return validation.email_or_none(raw_email) or raw_email[:320].strip().lower()
+
+
+def address_key(raw_address: str | None) -> str:
+    """The client an attempt comes from: an IPv4 address, or the /64 of an IPv6 one (one
+    host usually holds a whole /64, so single IPv6 addresses are free to vary)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(raw_address or "")
+    except ValueError:
+        return raw_address or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

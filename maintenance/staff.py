@@ -268,8 +268,9 @@ class LoginThrottle:
         self.store = store
 
     def _charges(self, email: str, address: str) -> list[core_throttle.Charge]:
-        account = hashlib.sha256(email.strip().lower()[:254].encode()).hexdigest()[:32]
-        where = hashlib.sha256((address or "-").encode()).hexdigest()[:32]
+        account = hashlib.sha256(core_throttle.account_key(email).encode()).hexdigest()[:32]
+        address = core_throttle.address_key(address) if address else "-"
+        where = hashlib.sha256(address.encode()).hexdigest()[:32]
         return [*core_throttle.charges("staff-login", f"acct-addr:{account}:{where}",
                                        self.PER_ACCOUNT_ADDRESS),
                 *core_throttle.charges("staff-login", f"acct:{account}", self.PER_ACCOUNT),

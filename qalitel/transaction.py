@@ -40,12 +40,21 @@ def after_commit(callback: Callable[[], object]) -> None:
 
 def commit() -> None:
     """Commit the tenant session, then run what :func:`after_commit` queued."""
+    _run(_commit_tenant())
+
+
+def _commit_tenant() -> list[Callable[[], object]]:
+    """Commit the tenant session; the follow-ups it queued, for the caller to run."""
     callbacks = tdb.info.pop(_CALLBACKS, [])
     try:
         tdb.commit()
     except Exception:
         tdb.rollback()
         raise
+    return callbacks
+
+
+def _run(callbacks: list[Callable[[], object]]) -> None:
     for callback in callbacks:
         try:
             callback()
@@ -78,36 +87,35 @@ def _failed(status: int) -> Response:
 
 
 def _finish_request(response: Response) -> Response:
-    response = _finish_tenant(response)
+    """Tenant commit, then platform commit, then the tenant's follow-ups (mail): nothing is
+    mailed for a request whose answer turns into an error. The two databases commit one
+    after the other (no two-phase commit): a platform commit refused after the tenant's
+    leaves the tenant's part saved, and the answer says the request failed."""
     if response.status_code >= 400:
+        if has_tenant():
+            rollback()
         platform_transaction.rollback()
         return response
-    try:
-        platform_transaction.commit()
-    except IntegrityError:
-        log.warning("platform commit refused by a constraint", exc_info=True)
-        return _failed(409)
-    except SQLAlchemyError:
-        log.exception("platform commit failed")
-        return _failed(500)
+    callbacks: list[Callable[[], object]] = []
+    for step in (_commit_tenant if has_tenant() else list, platform_transaction.commit):
+        try:
+            callbacks += step() or []
+        except IntegrityError:
+            log.warning("commit refused by a constraint", exc_info=True)
+            _abandon()
+            return _failed(409)
+        except SQLAlchemyError:
+            log.exception("commit failed")
+            _abandon()
+            return _failed(500)
+    _run(callbacks)
     return response
 
 
-def _finish_tenant(response: Response) -> Response:
-    if not has_tenant():
-        return response
-    if response.status_code >= 400:
+def _abandon() -> None:
+    if has_tenant():
         rollback()
-        return response
-    try:
-        commit()
-    except IntegrityError:
-        log.warning("commit refused by a constraint", exc_info=True)
-        return _failed(409)
-    except SQLAlchemyError:
-        log.exception("commit failed")
-        return _failed(500)
-    return response
+    platform_transaction.rollback()
 
 
 def init_app(app: Flask) -> None:

@@ -30,11 +30,14 @@ def ooxml(main: str, *, macro: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-def odf(mimetype: str) -> bytes:
+def odf(mimetype: str, *, macro: str | None = None) -> bytes:
+    """An OpenDocument file; ``macro``: the name of a macro/script member to add."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(zipfile.ZipInfo("mimetype"), mimetype)  # stored, first
         archive.writestr("content.xml", "<office:document-content/>")
+        if macro:
+            archive.writestr(macro, "Sub Main\nEnd Sub")
     return buffer.getvalue()
 
 

@@ -52,6 +52,8 @@ def test_the_name_does_not_make_the_kind(tmp_path):
     ooxml("other/thing.xml"),  # a zip, but no Office document
     b"PK\x03\x04 not really a zip",
     odf("application/x-unknown"),
+    odf("application/vnd.oasis.opendocument.text", macro="Basic/Standard/Module1.xml"),
+    odf("application/vnd.oasis.opendocument.spreadsheet", macro="Scripts/python/run.py"),
 ])
 def test_unknown_or_dangerous_content_is_refused(tmp_path, content):
     assert _detect(tmp_path, content) is None

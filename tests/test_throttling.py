@@ -135,22 +135,60 @@ def test_successful_sign_ins_do_not_count(make_app, backend, password_hash):
 
 
 def test_reset_requests_are_throttled_without_revealing_accounts(make_app, backend,
-                                                                password_hash):
-    app = throttled_app(make_app, backend, password_hash, RESET_LIMIT_PER_ACCOUNT="2 per hour",
-                        RESET_LIMIT_PER_ADDRESS="8 per hour")
+                                                                password_hash, smtp_server):
+    """An address past its limit gets 429; an account never does: past its limits (per
+    account and address, then per account) its mail is silently not sent, so a stranger
+    cannot block someone's reset nor learn which accounts exist."""
+    app = make_app(backend, **smtp_server.settings(), extra={
+        "RESET_LIMIT_PER_ACCOUNT_ADDRESS": "2 per hour", "RESET_LIMIT_PER_ACCOUNT": "3 per hour",
+        "RESET_LIMIT_PER_ADDRESS": "8 per hour"})
+    app.config["MAIL_BACKGROUND"] = False  # sent before the answer: counts are exact
+    provision(app, "alpha", password_hash)
 
     def ask(who, email: str) -> int:
         token = csrf_token(who, "/t/alpha/password/forgot")
         return who.post("/t/alpha/password/forgot",
                         data={"email": email, "csrf_token": token}).status_code
 
-    for address, email in (("10.3.0.1", "user@alpha.example"), ("10.3.0.2", "ghost@alpha.example")):
-        client = from_address(app, address)
-        assert [ask(client, email) for _ in range(3)] == [302, 302, 429], email
+    def mails_to(email: str) -> int:
+        return sum(email in m.rcpt_tos for m in smtp_server.messages)
+
+    stranger = from_address(app, "10.3.0.1")
+    assert [ask(stranger, "user@alpha.example") for _ in range(4)] == [302] * 4
+    assert mails_to("user@alpha.example") == 2  # the stranger's share
+    owner = from_address(app, "10.3.0.9")
+    assert ask(owner, "user@alpha.example") == 302
+    assert mails_to("user@alpha.example") == 3  # the owner still gets one
+    assert ask(from_address(app, "10.3.0.8"), "user@alpha.example") == 302
+    assert mails_to("user@alpha.example") == 3  # the account's bound on mail
+    assert [ask(from_address(app, "10.3.0.2"), "ghost@alpha.example")
+            for _ in range(3)] == [302] * 3  # same answers for an unknown address
+    assert mails_to("ghost@alpha.example") == 0
     client = from_address(app, "10.3.0.3")
     assert [ask(client, f"n{i}@alpha.example") for i in range(8)] == [302] * 8
     assert ask(client, "admin@alpha.example") == 429
     assert ask(from_address(app, "10.3.0.4"), "admin@alpha.example") == 302
+
+
+def test_another_spelling_of_an_address_counts_against_the_same_account(make_app, backend,
+                                                                         password_hash):
+    """Case and full-width letters reach the same account, so they share its limits."""
+    app = throttled_app(make_app, backend, password_hash, LOGIN_LIMIT_PER_ACCOUNT="3 per hour")
+    spellings = ["user@alpha.example", "USER@alpha.example", "user@\uff41lpha.example",
+                 "user@alpha.\uff45xample"]
+    statuses = [login(from_address(app, f"10.4.0.{i}"), "alpha", email, "wrong guess").status_code
+                for i, email in enumerate(spellings)]
+    assert statuses == [401, 401, 401, 429]
+    assert login(from_address(app, "10.4.0.9"), "alpha", "user@alpha.example").status_code == 429
+
+
+def test_an_ipv6_host_is_one_address_for_its_whole_64(make_app, backend, password_hash):
+    app = throttled_app(make_app, backend, password_hash, LOGIN_LIMIT_PER_ADDRESS="2 per hour")
+    statuses = [login(from_address(app, f"2001:db8:1:2::{i:x}"), "alpha", f"n{i}@alpha.example",
+                      "wrong guess").status_code for i in range(1, 4)]
+    assert statuses == [401, 401, 429]
+    assert login(from_address(app, "2001:db8:1:3::1"), "alpha", "user@alpha.example"
+                 ).status_code == 302
 
 
 def test_password_change_failures_are_throttled(make_app, backend, password_hash):

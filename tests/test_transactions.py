@@ -10,6 +10,7 @@ import pytest
 from flask import flash, get_flashed_messages, session
 from sqlalchemy import func, select
 
+from tests.conftest import provision
 from tests.records_world import build_world
 
 
@@ -120,4 +121,34 @@ def test_an_error_answer_runs_no_after_commit_work(world):
     with in_request(world):
         transaction.after_commit(lambda: ran.append(1))
         world.app.process_response(world.app.make_response(("not found", 404)))
+    assert ran == []
+
+
+def test_no_mail_for_a_request_whose_platform_commit_fails(make_app, backend, password_hash):
+    """The tenant's follow-ups (mail) run only once both databases committed."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from core.db import db as platform_db
+    from qalitel import transaction
+
+    app = make_app(backend)
+    provision(app, "alpha", password_hash)
+    ran: list[str] = []
+    with app.test_request_context("/t/alpha/"):
+        from tenants.context import tenant_context
+        from tenants.resolution import load_tenant
+
+        with tenant_context(load_tenant("alpha")):
+            transaction.after_commit(lambda: ran.append("mail"))
+
+            def refuse(_session):
+                raise OperationalError("COMMIT", {}, Exception("platform database refused"))
+
+            event.listen(platform_db.session, "before_commit", refuse)
+            try:
+                response = transaction._finish_request(app.make_response(("ok", 200)))
+            finally:
+                event.remove(platform_db.session, "before_commit", refuse)
+    assert response.status_code == 500
     assert ran == []

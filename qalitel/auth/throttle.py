@@ -35,7 +35,8 @@ DEFAULT_LIMITS = {
     "LOGIN_LIMIT_PER_ACCOUNT_ADDRESS": "5 per minute;20 per hour",
     "LOGIN_LIMIT_PER_ACCOUNT": "50 per hour",
     "LOGIN_LIMIT_PER_ADDRESS": "20 per minute;200 per hour",
-    "RESET_LIMIT_PER_ACCOUNT": "3 per hour",
+    "RESET_LIMIT_PER_ACCOUNT_ADDRESS": "3 per hour",
+    "RESET_LIMIT_PER_ACCOUNT": "10 per hour",
     "RESET_LIMIT_PER_ADDRESS": "5 per minute;30 per hour",
     "RESET_TOKEN_LIMIT_PER_ADDRESS": "10 per minute;60 per hour",
     "PASSWORD_LIMIT_PER_USER": "5 per 15 minutes",
@@ -44,8 +45,9 @@ FAILURE_STATUSES = frozenset({400, 401})
 
 
 def address() -> str:
-    """The client address (put ``ProxyFix`` in front when behind a reverse proxy)."""
-    return request.remote_addr or "unknown"
+    """The client address (put ``ProxyFix`` in front when behind a reverse proxy), an IPv6
+    one by its /64."""
+    return store.address_key(request.remote_addr)
 
 
 def by_address() -> str:
@@ -57,7 +59,7 @@ def _digest(value: str) -> str:
 
 
 def _account() -> str:
-    email = (request.form.get("email") or "")[:320].strip().lower()
+    email = store.account_key(request.form.get("email") or "")
     tenant = current_tenant().uid if has_tenant() else "-"
     return f"{tenant}:{_digest(email)}"
 
@@ -122,6 +124,17 @@ def throttled(*rules: Rule) -> Callable[[Callable[..., Any]], Callable[..., Any]
         return guarded
 
     return decorate
+
+
+def allowed(rule: Rule) -> bool:
+    """Take one unit of ``rule`` for this request; False (nothing taken) when it is spent.
+    For limits that must not answer 429, where a refusal would hand a stranger a lever."""
+    charges = store.charges(rule.config_key, rule.key(), current_app.config[rule.config_key])
+    try:
+        store.of_app().acquire(charges)
+    except store.Throttled:
+        return False
+    return True
 
 
 def init_app(app: Flask) -> None:

@@ -237,15 +237,20 @@ def logout():
 
 RESET_BY_ADDRESS = Rule("RESET_LIMIT_PER_ADDRESS", throttle.by_address)
 RESET_BY_ACCOUNT = Rule("RESET_LIMIT_PER_ACCOUNT", throttle.by_account)
+RESET_BY_ACCOUNT_ADDRESS = Rule("RESET_LIMIT_PER_ACCOUNT_ADDRESS", throttle.by_account_and_address)
 TOKEN_BY_ADDRESS = Rule("RESET_TOKEN_LIMIT_PER_ADDRESS", throttle.by_address)
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
-@throttled(RESET_BY_ADDRESS, RESET_BY_ACCOUNT)
+@throttled(RESET_BY_ADDRESS)
 def forgot_password():
+    """An address is throttled (429); an account is not: past its limits its mail is silently
+    not sent (the answer never changes), per address first, so a stranger asking repeatedly
+    for someone's reset spends their own share, and per account, which bounds the mail."""
     form = ForgotForm()
     if form.validate_on_submit():
-        service.request_password_reset(form.email.data or "")
+        if throttle.allowed(RESET_BY_ACCOUNT_ADDRESS) and throttle.allowed(RESET_BY_ACCOUNT):
+            service.request_password_reset(form.email.data or "")
         flash(_("If an account uses this address, a message with a link to choose a new "
                 "password is on its way. The link works once, for %(minutes)d minutes.",
                 minutes=service.reset_max_age() // 60), "info")

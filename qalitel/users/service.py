@@ -152,7 +152,9 @@ def _flush_unique(obj: object, message: str) -> None:
     try:
         tdb.flush()
     except IntegrityError as exc:
-        tdb.rollback()
+        from qalitel.transaction import rollback
+
+        rollback()  # drops the follow-ups (mail) queued for what is undone
         raise UserError(message) from exc
 
 
