@@ -37,6 +37,7 @@ from qalitel.records.models import (
 from qalitel.records.specs import ListSpec
 from qalitel.records.web import (
     bp,
+    folder_label,
     folder_options,
     id_or_404,
     list_spec,
@@ -83,7 +84,7 @@ def index():
         "severity": list(labels["severity"].items()),
         "origin": list(labels["origin"].items()),
         "folder": [("none", _("(no folder)"))]
-        + [(str(f.id), f.name) for f in service.usable_folders(me())],
+        + [(str(f.id), folder_label(f)) for f in service.usable_folders(me())],
         "assignee": [("me", _("Me")), ("none", _("(nobody)"))]
         + [(str(u.id), u.name) for u in users],
     }
