@@ -4,6 +4,8 @@ stale edit form reverted other people's changes."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -87,3 +89,132 @@ def test_a_cleared_person_tells_twin_folders_apart_and_keeps_editing_them(world)
                        lambda f: "name" in f.names() and "user" not in f.names())
         assert admin.post(url, data=form.data()).status_code == 303
     assert _create_folder(admin, world, "Legal").status_code == 400
+
+
+# ------------------------------------------------------------------ stale edit forms
+
+
+def _open_form(client, url: str, which):
+    page = client.get(url)
+    assert page.status_code == 200
+    return form_of(page.get_data(as_text=True), which)
+
+
+def is_record_form(form) -> bool:
+    return {"title", "severity", "folder", "version"} <= form.names()
+
+
+def is_action_form(form) -> bool:
+    return {"title", "kind", "owner", "version"} <= form.names()
+
+
+def _record(world, key: str):
+    from qalitel.records.models import NonConformity, RecordHistory
+    from tenants.context import tdb
+
+    with world.app.app_context(), world.context():
+        record = tdb.get(NonConformity, world.records[key])
+        history = {(h.field, h.user_id, h.new_value) for h in tdb.execute(
+            select(RecordHistory).where(RecordHistory.record_id == record.id)).scalars()}
+        return {c.key: getattr(record, c.key) for c in record.__table__.columns}, history
+
+
+def _action(world, key: str) -> dict:
+    from qalitel.records.models import Action
+    from tenants.context import tdb
+
+    with world.app.app_context(), world.context():
+        action = tdb.get(Action, world.actions[key])
+        return {c.key: getattr(action, c.key) for c in action.__table__.columns}
+
+
+def test_a_stale_record_form_keeps_the_changes_made_meanwhile(world):
+    """The reported case: manager1 fixes the title in a form opened before the admin changed
+    severity and assignee; before the fix the submit reverted both, blamed on manager1."""
+    url = f"/t/{world.slug}/records/{world.records['other']}/edit"
+    manager1 = client_for(world, "manager1")
+    stale = _open_form(manager1, url, is_record_form)
+    admin = client_for(world, "admin")
+    meanwhile = _open_form(admin, url, is_record_form)
+    assert admin.post(url, data=meanwhile.data(
+        severity="major", assignee=str(world.users["user1"]))).status_code == 303
+    saved = manager1.post(url, data=stale.data(title="other title, fixed"))
+    assert saved.status_code == 303, saved.get_data(as_text=True)[:2000]
+    row, history = _record(world, "other")
+    assert (row["title"], row["severity"], row["assignee_id"]) == (
+        "other title, fixed", "major", world.users["user1"])
+    mine = {field for field, user_id, _new in history if user_id == world.users["manager1"]}
+    assert mine == {"title"}
+
+
+def test_a_stale_record_form_changing_a_field_changed_meanwhile_is_a_409(world):
+    url = f"/t/{world.slug}/records/{world.records['other']}/edit"
+    manager1 = client_for(world, "manager1")
+    stale = _open_form(manager1, url, is_record_form)
+    admin = client_for(world, "admin")
+    assert admin.post(url, data=_open_form(admin, url, is_record_form).data(
+        severity="major")).status_code == 303
+    before = _record(world, "other")
+    conflict = manager1.post(url, data=stale.data(severity="minor", title="retitled"))
+    assert conflict.status_code == 409
+    page = conflict.get_data(as_text=True)
+    assert "Severity: changed by someone else since you opened this form." in page
+    assert _record(world, "other") == before  # nothing saved, not even the title
+    # the page is the current version (major), with the other change kept (the title) and
+    # what manager1 had chosen for severity shown apart; saving it as it is applies the title
+    current = form_of(page, is_record_form)
+    assert dict(current.fields)["severity"] == "major"
+    assert dict(current.fields)["title"] == "retitled"
+    assert re.search(r"<dt>Severity</dt>\s*<dd><pre>Minor</pre>", page)
+    assert manager1.post(url, data=current.data()).status_code == 303
+    row, _history = _record(world, "other")
+    assert (row["title"], row["severity"]) == ("retitled", "major")
+
+
+def test_a_record_form_without_its_version_saves_nothing(world):
+    url = f"/t/{world.slug}/records/{world.records['other']}/edit"
+    manager1 = client_for(world, "manager1")
+    form = _open_form(manager1, url, is_record_form)
+    before = _record(world, "other")
+    for version in ("", "v1.forged", form.data()["version"][0][:-1] + "g"):
+        response = manager1.post(url, data=form.data(title="no version", version=version))
+        assert response.status_code == 400
+        assert "reload the page" in response.get_data(as_text=True)
+    assert _record(world, "other") == before
+
+
+def test_a_stale_action_form_keeps_the_changes_made_meanwhile(world):
+    url = f"/t/{world.slug}/actions/{world.actions['overdue_user1']}/edit"
+    user1 = client_for(world, "user1")  # the owner
+    stale = _open_form(user1, url, is_action_form)
+    manager1 = client_for(world, "manager1")
+    meanwhile = _open_form(manager1, url, is_action_form)
+    assert manager1.post(url, data=meanwhile.data(
+        due_date="2031-01-15", kind="immediate")).status_code == 303
+    saved = user1.post(url, data=stale.data(title="gasket, replaced"))
+    assert saved.status_code == 303, saved.get_data(as_text=True)[:2000]
+    row = _action(world, "overdue_user1")
+    assert (row["title"], row["kind"], row["due_date"].isoformat()) == (
+        "gasket, replaced", "immediate", "2031-01-15")
+
+
+def test_a_stale_action_form_changing_a_field_changed_meanwhile_is_a_409(world):
+    url = f"/t/{world.slug}/actions/{world.actions['overdue_user1']}/edit"
+    user1 = client_for(world, "user1")
+    stale = _open_form(user1, url, is_action_form)
+    manager1 = client_for(world, "manager1")
+    assert manager1.post(url, data=_open_form(manager1, url, is_action_form).data(
+        status="cancelled")).status_code == 303
+    before = _action(world, "overdue_user1")
+    conflict = user1.post(url, data=stale.data(status="done", title="done it"))
+    assert conflict.status_code == 409
+    page = conflict.get_data(as_text=True)
+    assert "Status: changed by someone else since you opened this form." in page
+    assert _action(world, "overdue_user1") == before
+    current = form_of(page, is_action_form)
+    assert (dict(current.fields)["status"], dict(current.fields)["title"]) == (
+        "cancelled", "done it")
+    # the same stale form posted again, with a change that conflicts with nothing, is saved
+    assert user1.post(url, data=stale.data(description="noted")).status_code == 303
+    row = _action(world, "overdue_user1")
+    assert (row["description"], row["status"]) == ("noted", "cancelled")
