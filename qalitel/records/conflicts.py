@@ -10,7 +10,6 @@ from typing import Any
 from flask import flash
 from flask_babel import gettext as _
 
-from qalitel.records.forms import NONE
 from qalitel.records.service.concurrency import EditConflict
 
 
@@ -31,7 +30,7 @@ def _shown(field: Any, value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     for choice in getattr(field, "choices", None) or ():
-        if choice.value == (NONE if value is None else str(value)):
+        if choice.value == str(value):
             return str(choice.label)
     return str(value)
 
