@@ -12,6 +12,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from tests.conftest import csrf_token, login, provision
+from tests.html_forms import form_of
 from tests.records_world import build_world, client_for
 
 
@@ -27,6 +28,12 @@ def _client(world, profile):
 def _post(client, url, data, token_url=None):
     token = csrf_token(client, token_url or url)
     return client.post(url, data={"csrf_token": token, **data})
+
+
+def _version(client, edit_url: str) -> str:
+    """The version an edit form carries (the one it was built from)."""
+    page = client.get(edit_url).get_data(as_text=True)
+    return form_of(page, lambda f: "version" in f.names()).data()["version"][0]
 
 
 def _record(world, key_or_id):
@@ -75,6 +82,7 @@ def test_create_edit_and_history(world):
         assert record.created_by_id == world.users["user1"]
 
     edited = _post(client, f"{base}/records/{record_id}/edit", {
+        "version": _version(client, f"{base}/records/{record_id}/edit"),
         "title": "Scratched housing (line 2)", "description": "Batch 42", "detected_on":
         "2024-05-02", "detected_by": world.users["user1"], "origin": "supplier",
         "severity": "critical", "folder": 0, "assignee": world.users["manager1"],
@@ -210,6 +218,7 @@ def test_actions_overdue_and_effectiveness(world):
     not_done = _post(manager, f"{action_url}/effectiveness", {"effective": "yes"}, action_url)
     assert not_done.status_code == 400
     edited = _post(user1, f"{action_url}/edit", {
+        "version": _version(user1, f"{action_url}/edit"),
         "title": "Replace gasket", "kind": "immediate", "owner": world.users["user1"],
         "due_date": late, "status": "done"})
     assert edited.status_code == 303

@@ -72,13 +72,13 @@ def test_a_successful_answer_commits_both_steps(world):
 
 
 def test_a_failed_commit_is_a_409_and_takes_back_the_saved_message(world):
-    from qalitel.records.models import Folder
+    from qalitel.records.models import NonConformity
     from tenants.context import tdb
 
     with in_request(world):
         with tdb.no_autoflush:
-            tdb.add(Folder(name="Twin"))
-            tdb.add(Folder(name="Twin"))  # the unique name fails at commit, not before
+            tdb.add(NonConformity(number=424242, title="Twin"))
+            tdb.add(NonConformity(number=424242, title="Twin"))  # unique number: fails at commit
         flash("Changes saved.", "success")
         response = world.app.process_response(world.app.make_response(("saved", 200)))
         assert response.status_code == 409
@@ -86,7 +86,7 @@ def test_a_failed_commit_is_a_409_and_takes_back_the_saved_message(world):
         assert "not saved" in response.get_data(as_text=True).lower()
         assert "_flashes" not in session
         assert get_flashed_messages() == []
-    assert count(world, Folder, Folder.name == "Twin") == 0
+    assert count(world, NonConformity, NonConformity.title == "Twin") == 0
 
 
 def test_after_commit_work_runs_only_after_a_commit(world):

@@ -9,7 +9,7 @@ from flask_login import login_required
 from sqlalchemy import select
 
 from core.pagination import PAGE_SIZES
-from qalitel.records import queries, service, visibility
+from qalitel.records import conflicts, queries, service, visibility
 from qalitel.records.export import EXPORT_MAX, csv_response
 from qalitel.records.files.models import ActionHistory
 from qalitel.records.files.views import files_context
@@ -123,12 +123,16 @@ def action_edit(action_id: int):
         abort(403)
     form = ActionForm(obj=action)
     form.owner_id.choices = user_options(keep=action.owner_id)
+    if not form.is_submitted():
+        form.version.data = service.action_version(action)
     if form.validate_on_submit():
         try:
-            service.update_action(me(), action, title=form.title.data,
-                                  description=form.description.data, kind=form.kind.data,
-                                  status=form.status.data, due_date=form.due_date.data,
-                                  owner=form.owner_id.data)
+            service.update_action(me(), action, version=form.version.data or "",
+                                  title=form.title.data, description=form.description.data,
+                                  kind=form.kind.data, status=form.status.data,
+                                  due_date=form.due_date.data, owner=form.owner_id.data)
+        except service.EditConflict as exc:
+            return _edit_conflict(action, exc)
         except service.RecordError as exc:
             flash(str(exc), "error")
         else:
@@ -141,6 +145,22 @@ def action_edit(action_id: int):
     record = (queries.visible_record(me(), action.record_id)
               if action.record_id is not None else None)
     return render("records/action_form.html", status, form=form, record=record, action=action)
+
+
+ACTION_ATTRIBUTES = {"owner": "owner_id"}
+
+
+def _edit_conflict(action: Action, conflict: service.EditConflict):
+    """409: the form of the current version, with the person's other changes kept."""
+    form = ActionForm(formdata=None, data=conflicts.merged_data(
+        service.action_values(action), conflict, ACTION_ATTRIBUTES))
+    form.owner_id.choices = user_options(keep=action.owner_id)
+    form.version.data = service.action_version(action)
+    yours = conflicts.announce(form, conflict, ACTION_ATTRIBUTES)
+    record = (queries.visible_record(me(), action.record_id)
+              if action.record_id is not None else None)
+    return render("records/action_form.html", 409, form=form, record=record, action=action,
+                  conflict=yours)
 
 
 @bp.post("/actions/<int:action_id>/effectiveness")

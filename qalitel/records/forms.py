@@ -7,7 +7,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, DateField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
@@ -102,6 +110,7 @@ class RecordForm(SafeForm):
     cause_analysis = TextAreaField(_l("Cause analysis"), validators=[
         Length(max=TEXT_MAX,
                message=_l("The cause analysis is too long: at most 20000 characters."))])
+    version = HiddenField()
 
 
 class StatusForm(SafeForm):
@@ -126,6 +135,7 @@ class ActionForm(SafeForm):
     due_date = DateField(_l("Due date"), validators=[Optional()],
                          invalid_value_message=INVALID_DATE)
     status = _select(_l("Status"), ACTION_STATUSES, ACTION_STATUS_LABELS, default="planned")
+    version = HiddenField()
 
 
 class EffectivenessForm(SafeForm):

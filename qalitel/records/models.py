@@ -62,12 +62,15 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 class Folder(TenantBase):
-    """A folder grouping records; a confidential one is visible to cleared managers only."""
+    """A folder grouping records; a confidential one is visible to cleared managers only.
+
+    Names are unique among the folders one person sees (checked by the service), not
+    globally: a global rule would tell an uncleared manager that a confidential name exists."""
 
     __tablename__ = "folders"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(FOLDER_NAME_MAX), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(FOLDER_NAME_MAX), nullable=False)
     confidential: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False,
                                                server_default=false())
     created_by_id: Mapped[int | None] = mapped_column(

@@ -15,7 +15,14 @@ from flask_login import login_required
 from sqlalchemy import select
 
 from core.pagination import PAGE_SIZES
-from qalitel.records import action_views, folder_views, queries, service, visibility
+from qalitel.records import (
+    action_views,
+    conflicts,
+    folder_views,
+    queries,
+    service,
+    visibility,
+)
 from qalitel.records.chart import layout_chart
 from qalitel.records.export import EXPORT_MAX, csv_response
 from qalitel.records.files import views as file_views
@@ -37,6 +44,7 @@ from qalitel.records.models import (
 from qalitel.records.specs import ListSpec
 from qalitel.records.web import (
     bp,
+    folder_label,
     folder_options,
     id_or_404,
     list_spec,
@@ -83,7 +91,7 @@ def index():
         "severity": list(labels["severity"].items()),
         "origin": list(labels["origin"].items()),
         "folder": [("none", _("(no folder)"))]
-        + [(str(f.id), f.name) for f in service.usable_folders(me())],
+        + [(str(f.id), folder_label(f)) for f in service.usable_folders(me())],
         "assignee": [("me", _("Me")), ("none", _("(nobody)"))]
         + [(str(u.id), u.name) for u in users],
     }
@@ -152,14 +160,18 @@ def edit(record_id: int):
         abort(403)
     form = RecordForm(obj=record)
     _prepare(form, record)
+    if not form.is_submitted():
+        form.version.data = service.record_version(record)
     if form.validate_on_submit():
         try:
             service.update_nonconformity(
-                me(), record, title=form.title.data, description=form.description.data,
-                cause_analysis=form.cause_analysis.data, detected_on=form.detected_on.data,
-                detected_by=form.detected_by_id.data, origin=form.origin.data,
-                severity=form.severity.data, folder=form.folder_id.data,
-                assignee=form.assignee_id.data)
+                me(), record, version=form.version.data or "", title=form.title.data,
+                description=form.description.data, cause_analysis=form.cause_analysis.data,
+                detected_on=form.detected_on.data, detected_by=form.detected_by_id.data,
+                origin=form.origin.data, severity=form.severity.data,
+                folder=form.folder_id.data, assignee=form.assignee_id.data)
+        except service.EditConflict as exc:
+            return _edit_conflict(record, exc)
         except service.RecordError as exc:
             flash(str(exc), "error")
         else:
@@ -167,6 +179,20 @@ def edit(record_id: int):
             return redirect(url_for("tenant.records.show", record_id=record.id), 303)
     status = 400 if form.is_submitted() else 200
     return render("records/form.html", status, form=form, record=record)
+
+
+RECORD_ATTRIBUTES = {"detected_by": "detected_by_id", "folder": "folder_id",
+                     "assignee": "assignee_id"}
+
+
+def _edit_conflict(record: NonConformity, conflict: service.EditConflict):
+    """409: the form of the current version, with the person's other changes kept."""
+    form = RecordForm(formdata=None, data=conflicts.merged_data(
+        service.current_values(record), conflict, RECORD_ATTRIBUTES))
+    _prepare(form, record)
+    form.version.data = service.record_version(record)
+    yours = conflicts.announce(form, conflict, RECORD_ATTRIBUTES)
+    return render("records/form.html", 409, form=form, record=record, conflict=yours)
 
 
 # ------------------------------------------------------------------ detail

@@ -121,6 +121,13 @@ def user_options(none_label: str | None = None, exclude: set[int] | None = None,
     return options(pairs + active)
 
 
+def folder_label(folder: Folder) -> str:
+    """A folder's name in choices, marked when confidential: names are unique only among the
+    folders one person sees, so a cleared person may see a plain and a confidential folder of
+    the same name."""
+    return _("%(name)s (confidential)", name=folder.name) if folder.confidential else folder.name
+
+
 def folder_options(user: User, keep: int | None = None) -> list[Any]:
     """Folders ``user`` may file in, plus ``keep`` (the record's current folder). When
     ``user`` is not cleared for ``keep``, it is the only option, under a neutral label: the
@@ -128,11 +135,11 @@ def folder_options(user: User, keep: int | None = None) -> list[Any]:
     if keep is not None and not visibility.can_see_folder(user, keep):
         return options([(keep, visibility.hidden_folder_label())])
     pairs: list[tuple[Any, Any]] = [(NONE, _("(no folder)"))]
-    pairs += [(f.id, f.name) for f in service.usable_folders(user)]
+    pairs += [(f.id, folder_label(f)) for f in service.usable_folders(user)]
     if keep is not None and keep not in {f[0] for f in pairs}:
         kept = tdb.get(Folder, keep)
         if kept is not None:
-            pairs.append((kept.id, kept.name))
+            pairs.append((kept.id, folder_label(kept)))
     return options(pairs)
 
 

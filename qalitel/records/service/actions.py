@@ -18,6 +18,7 @@ from qalitel.records.models import (
     Action,
     NonConformity,
 )
+from qalitel.records.service import concurrency
 from qalitel.records.service.checks import (
     PermissionDenied,
     RecordError,
@@ -71,12 +72,27 @@ def create_action(actor: User, title: str, *, record: NonConformity | None = Non
     return action
 
 
-def update_action(actor: User, action: Action, **changes: Any) -> list[str]:
-    """Change some of :data:`ACTION_FIELDS`; returns the names of the attributes changed."""
+def action_values(action: Action) -> dict[str, Any]:
+    """The :data:`ACTION_FIELDS` of ``action`` as an edit form holds them."""
+    return {field: getattr(action, "owner_id" if field == "owner" else field)
+            for field in ACTION_FIELDS}
+
+
+def action_version(action: Action) -> str:
+    """The version an edit form built from ``action`` now carries (:mod:`.concurrency`)."""
+    return concurrency.version_of(ACTION_FIELDS, action_values(action))
+
+
+def update_action(actor: User, action: Action, *, version: str | None = None,
+                  **changes: Any) -> list[str]:
+    """Change some of :data:`ACTION_FIELDS`; returns the names of the attributes changed.
+    ``version``: as for :func:`~.nonconformities.update_nonconformity`."""
     if not visibility.can_edit_action(actor, action):
         raise PermissionDenied()
     if set(changes) - set(ACTION_FIELDS):
         raise RecordError(_("Unknown field."))
+    if version is not None:
+        changes = concurrency.merge(ACTION_FIELDS, version, changes, action_values(action))
     values = _values(changes, action)
     if values.get("status") == "done" and action.status != "done":
         action.completed_at = now()

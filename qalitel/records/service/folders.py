@@ -13,12 +13,15 @@ from qalitel.users.models import Group, User
 from tenants.context import tdb
 
 
-def _folder_name(name: object, exclude_id: int | None = None) -> str:
+def _folder_name(actor: User, name: object, exclude_id: int | None = None) -> str:
+    """A checked name, unique (case-insensitively) among the folders ``actor`` sees: a
+    folder hidden from them never collides, so no answer tells them a hidden name exists."""
     try:
         cleaned = validation.check_name(name, FOLDER_NAME_MAX)
     except validation.InvalidInput as exc:
         raise RecordError(str(exc)) from exc
-    query = select(Folder.id).where(func.lower(Folder.name) == cleaned.lower())
+    query = select(Folder.id).where(func.lower(Folder.name) == cleaned.lower(),
+                                    visibility.folder_visibility(actor))
     if exclude_id is not None:
         query = query.where(Folder.id != exclude_id)
     if tdb.execute(query).first() is not None:
@@ -41,7 +44,7 @@ def create_folder(actor: User, name: str, confidential: bool = False) -> Folder:
     """A new folder; whoever creates a confidential folder is cleared for it."""
     if not visibility.can_manage_folders(actor):
         raise PermissionDenied()
-    folder = Folder(name=_folder_name(name), confidential=bool(confidential),
+    folder = Folder(name=_folder_name(actor, name), confidential=bool(confidential),
                     created_by_id=actor.id, created_at=now())
     tdb.add(folder)
     tdb.flush()
@@ -59,8 +62,8 @@ def _managed_folder(actor: User, folder: Folder) -> None:
 
 def update_folder(actor: User, folder: Folder, name: str, confidential: bool) -> None:
     _managed_folder(actor, folder)
-    name = _folder_name(name, exclude_id=folder.id)
     if name != folder.name:
+        name = _folder_name(actor, name, exclude_id=folder.id)
         folder.name = name
     if confidential and not folder.confidential:
         _clear(actor, folder)

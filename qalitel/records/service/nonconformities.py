@@ -26,6 +26,7 @@ from qalitel.records.models import (
     RecordShare,
     StatusChange,
 )
+from qalitel.records.service import concurrency
 from qalitel.records.service.checks import (
     PermissionDenied,
     RecordError,
@@ -141,12 +142,31 @@ def _new_values(actor: User, record: NonConformity, changes: dict[str, Any]) -> 
     return new
 
 
-def update_nonconformity(actor: User, record: NonConformity, **changes: Any) -> list[str]:
-    """Change some of :data:`EDITABLE` fields; returns the names of those that changed."""
+def current_values(record: NonConformity) -> dict[str, Any]:
+    """The :data:`EDITABLE` fields of ``record`` as an edit form holds them."""
+    return {field: getattr(record, f"{field}_id" if field in ("detected_by", "folder",
+                                                              "assignee") else field)
+            for field in EDITABLE}
+
+
+def record_version(record: NonConformity) -> str:
+    """The version an edit form built from ``record`` now carries (:mod:`.concurrency`)."""
+    return concurrency.version_of(EDITABLE, current_values(record))
+
+
+def update_nonconformity(actor: User, record: NonConformity, *, version: str | None = None,
+                         **changes: Any) -> list[str]:
+    """Change some of :data:`EDITABLE` fields; returns the names of those that changed.
+
+    With ``version`` (an edit form's), only the fields changed since that version are
+    written, and :class:`~.concurrency.EditConflict` is raised, nothing saved, when the row
+    changed in one of them meanwhile."""
     if not visibility.can_edit_record(actor, record):
         raise PermissionDenied()
     if set(changes) - set(EDITABLE):
         raise RecordError(_("Unknown field."))
+    if version is not None:
+        changes = concurrency.merge(EDITABLE, version, changes, current_values(record))
     changed = []
     for attribute, value in _new_values(actor, record, changes).items():
         old = getattr(record, attribute)
