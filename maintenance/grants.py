@@ -40,7 +40,7 @@ from core.validation import is_id
 from maintenance import audit, revocations
 from maintenance import requests as maintenance_requests
 from maintenance.models import Grant, GrantStatus, MaintenanceRequest, RequestStatus, Scope
-from maintenance.pg_roles import create_role, disable_role, drop_role
+from maintenance.pg_roles import create_role, drop_role
 from maintenance.requests import SYSTEM_ACTOR, aware
 from tenants.registry import Backend, Tenant
 
@@ -269,7 +269,7 @@ def revoke(grant: Grant, admin: ClientAdmin, comment: object = None) -> Grant:
     it yet (:mod:`maintenance.revocations` does, as soon as it can)."""
     note = clean_comment(comment)
     now = clock.now()
-    loaded = GrantSnapshot.of(grant)
+    loaded = revocations.GrantSnapshot.of(grant)
     try:
         claimed = db.session.execute(
             update(Grant)
@@ -312,43 +312,13 @@ def _remember(grant: Grant, admin: ClientAdmin, note: str | None, now: datetime)
         log.exception("revocation of grant %s could not even be remembered", grant.id)
 
 
-@dataclass(frozen=True)
-class GrantSnapshot:
-    """What a revocation needs of a grant, read before the platform database may refuse:
-    after a rollback the session's objects are expired, and reloading them is what fails."""
-
-    grant_id: int
-    status: GrantStatus
-    ends_at: datetime
-    role_name: str | None
-    tenant: Tenant
-
-    @classmethod
-    def of(cls, grant: Grant) -> GrantSnapshot:
-        tenant = grant.tenant
-        if tenant.backend is Backend.POSTGRESQL and tenant.server is not None:
-            _ = (tenant.server.url_encrypted, tenant.database_name, tenant.slug)
-        return cls(grant.id, grant.status, grant.ends_at, grant.role_name, tenant)
-
-    def detach(self) -> None:
-        """Keep the tenant (and its server) loaded through the coming rollback."""
-        for obj in (self.tenant.server, self.tenant):
-            if obj is not None and obj in db.session:
-                db.session.expunge(obj)
-
-    def state(self, now: datetime) -> str:
-        if self.status is GrantStatus.ACTIVE:
-            return "active" if aware(self.ends_at) > now else "ended"
-        return self.status.value
-
-
-def _revoke_offline(loaded: GrantSnapshot, admin: ClientAdmin, note: str | None,
+def _revoke_offline(loaded: revocations.GrantSnapshot, admin: ClientAdmin, note: str | None,
                     now: datetime) -> None:
     """The platform database refused the claim: the PostgreSQL role is cut off first, then
     the marker makes the door refuse the grant (an OSError from it still propagates, after
     the cut-off); storing and logging wait for the database."""
     try:
-        _cut_off_role(loaded.tenant, loaded.role_name)
+        revocations.cut_off_role(loaded.tenant, loaded.role_name)
     finally:
         revocations.record(loaded.grant_id, name=admin.name, email=admin.email, comment=note,
                            at=now)
@@ -421,13 +391,4 @@ def expire_grant_lazily(grant: Grant) -> None:
 
 def _cut_off(grant: Grant) -> None:
     """Make the database refuse the grant's role now (PostgreSQL); SQLite needs nothing."""
-    _cut_off_role(grant.tenant, grant.role_name)
-
-
-def _cut_off_role(tenant: Tenant, role_name: str | None) -> None:
-    if role_name and tenant.backend is Backend.POSTGRESQL:
-        try:
-            disable_role(tenant, role_name)
-        except Exception:
-            log.exception("could not cut off grant role %s; VALID UNTIL still ends it",
-                          role_name)
+    revocations.cut_off_role(grant.tenant, grant.role_name)
