@@ -12,7 +12,7 @@ window), any ``revocation`` or ``grant_expired`` entry — and refuse a row that
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +20,6 @@ from sqlalchemy import select
 from core.db import db
 from maintenance.audit_read import _entries, _heads, _snapshot
 from maintenance.models import Grant
-from maintenance.requests import aware
 from maintenance.seals import SealKeyError, seal_ok
 from maintenance.verify_log import ChainChecker
 from tenants.registry import Tenant
@@ -47,6 +46,12 @@ class Evidence:
             self.approval = entry["detail"] if isinstance(entry["detail"], dict) else {}
         elif entry["event"] in ENDING_EVENTS:
             self.endings.append(entry["event"])
+
+
+def aware(value: datetime) -> datetime:
+    """As UTC (SQLite hands datetimes back naive; every stored datetime is UTC). Not
+    :func:`maintenance.requests.aware`: the verifier must not import the request side."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _moment(value: object) -> datetime | None:
