@@ -202,3 +202,22 @@ def test_a_change_the_database_refuses_is_logged_as_failed(client_world, backend
     assert failed["table"] == "nonconformities" and failed["column"] == "severity"
     assert failed["record_id"] == str(record_id) and failed["error"] == "IntegrityError"
     assert entries[-1].detail["changes"] == 0
+
+
+def test_the_console_shows_a_refused_change_and_the_log_says_so(client_world, backend):
+    from tests.conftest import csrf_token
+
+    cw = client_world
+    grant_id = _approved(cw, scope="read-write")
+    record_id = cw.world.tenants.a.record_ids[0]
+    eve = cw.staff()
+    url = f"/staff/grants/{grant_id}/tables/nonconformities/{record_id}"
+    token = csrf_token(eve, url)
+    refused = eve.post(url, data={"csrf_token": token, "column": "severity",
+                                  "value": "apocalyptic"})
+    assert 400 <= refused.status_code < 500
+    assert b"refused the change" in refused.data
+    events = [entry.event for entry in cw.log()]
+    at = events.index("change")
+    assert events[at:at + 3] == ["change", "change_failed", "session_end"]
+    assert events.count("change") == 1
