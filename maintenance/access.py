@@ -45,7 +45,7 @@ from core.config import Settings
 from core.crypto import decrypt
 from core.db import db
 from core.validation import is_id
-from maintenance import audit, revocations, sqlite_door
+from maintenance import audit, grant_log, revocations, sqlite_door
 from maintenance.allow_list import RULES, masked, readable, writable
 from maintenance.door_values import Record, TablePage, convert, display
 from maintenance.models import Grant, GrantStatus, RequestStatus, Scope, StaffUser
@@ -118,6 +118,10 @@ def check_grant(grant: Grant, staff: StaffUser) -> None:
     db.session.refresh(tenant)
     if tenant.status is not TenantStatus.ACTIVE:
         raise AccessDenied(f"the tenant is {tenant.status.value}")
+    contradiction = grant_log.grant_mismatch(grant, staff.email)
+    if contradiction is not None:
+        log.warning("grant %s refused: %s", grant.id, contradiction)
+        raise AccessDenied(f"this grant is not the one the client approved: {contradiction}")
 
 
 class MaintenanceSession:
@@ -368,9 +372,15 @@ class MaintenanceSession:
             self._log("change", {"table": table, "record_id": str(record_id)[:200],
                                  "column": column, "old": masked(column, found[0]),
                                  "new": masked(column, new)})
-            self.changes += 1
-            conn.execute(sql_update(reflected).where(where).values({column: new}))
-            conn.commit()
+            try:
+                conn.execute(sql_update(reflected).where(where).values({column: new}))
+                conn.commit()
+                self.changes += 1
+            except Exception as exc:
+                conn.rollback()
+                self._log("change_failed", {"table": table, "record_id": str(record_id)[:200],
+                                            "column": column, "error": type(exc).__name__})
+                raise
         finally:
             if conn.in_transaction() or getattr(conn.connection.dbapi_connection,
                                                 "in_transaction", False):

@@ -81,7 +81,7 @@ from maintenance.verify_log import FIELDS, GENESIS, entry_hash
 from tenants.registry import Tenant
 
 EVENTS = ("request", "approval", "denial", "request_expired", "grant_expired", "revocation",
-          "session_start", "view", "change", "session_end")
+          "session_start", "view", "change", "change_failed", "session_end")
 ACTOR_KINDS = ("staff", "client", "system")
 DEFAULT_LOCK_TIMEOUT_MS = 5000
 

@@ -6,7 +6,9 @@
 3. the witness files (:mod:`maintenance.witness`): a rollback to an older genuine head, or a
    rewrite re-sealed with the key;
 4. the platform's requests and grants: each request, decision, expiry and revocation they
-   record must have its entry (an emptied or shortened log fails even with a consistent head);
+   record must have its entry (an emptied or shortened log fails even with a consistent head),
+   and each grant row must say what its log entries say (:mod:`maintenance.grant_log`: scope,
+   window, engineer; not active after its revocation or expiry);
 5. a purge record (:mod:`maintenance.purge`): a purged log verifies *as a purge* only when the
    record's seal is genuine, the tenant closed and nothing witnessed lies beyond it.
 """
@@ -18,12 +20,14 @@ from sqlalchemy import select
 from core.db import db
 from maintenance import witness
 from maintenance.audit_read import VerifyResult, _entries, _heads, _snapshot, _tenant
+from maintenance.grant_log import Evidence, mismatch
 from maintenance.models import (
     AccessLogPurge,
     Grant,
     GrantStatus,
     MaintenanceRequest,
     RequestStatus,
+    StaffUser,
 )
 from maintenance.seals import purge_seal_ok, seal_ok
 from maintenance.verify_log import ChainChecker
@@ -44,6 +48,7 @@ def verify_tenant(tenant_id: int) -> VerifyResult:
     seen = witness.read(tenant.uid)
     purge = purge_record(tenant.uid)
     events: set[tuple[str, str]] = set()
+    evidence: dict[str, Evidence] = {}
     contradicted: int | None = None
     with db.engine.connect() as raw:
         conn = _snapshot(raw)
@@ -60,6 +65,7 @@ def verify_tenant(tenant_id: int) -> VerifyResult:
                 return VerifyResult(False, valid, problem[0], problem[1], checker.last_hash)
             if entry["request_public_id"]:
                 events.add((entry["event"], entry["request_public_id"]))
+                evidence.setdefault(entry["request_public_id"], Evidence()).add(entry)
             if contradicted is None and seen.entries.get(entry["seq"], entry["hash"]) \
                     != entry["hash"]:
                 contradicted = entry["seq"]
@@ -72,6 +78,8 @@ def verify_tenant(tenant_id: int) -> VerifyResult:
         verdict = _against_witness(seen, count, last, contradicted)
     if verdict is None:
         verdict = _against_requests(tenant_id, events, count, last)
+    if verdict is None:
+        verdict = _against_grants(tenant_id, evidence, count, last)
     return verdict or VerifyResult(True, count, None, None, last)
 
 
@@ -140,6 +148,26 @@ def _against_requests(tenant_id: int, events: set[tuple[str, str]], count: int,
                                     f"request {public_id} ({status.value}) has no {event!r} "
                                     "entry in the log (entries removed, or not logged yet)",
                                     last)
+    return None
+
+
+def _against_grants(tenant_id: int, evidence: dict[str, Evidence], count: int,
+                    last: str) -> VerifyResult | None:
+    rows = db.session.execute(
+        select(MaintenanceRequest.public_id, Grant.id, Grant.scope, Grant.starts_at,
+               Grant.ends_at, Grant.status, StaffUser.email)
+        .join(Grant, Grant.request_id == MaintenanceRequest.id)
+        .outerjoin(StaffUser, StaffUser.id == Grant.engineer_id)
+        .where(MaintenanceRequest.tenant_id == tenant_id)
+        .order_by(Grant.id)).all()
+    for public_id, grant_id, scope, starts_at, ends_at, status, email in rows:
+        problem = mismatch(evidence.get(public_id), scope=scope.value, starts_at=starts_at,
+                           ends_at=ends_at, engineer_email=email,
+                           active=status is GrantStatus.ACTIVE)
+        if problem is not None:
+            return VerifyResult(False, count, count + 1,
+                                f"grant {grant_id} of request {public_id} contradicts the log: "
+                                f"{problem} (grant row altered)", last)
     return None
 
 

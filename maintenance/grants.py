@@ -40,7 +40,7 @@ from core.validation import is_id
 from maintenance import audit, revocations
 from maintenance import requests as maintenance_requests
 from maintenance.models import Grant, GrantStatus, MaintenanceRequest, RequestStatus, Scope
-from maintenance.pg_roles import create_role, disable_role, drop_role
+from maintenance.pg_roles import create_role, drop_role
 from maintenance.requests import SYSTEM_ACTOR, aware
 from tenants.registry import Backend, Tenant
 
@@ -269,6 +269,7 @@ def revoke(grant: Grant, admin: ClientAdmin, comment: object = None) -> Grant:
     it yet (:mod:`maintenance.revocations` does, as soon as it can)."""
     note = clean_comment(comment)
     now = clock.now()
+    loaded = revocations.GrantSnapshot.of(grant)
     try:
         claimed = db.session.execute(
             update(Grant)
@@ -278,11 +279,12 @@ def revoke(grant: Grant, admin: ClientAdmin, comment: object = None) -> Grant:
             .execution_options(synchronize_session=False))
         db.session.commit()
     except SQLAlchemyError as exc:
+        loaded.detach()
         db.session.rollback()
-        state = grant_state_now(grant, now)
+        state = loaded.state(now)
         if state != "active":
             raise ReplayError(f"this grant is already {state}") from exc
-        _revoke_offline(grant, admin, note, now)
+        _revoke_offline(loaded, admin, note, now)
         raise RevocationPending(f"grant {grant.id} revoked, not stored yet: {exc}") from exc
     db.session.refresh(grant)
     if claimed.rowcount != 1:
@@ -303,13 +305,6 @@ def revoke(grant: Grant, admin: ClientAdmin, comment: object = None) -> Grant:
     return grant
 
 
-def grant_state_now(grant: Grant, now: datetime) -> str:
-    """``active`` while the grant (as loaded) is active and inside its window."""
-    if grant.status is GrantStatus.ACTIVE:
-        return "active" if aware(grant.ends_at) > now else "ended"
-    return grant.status.value
-
-
 def _remember(grant: Grant, admin: ClientAdmin, note: str | None, now: datetime) -> None:
     try:
         revocations.record(grant.id, name=admin.name, email=admin.email, comment=note, at=now)
@@ -317,11 +312,16 @@ def _remember(grant: Grant, admin: ClientAdmin, note: str | None, now: datetime)
         log.exception("revocation of grant %s could not even be remembered", grant.id)
 
 
-def _revoke_offline(grant: Grant, admin: ClientAdmin, note: str | None, now: datetime) -> None:
-    """The platform database refused the claim: the marker makes the door refuse the grant,
-    the PostgreSQL role is cut off; storing and logging wait for the database."""
-    revocations.record(grant.id, name=admin.name, email=admin.email, comment=note, at=now)
-    _cut_off(grant)
+def _revoke_offline(loaded: revocations.GrantSnapshot, admin: ClientAdmin, note: str | None,
+                    now: datetime) -> None:
+    """The platform database refused the claim: the PostgreSQL role is cut off first, then
+    the marker makes the door refuse the grant (an OSError from it still propagates, after
+    the cut-off); storing and logging wait for the database."""
+    try:
+        revocations.cut_off_role(loaded.tenant, loaded.role_name)
+    finally:
+        revocations.record(loaded.grant_id, name=admin.name, email=admin.email, comment=note,
+                           at=now)
 
 
 # ---------------------------------------------------------------- expiry
@@ -391,9 +391,4 @@ def expire_grant_lazily(grant: Grant) -> None:
 
 def _cut_off(grant: Grant) -> None:
     """Make the database refuse the grant's role now (PostgreSQL); SQLite needs nothing."""
-    if grant.role_name and grant.tenant.backend is Backend.POSTGRESQL:
-        try:
-            disable_role(grant.tenant, grant.role_name)
-        except Exception:
-            log.exception("could not cut off grant role %s; VALID UNTIL still ends it",
-                          grant.role_name)
+    revocations.cut_off_role(grant.tenant, grant.role_name)

@@ -27,6 +27,7 @@ EVENT_LABELS = {
     "session_start": _l("Session started"),
     "view": _l("Data viewed"),
     "change": _l("Data changed"),
+    "change_failed": _l("Change refused by the database (not made)"),
     "session_end": _l("Session ended"),
 }
 ACTOR_LABELS = {"staff": _l("SCOQI engineer"), "client": _l("Your company"),

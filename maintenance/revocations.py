@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from core import config
 from core.db import db
 from maintenance import audit
 from maintenance.models import AccessLogEntry, Grant, GrantStatus
+from maintenance.pg_roles import disable_role
+from maintenance.requests import aware
+from tenants.registry import Backend, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +114,44 @@ def apply_pending() -> int:
         path.unlink(missing_ok=True)
         done += 1
     return done
+
+
+@dataclass(frozen=True)
+class GrantSnapshot:
+    """What a revocation needs of a grant, read before the platform database may refuse:
+    after a rollback the session's objects are expired, and reloading them is what fails."""
+
+    grant_id: int
+    status: GrantStatus
+    ends_at: datetime
+    role_name: str | None
+    tenant: Tenant
+
+    @classmethod
+    def of(cls, grant: Grant) -> GrantSnapshot:
+        tenant = grant.tenant
+        server = tenant.server
+        if tenant.backend is Backend.POSTGRESQL and server is not None:
+            _ = (server.url_encrypted, tenant.database_name, tenant.slug)
+        return cls(grant.id, grant.status, grant.ends_at, grant.role_name, tenant)
+
+    def detach(self) -> None:
+        """Keep the tenant (and its server) loaded through the coming rollback."""
+        for obj in (self.tenant.server, self.tenant):
+            if obj is not None and obj in db.session:
+                db.session.expunge(obj)
+
+    def state(self, now: datetime) -> str:
+        if self.status is GrantStatus.ACTIVE:
+            return "active" if aware(self.ends_at) > now else "ended"
+        return self.status.value
+
+
+def cut_off_role(tenant: Tenant, role_name: str | None) -> None:
+    """Make the database refuse a grant's role now (PostgreSQL); SQLite needs nothing."""
+    if role_name and tenant.backend is Backend.POSTGRESQL:
+        try:
+            disable_role(tenant, role_name)
+        except Exception:
+            log.exception("could not cut off grant role %s; VALID UNTIL still ends it",
+                          role_name)
