@@ -167,6 +167,9 @@ def revoke(grant_id: int):
         return _page(400, str(exc))
     except grants.ReplayError as exc:
         return _page(409, str(exc))
+    except grants.RevocationFailed as exc:
+        db.session.rollback()
+        return _page(503, _revocation_failed(exc))
     except grants.RevocationPending:
         db.session.rollback()
         flash(_("Access revoked: the engineer is cut off now. The revocation will be written "
@@ -174,6 +177,15 @@ def revoke(grant_id: int):
         return redirect(url_for("tenant.maintenance.index"), 303)
     flash(_("Access revoked: the engineer's next request is refused."), "info")
     return redirect(url_for("tenant.maintenance.index"), 303)
+
+
+def _revocation_failed(exc: grants.RevocationFailed) -> str:
+    if exc.cut_off:
+        return _("The revocation could not be recorded (the platform is unavailable), but the "
+                 "engineer's database access is cut off now. Try again in a moment so that it "
+                 "is recorded and logged.")
+    return _("The revocation could not be recorded (the platform is unavailable): the access "
+             "is NOT revoked yet and may still be used. Try again in a moment.")
 
 
 # ---------------------------------------------------------------- JSON API
@@ -328,6 +340,9 @@ def api_revoke(grant_id: int):
         return _error(400, "bad_request", str(exc))
     except grants.ReplayError as exc:
         return _error(409, "conflict", str(exc))
+    except grants.RevocationFailed as exc:
+        db.session.rollback()
+        return _error(503, "revocation_not_recorded", _revocation_failed(exc))
     except grants.RevocationPending:
         db.session.rollback()
         return jsonify(grant=grant_json(grant), pending=True, message=(

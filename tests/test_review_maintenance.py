@@ -175,14 +175,39 @@ def test_an_offline_revocation_without_a_marker_still_cuts_the_role_off(client_w
     with app.app_context():
         grant = db.session.get(Grant, grant_id)
         role = grant.role_name
-        with platform_locked(app), pytest.raises(OSError):
+        with platform_locked(app), pytest.raises(grants.RevocationFailed) as failed:
             grants.revoke(grant, ADMIN, "stop")
         db.session.rollback()
+    assert isinstance(failed.value.__cause__, OSError)
+    assert failed.value.cut_off is (backend == "postgresql")
     if backend == "postgresql":
         assert _admin_query("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s",
                             (role,)) == [(False,)]
     else:
         assert role is None
+
+
+def test_the_admin_is_told_plainly_when_a_revocation_cannot_be_recorded(client_world,
+                                                                        backend):
+    """503 with a message that leaves no doubt whether the access still works."""
+    cw, app = client_world, client_world.app
+    app.config["AUDIT_LOCK_TIMEOUT_MS"] = 200
+    grant_id = _approved(cw)
+    blocker = app.extensions["qalitel_settings"].instance_dir / "maintenance-revocations"
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where the marker folder should be")
+    admin = cw.signed_in("admin@alpha.example")
+    token = admin.get("/t/alpha/api/maintenance/requests").get_json()["csrf_token"]
+    with platform_locked(app):
+        response = admin.post(f"/t/alpha/api/maintenance/grants/{grant_id}/revoke", json={},
+                              headers={"X-CSRFToken": token})
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["error"] == "revocation_not_recorded"
+    if backend == "postgresql":
+        assert "cut off now" in body["message"]
+    else:
+        assert "NOT revoked" in body["message"]
 
 
 def test_a_change_the_database_refuses_is_logged_as_failed(client_world, backend):
