@@ -200,7 +200,13 @@ def test_actions_overdue_and_effectiveness(world):
     assert created.status_code == 303
     action_url = created.headers["Location"]
     action_id = int(action_url.rsplit("/", 1)[1])
-    assert b"Overdue" in user1.get(action_url).data
+    page = user1.get(action_url).get_data(as_text=True)
+    assert "Overdue" in page
+    # the page's <title> is the action's title, nothing of the page's body
+    assert re.search(r"<title>([^<]*)</title>", page).group(1).startswith("Replace gasket")
+    assert page.count("<title>") == 1
+    record_page = user1.get(f"{base}/records/{record_id}").get_data(as_text=True)
+    assert re.search(r"<title>[^<]*by_user1 title[^<]*</title>", record_page)
     overdue = user1.get(f"{base}/actions/?overdue=1&per_page=100").get_data(as_text=True)
     assert "Replace gasket" in overdue
     records = user1.get(f"{base}/records/?overdue=1").get_data(as_text=True)
