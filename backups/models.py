@@ -12,7 +12,6 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     DateTime,
-    Enum,
     ForeignKey,
     Integer,
     String,
@@ -21,12 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import db
-
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=20,
-                values_callable=lambda e: [m.value for m in e])
+from core.db import db, value_enum
 
 
 class BackupStatus(enum.StrEnum):
@@ -50,7 +44,7 @@ class Backup(db.Model):
     tenant_uid: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
     tenant_slug: Mapped[str] = mapped_column(String(40), nullable=False)
     backend: Mapped[str] = mapped_column(String(20), nullable=False)
-    status: Mapped[BackupStatus] = mapped_column(_enum(BackupStatus), nullable=False,
+    status: Mapped[BackupStatus] = mapped_column(value_enum(BackupStatus), nullable=False,
                                                  default=BackupStatus.RUNNING)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -75,7 +69,7 @@ class BackupCopy(db.Model):
     backup_id: Mapped[int] = mapped_column(ForeignKey("backups.id", ondelete="CASCADE"),
                                            nullable=False, index=True)
     target: Mapped[str] = mapped_column(String(1000), nullable=False)
-    status: Mapped[CopyStatus] = mapped_column(_enum(CopyStatus), nullable=False)
+    status: Mapped[CopyStatus] = mapped_column(value_enum(CopyStatus), nullable=False)
     error: Mapped[str | None] = mapped_column(Text)
     written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

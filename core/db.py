@@ -3,9 +3,11 @@ declarative bases of both kinds of database."""
 
 from __future__ import annotations
 
+import enum
+
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as FlaskSession
-from sqlalchemy import MetaData
+from sqlalchemy import Enum, MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING = {
@@ -46,3 +48,9 @@ class PlatformSession(FlaskSession):
 
 
 db = SQLAlchemy(model_class=PlatformBase, session_options={"class_": PlatformSession})
+
+
+def value_enum(kind: type[enum.Enum]) -> Enum:
+    """A column type storing an enum by its *values* in a plain string column (20 chars)."""
+    return Enum(kind, native_enum=False, length=20,
+                values_callable=lambda members: [m.value for m in members])

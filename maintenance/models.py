@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     DateTime,
-    Enum,
     ForeignKey,
     Integer,
     String,
@@ -18,13 +17,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import db
+from core.db import db, value_enum
 from tenants.registry import Tenant, utcnow
-
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=20,
-                values_callable=lambda e: [m.value for m in e])
 
 
 class Scope(enum.StrEnum):
@@ -73,9 +67,9 @@ class MaintenanceRequest(db.Model):
     engineer_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     ticket: Mapped[str | None] = mapped_column(String(100))
-    scope: Mapped[Scope] = mapped_column(_enum(Scope), nullable=False)
+    scope: Mapped[Scope] = mapped_column(value_enum(Scope), nullable=False)
     hours: Mapped[float] = mapped_column(nullable=False)
-    status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus), nullable=False,
+    status: Mapped[RequestStatus] = mapped_column(value_enum(RequestStatus), nullable=False,
                                                   default=RequestStatus.PENDING)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     pending_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
@@ -101,10 +95,10 @@ class Grant(db.Model):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
                                            index=True, nullable=False)
     engineer_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), nullable=False)
-    scope: Mapped[Scope] = mapped_column(_enum(Scope), nullable=False)
+    scope: Mapped[Scope] = mapped_column(value_enum(Scope), nullable=False)
     starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    status: Mapped[GrantStatus] = mapped_column(_enum(GrantStatus), nullable=False,
+    status: Mapped[GrantStatus] = mapped_column(value_enum(GrantStatus), nullable=False,
                                                 default=GrantStatus.ACTIVE)
     role_name: Mapped[str | None] = mapped_column(String(63))
     role_password_encrypted: Mapped[str | None] = mapped_column(Text)

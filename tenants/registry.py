@@ -7,10 +7,10 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Enum, ForeignKey, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import db
+from core.db import db, value_enum
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 RESERVED_SLUGS = frozenset({
@@ -78,12 +78,10 @@ class Tenant(db.Model):
     slug: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     status: Mapped[TenantStatus] = mapped_column(
-        Enum(TenantStatus, native_enum=False, length=20,
-             values_callable=lambda e: [m.value for m in e]),
+        value_enum(TenantStatus),
         nullable=False, default=TenantStatus.PROVISIONING)
     backend: Mapped[Backend] = mapped_column(
-        Enum(Backend, native_enum=False, length=20,
-             values_callable=lambda e: [m.value for m in e]), nullable=False)
+        value_enum(Backend), nullable=False)
     server_id: Mapped[int | None] = mapped_column(ForeignKey("database_servers.id"))
     database_name: Mapped[str] = mapped_column(String(255), nullable=False)
     role_name: Mapped[str | None] = mapped_column(String(63))
@@ -118,8 +116,7 @@ class MigrationLedger(db.Model):
     from_revision: Mapped[str | None] = mapped_column(String(64))
     to_revision: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[MigrationState] = mapped_column(
-        Enum(MigrationState, native_enum=False, length=20,
-             values_callable=lambda e: [m.value for m in e]), nullable=False)
+        value_enum(MigrationState), nullable=False)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[float | None] = mapped_column()
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -7,9 +7,10 @@ import secrets
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import DateTime, Enum, ForeignKey, Integer, String, func
+from sqlalchemy import DateTime, ForeignKey, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.db import value_enum
 from tenants.context import current_tenant
 from tenants.schema import TenantBase
 
@@ -36,8 +37,7 @@ class User(UserMixin, TenantBase):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     profile: Mapped[Profile] = mapped_column(
-        Enum(Profile, native_enum=False, length=20,
-             values_callable=lambda e: [m.value for m in e]),
+        value_enum(Profile),
         nullable=False, default=Profile.USER)
     session_token: Mapped[str] = mapped_column(String(64), nullable=False,
                                                default=new_session_token)
