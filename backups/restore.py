@@ -306,7 +306,8 @@ def restore_as(source: Tenant, backup: Backup, new_slug: str, settings: Settings
     restore fails, so nothing is left half-made."""
     from tenants.provisioning import create_tenant, destroy_tenant
 
-    made = create_tenant(settings, new_slug, source.name, f"restore@{new_slug}.invalid",
+    # No first rows: the restored users arrive with the data; the address is never stored.
+    made = create_tenant(settings, new_slug, source.name, f"restore@{new_slug}.example",
                          backend=source.backend.value,
                          server_name=source.server.name if source.server else None,
                          first_rows=lambda _admin: [])

@@ -35,7 +35,7 @@ from werkzeug.exceptions import HTTPException
 
 from core.db import db
 from core.web import admin_required, is_admin
-from maintenance import grants, notify  # noqa: F401  (notify registers the e-mail hook)
+from maintenance import grants, notify, revocations  # noqa: F401  (notify: the e-mail hook)
 from maintenance.access import grant_state
 from maintenance.audit import AuditWriteError
 from maintenance.labels import SCOPE_LABELS, STATE_LABELS, STATUS_LABELS
@@ -167,7 +167,7 @@ def revoke(grant_id: int):
         return _page(400, str(exc))
     except grants.ReplayError as exc:
         return _page(409, str(exc))
-    except grants.RevocationFailed as exc:
+    except revocations.RevocationFailed as exc:
         db.session.rollback()
         return _page(503, _revocation_failed(exc))
     except grants.RevocationPending:
@@ -179,7 +179,7 @@ def revoke(grant_id: int):
     return redirect(url_for("tenant.maintenance.index"), 303)
 
 
-def _revocation_failed(exc: grants.RevocationFailed) -> str:
+def _revocation_failed(exc: revocations.RevocationFailed) -> str:
     if exc.cut_off:
         return _("The revocation could not be recorded (the platform is unavailable), but the "
                  "engineer's database access is cut off now. Try again in a moment so that it "
@@ -340,7 +340,7 @@ def api_revoke(grant_id: int):
         return _error(400, "bad_request", str(exc))
     except grants.ReplayError as exc:
         return _error(409, "conflict", str(exc))
-    except grants.RevocationFailed as exc:
+    except revocations.RevocationFailed as exc:
         db.session.rollback()
         return _error(503, "revocation_not_recorded", _revocation_failed(exc))
     except grants.RevocationPending:

@@ -258,17 +258,6 @@ def deny(request: MaintenanceRequest, admin: ClientAdmin, comment: object) -> Ma
     return request
 
 
-class RevocationFailed(audit.AuditWriteError):
-    """Neither the platform database nor the revocation marker could take the revocation.
-    ``cut_off``: the grant's PostgreSQL login was disabled all the same (SQLite grants have
-    no login of their own: such a grant stays usable until the database answers again)."""
-
-    def __init__(self, *, cut_off: bool) -> None:
-        super().__init__("revocation not recorded" + ("; database login cut off" if cut_off
-                                                      else ""))
-        self.cut_off = cut_off
-
-
 class RevocationPending(audit.AuditWriteError):
     """The access ended, but the revocation is not stored and logged yet (it will be)."""
 
@@ -298,7 +287,7 @@ def revoke(grant: Grant, admin: ClientAdmin, comment: object = None) -> Grant:
         try:
             _revoke_offline(loaded, admin, note, now)
         except OSError as marker_exc:
-            raise RevocationFailed(
+            raise revocations.RevocationFailed(
                 cut_off=bool(loaded.role_name and loaded.tenant.backend is Backend.POSTGRESQL)
             ) from marker_exc
         raise RevocationPending(f"grant {grant.id} revoked, not stored yet: {exc}") from exc

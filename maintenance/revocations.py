@@ -33,6 +33,17 @@ from tenants.registry import Backend, Tenant
 log = logging.getLogger(__name__)
 
 
+class RevocationFailed(audit.AuditWriteError):
+    """Neither the platform database nor the revocation marker could take the revocation.
+    ``cut_off``: the grant's PostgreSQL login was disabled all the same (SQLite grants have
+    no login of their own: such a grant stays usable until the database answers again)."""
+
+    def __init__(self, *, cut_off: bool) -> None:
+        super().__init__("revocation not recorded" + ("; database login cut off" if cut_off
+                                                      else ""))
+        self.cut_off = cut_off
+
+
 def folder() -> Path:
     return config.settings().instance_dir / "maintenance-revocations"
 

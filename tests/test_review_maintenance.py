@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core import clock
 from core.db import db
-from maintenance import access, audit, grants
+from maintenance import access, audit, grants, revocations
 from maintenance.models import Grant, MaintenanceRequest, StaffUser
 from tests.test_grants import ADMIN, _admin_query
 from tests.test_revocation_locked import platform_locked
@@ -175,7 +175,7 @@ def test_an_offline_revocation_without_a_marker_still_cuts_the_role_off(client_w
     with app.app_context():
         grant = db.session.get(Grant, grant_id)
         role = grant.role_name
-        with platform_locked(app), pytest.raises(grants.RevocationFailed) as failed:
+        with platform_locked(app), pytest.raises(revocations.RevocationFailed) as failed:
             grants.revoke(grant, ADMIN, "stop")
         db.session.rollback()
     assert isinstance(failed.value.__cause__, OSError)
