@@ -206,3 +206,7 @@ def test_refusals_speak_french_by_default(world):
     assert "trop volumineux (au plus 2 Ko)" in answer.get_data(as_text=True)
     assert "Au plus 2 Ko par fichier" in client.get(_page(world)).get_data(as_text=True)
     assert _nothing_kept(world)
+    assert upload(client, _page(world), _page(world) + "/files", "petit.pdf",
+                  PDF).status_code in (302, 303)
+    listed = client.get(_page(world)).get_data(as_text=True)
+    assert f"{len(PDF)} octets" in listed and "Bytes" not in listed  # sizes in French too

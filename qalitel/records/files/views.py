@@ -41,7 +41,7 @@ def files_context(owner: Owner) -> dict[str, Any]:
     return {"files": service.files_of(owner), "can_change_files": can_change,
             "file_form": FileForm() if can_change else None, "file_confirm": ConfirmForm(),
             "file_max_size": service.human_size(config.file_max_bytes),
-            "file_max_count": config.file_max_count,
+            "file_max_count": config.file_max_count, "file_size": service.human_size,
             "file_kinds": ", ".join(kind.upper() for kind in config.file_types)}
 
 
