@@ -77,23 +77,18 @@ def test_the_account_limit_caps_a_distributed_attack(make_app, backend, password
     assert login(from_address(app, "10.9.1.1"), "alpha", "admin@alpha.example").status_code == 302
 
 
-def test_concurrent_attempts_cannot_exceed_the_limit(make_app, backend, password_hash):
-    """Units are reserved before the password is checked: of 8 simultaneous wrong attempts,
-    exactly 3 are checked (testing first and counting failures after let all 8 through)."""
+def _post_all_at_once(clients, tokens, url: str, form: dict) -> list[int]:
+    """POST ``form`` (each with its client's CSRF token) from every client at the same
+    moment (a barrier, one thread each); the statuses, sorted."""
     import threading
 
-    app = throttled_app(make_app, backend, password_hash,
-                        LOGIN_LIMIT_PER_ACCOUNT_ADDRESS="3 per minute")
-    clients = [app.test_client() for _ in range(8)]
-    tokens = [csrf_token(c, "/t/alpha/login") for c in clients]
     start = threading.Barrier(len(clients))
     statuses: list[int] = []
     lock = threading.Lock()
 
     def attempt(client, token) -> None:
         start.wait()
-        status = client.post("/t/alpha/login", data={
-            "email": "user@alpha.example", "password": "wrong", "csrf_token": token}).status_code
+        status = client.post(url, data={**form, "csrf_token": token}).status_code
         with lock:
             statuses.append(status)
 
@@ -103,7 +98,19 @@ def test_concurrent_attempts_cannot_exceed_the_limit(make_app, backend, password
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(statuses) == [401] * 3 + [429] * 5
+    return sorted(statuses)
+
+
+def test_concurrent_attempts_cannot_exceed_the_limit(make_app, backend, password_hash):
+    """Units are reserved before the password is checked: of 8 simultaneous wrong attempts,
+    exactly 3 are checked (testing first and counting failures after let all 8 through)."""
+    app = throttled_app(make_app, backend, password_hash,
+                        LOGIN_LIMIT_PER_ACCOUNT_ADDRESS="3 per minute")
+    clients = [app.test_client() for _ in range(8)]
+    tokens = [csrf_token(c, "/t/alpha/login") for c in clients]
+    statuses = _post_all_at_once(clients, tokens, "/t/alpha/login",
+                                 {"email": "user@alpha.example", "password": "wrong"})
+    assert statuses == [401] * 3 + [429] * 5
 
 
 def test_unknown_and_known_accounts_are_throttled_alike(make_app, backend, password_hash):
@@ -274,30 +281,12 @@ def test_staff_lockout_is_per_address_too(app):
 
 
 def test_concurrent_staff_attempts_cannot_exceed_the_limit(app):
-    import threading
-
     handle = make_staff(app)
     clients = [app.test_client() for _ in range(8)]
     tokens = [csrf_token(c, "/staff/login") for c in clients]
-    start = threading.Barrier(len(clients))
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def attempt(client, token) -> None:
-        start.wait()
-        status = client.post("/staff/login", data={
-            "email": handle.email, "password": "wrong password!", "code": "000000",
-            "csrf_token": token}).status_code
-        with lock:
-            statuses.append(status)
-
-    threads = [threading.Thread(target=attempt, args=pair) for pair in zip(clients, tokens,
-                                                                          strict=True)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(statuses) == [401] * 5 + [429] * 3
+    statuses = _post_all_at_once(clients, tokens, "/staff/login", {
+        "email": handle.email, "password": "wrong password!", "code": "000000"})
+    assert statuses == [401] * 5 + [429] * 3
 
 
 def test_staff_successes_do_not_count(app):
