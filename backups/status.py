@@ -1,12 +1,14 @@
-"""Backup health per live tenant, for monitoring (``qalitel backup status --json``): the
-age of its newest complete backup, its last outcome, and whether it is overdue."""
+"""Backup health per live tenant, for monitoring (``qalitel backup status --json``) and the
+staff console: the age of its newest complete backup, its last outcome, the runs that failed
+since that good one, and whether it is overdue."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backups.models import Backup, BackupStatus
 from core import clock
@@ -15,6 +17,7 @@ from tenants.registry import Tenant, TenantStatus
 
 OVERDUE = timedelta(hours=26)
 """A daily backup that has not succeeded for this long is overdue (a day and a margin)."""
+UNSUCCESSFUL = (BackupStatus.FAILED, BackupStatus.PARTIAL)
 
 
 @dataclass
@@ -25,28 +28,46 @@ class Health:
     last_status: str | None
     last_error: str | None
     overdue: bool
+    failures: int = 0
+    """Failed or partial runs since the newest complete backup (all of them without one)."""
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite drops the zone
+def aware(value: datetime) -> datetime:
+    """``value`` with its UTC zone (SQLite drops the zone)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def health() -> list[Health]:
+def health(slugs: Collection[str] | None = None) -> list[Health]:
+    """The health of every live tenant, or of those of ``slugs`` that are live."""
     now = clock.now()
-    tenants = db.session.execute(select(Tenant).where(
-        Tenant.status.in_([TenantStatus.ACTIVE, TenantStatus.SUSPENDED]))
-        .order_by(Tenant.slug)).scalars()
+    query = select(Tenant).where(Tenant.status.in_([TenantStatus.ACTIVE, TenantStatus.SUSPENDED]))
+    if slugs is not None:
+        query = query.where(Tenant.slug.in_(list(slugs)))
     found = []
-    for tenant in tenants:
+    for tenant in db.session.execute(query.order_by(Tenant.slug)).scalars():
         newest = select(Backup).where(Backup.tenant_uid == tenant.uid).order_by(
             Backup.started_at.desc(), Backup.id.desc()).limit(1)
         last = db.session.execute(newest).scalar_one_or_none()
         good = db.session.execute(newest.where(Backup.status == BackupStatus.COMPLETE)
                                   ).scalar_one_or_none()
-        at = _aware(good.started_at) if good else None
+        at = aware(good.started_at) if good else None
         age = (now - at) if at else None
+        failed = select(func.count()).select_from(Backup).where(
+            Backup.tenant_uid == tenant.uid, Backup.status.in_(UNSUCCESSFUL))
+        if good is not None:
+            failed = failed.where(Backup.started_at > good.started_at)
         found.append(Health(tenant.slug, at,
                             round(age.total_seconds() / 3600, 2) if age is not None else None,
                             last.status.value if last else None, last.error if last else None,
-                            age is None or age > OVERDUE))
+                            age is None or age > OVERDUE,
+                            db.session.execute(failed).scalar() or 0))
     return found
+
+
+def recent(uid: str, limit: int) -> list[Backup]:
+    """A tenant's ``limit`` newest backups, newest first (their copies loaded)."""
+    from sqlalchemy.orm import selectinload
+
+    return list(db.session.execute(
+        select(Backup).where(Backup.tenant_uid == uid).options(selectinload(Backup.copies))
+        .order_by(Backup.started_at.desc(), Backup.id.desc()).limit(limit)).scalars())

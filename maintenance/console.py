@@ -39,8 +39,9 @@ except ImportError:  # pragma: no cover - WTForms < 3.3
 
 from core.db import db
 from core.validation import id_or_none, safe_redirect
-from maintenance import access, requests, staff
+from maintenance import access, backup_health, requests, staff
 from maintenance.audit import AuditWriteError
+from maintenance.backup_health import BackupHealth
 from maintenance.labels import SCOPE_LABELS
 from maintenance.models import Grant, Scope
 from tenants import pg
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 PUBLIC_ENDPOINTS = frozenset({"staff.login"})
 PAGE_SIZE = 50
+RECENT_BACKUPS = 10
 
 
 # ---------------------------------------------------------------- forms
@@ -160,7 +162,8 @@ def logout():
 class TenantRow:
     tenant: Tenant
     size_bytes: int | None
-    backups: str | None
+    backups: BackupHealth | None  # None: not backed up (closed), or no catalogue to read
+    catalogue: bool = False  # whether backup health could be read at all
 
 
 def _sqlite_size(tenant: Tenant) -> int | None:
@@ -202,14 +205,11 @@ def _pg_sizes(tenants: list[Tenant]) -> dict[int, int]:
     return sizes
 
 
-def _backups(_tenant: Tenant) -> str | None:
-    """A summary of the tenant's backup catalogue; None while there is none."""
-    return None
-
-
-def tenant_rows(tenants: list[Tenant]) -> list[TenantRow]:
+def tenant_rows(tenants: list[Tenant], recent: int = 0) -> list[TenantRow]:
+    """Each tenant's operational data, its backup health with ``recent`` newest backups."""
     pg_sizes = _pg_sizes(tenants)
-    return [TenantRow(tenant=t, backups=_backups(t),
+    health = backup_health.report([t.slug for t in tenants], recent)
+    return [TenantRow(tenant=t, backups=(health or {}).get(t.slug), catalogue=health is not None,
                       size_bytes=(pg_sizes.get(t.id) if t.backend is Backend.POSTGRESQL
                                   else _sqlite_size(t)))
             for t in tenants]
@@ -242,7 +242,7 @@ def index():
 @bp.get("/tenants/<slug:slug>")
 def tenant(slug: str):
     row = _tenant_or_404(slug)
-    return render_template("staff/tenant.html", row=tenant_rows([row])[0],
+    return render_template("staff/tenant.html", row=tenant_rows([row], RECENT_BACKUPS)[0],
                            my_requests=requests.requests_of(g.staff, row.id),
                            grants=_my_grants(row.id), grant_state=access.grant_state)
 

@@ -1,7 +1,7 @@
 """What the app hands the layers below: to the tenancy core (``tenants.hooks``) its two
 migration lineages, a new tenant's first rows and the removal of a destroyed tenant's
-files; to maintenance the log purge at destroy
-time and how to list a tenant's admins. :func:`register` runs when ``qalitel`` is imported."""
+files; to maintenance the log purge at destroy time, how to list a tenant's admins and the
+backup health the staff console shows. :func:`register` runs when ``qalitel`` is imported."""
 
 from __future__ import annotations
 
@@ -47,6 +47,40 @@ def remove_files(settings: Any, tenant: Any) -> None:
     remove_tenant_files(settings, tenant.uid)
 
 
+def backup_health(slugs: Any, recent: int) -> dict[str, Any]:
+    """The staff console's backup health (:mod:`maintenance.backup_health`), read from the
+    catalogue by :func:`backups.status.health`, with each tenant's ``recent`` newest backups."""
+    from backups import history, status
+    from maintenance.backup_health import BackupHealth, RecentBackup
+    from tenants.registry import Tenant
+
+    uids: dict[str, str] = {}
+    if recent:
+        from sqlalchemy import select
+
+        from core.db import db
+
+        uids = {slug: uid for slug, uid in db.session.execute(
+            select(Tenant.slug, Tenant.uid).where(Tenant.slug.in_(list(slugs))))}
+
+    def listed(slug: str) -> list[RecentBackup]:
+        found = []
+        for backup in status.recent(uids[slug], recent) if slug in uids else []:
+            checks = history.verification_summary(backup)
+            found.append(RecentBackup(
+                id=backup.id, started_at=status.aware(backup.started_at),
+                status=backup.status.value, size=backup.size,
+                copies_ok=sum(c.status.value == "ok" for c in backup.copies),
+                copies=len(backup.copies), verified=checks,
+                error=backup.error or "; ".join(c.error for c in backup.copies if c.error)
+                or None))
+        return found
+
+    return {h.tenant: BackupHealth(h.last_good_at, h.age_hours, h.last_status, h.last_error,
+                                   h.failures, h.overdue, listed(h.tenant))
+            for h in status.health(slugs)}
+
+
 def register() -> None:
     for lineage in LINEAGES:
         hooks.register_lineage(lineage)
@@ -57,4 +91,7 @@ def register() -> None:
 
     purge.register()
     notify.on_list_admins(active_admins)
+    from maintenance.backup_health import provide_backup_health
+
+    provide_backup_health(backup_health)
     hooks.on_before_destroy(remove_files)  # after the purge: a refused purge keeps the files

@@ -181,7 +181,7 @@ def test_console_shows_operational_data(two_tenants):
     client = app.test_client()
     staff_login(client, app, eve)
     page = client.get("/staff/", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    for expected in ("Alpha", "Bravo", "active", "no backup catalogue yet"):
+    for expected in ("Alpha", "Bravo", "active", "Overdue:", "no good backup yet"):
         assert expected in page
     with app.app_context():
         from tenants.registry import Tenant
