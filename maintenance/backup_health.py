@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from core.db import db
+
 log = logging.getLogger(__name__)
 
 
@@ -50,10 +52,6 @@ def provide_backup_health(reporter: HealthReporter | None) -> None:
     _reporters[:] = [reporter] if reporter is not None else []
 
 
-def has_reporter() -> bool:
-    return bool(_reporters)
-
-
 def report(slugs: Sequence[str], recent: int = 0) -> dict[str, BackupHealth] | None:
     """The health of ``slugs`` by slug, or None when nothing can tell (no reporter, or it
     failed: logged, the console is drawn without it)."""
@@ -63,7 +61,5 @@ def report(slugs: Sequence[str], recent: int = 0) -> dict[str, BackupHealth] | N
         return _reporters[0](slugs, recent)
     except Exception:
         log.warning("backup health unavailable", exc_info=True)
-        from core.db import db
-
         db.session.rollback()
         return None

@@ -204,6 +204,11 @@ def test_french_page_and_plural_forms(make_app, backend, tmp_path, password_hash
     assert "support 1 : enregistrée" in french and "S3 : enregistrée" in french
     assert "Complète" in french and "Ko" in french
 
+    single = make_app(backend, backup_targets=(one[0],), backup_retention_days=2)
+    provision(single, "solo", password_hash)
+    french = text(admin_client(single, "solo").get(URL.format("solo")))
+    assert "Vos données sont conservées 2 jours sur 1 support distinct." in french
+
     bare = make_app(backend)
     provision(bare, "bare", password_hash)
     page = admin_client(bare, "bare").get(URL.format("bare"), headers=EN)
