@@ -116,11 +116,11 @@ def test_too_large_is_refused_before_and_while_reading(world):
     over = exact + b" "  # within the body's allowance: refused while streaming
     answer = upload(client, page, page + "/files", "over.pdf", over)
     assert answer.status_code == 400
-    assert "too large (at most 1000 bytes)" in answer.get_data(as_text=True)
+    assert "too large (at most 1,000 bytes)" in answer.get_data(as_text=True)
     huge = PDF + b" " * (1000 + FORM_OVERHEAD)  # past it: the body is not read
     answer = upload(client, page, page + "/files", "huge.pdf", huge)
     assert answer.status_code == 413
-    assert "The file is too large (at most 1000 bytes)" in answer.get_data(as_text=True)
+    assert "The file is too large (at most 1,000 bytes)" in answer.get_data(as_text=True)
     assert _count(world) == 1 and len(stored(world.app, world.handle.uid)) == 1
 
 
@@ -199,12 +199,12 @@ def test_refusals_speak_french_by_default(world):
 
     client = world.app.test_client()
     assert login(client, world.slug, world.emails["user1"]).status_code == 302
-    configure(world.app, file_max_bytes=2048)
+    configure(world.app, file_max_bytes=1536)
     answer = upload(client, _page(world), _page(world) + "/files", "vide.pdf", b"")
     assert answer.status_code == 400 and "Le fichier est vide." in answer.get_data(as_text=True)
     answer = upload(client, _page(world), _page(world) + "/files", "gros.pdf", PDF + bytes(4096))
-    assert "trop volumineux (au plus 2 Ko)" in answer.get_data(as_text=True)
-    assert "Au plus 2 Ko par fichier" in client.get(_page(world)).get_data(as_text=True)
+    assert "trop volumineux (au plus 1,5 Ko)" in answer.get_data(as_text=True)
+    assert "Au plus 1,5 Ko par fichier" in client.get(_page(world)).get_data(as_text=True)
     assert _nothing_kept(world)
     assert upload(client, _page(world), _page(world) + "/files", "petit.pdf",
                   PDF).status_code in (302, 303)

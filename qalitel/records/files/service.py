@@ -13,6 +13,7 @@ import logging
 import unicodedata
 from typing import BinaryIO
 
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -51,8 +52,8 @@ def human_size(size: int) -> str:
     """A size limit as people read it: "20 MB", "500 KB", "900 bytes"."""
     for unit, label in ((1024 * 1024, _("%(n)s MB")), (1024, _("%(n)s KB"))):
         if size >= unit:
-            return label % {"n": f"{size / unit:.1f}".removesuffix(".0")}
-    return _("%(n)s bytes") % {"n": size}
+            return label % {"n": format_decimal(round(size / unit, 1), format="#,##0.#")}
+    return _("%(n)s bytes") % {"n": format_decimal(size, format="#,##0")}
 
 
 def clean_name(raw: object) -> str:
