@@ -255,3 +255,38 @@ def test_register_job_refuses_bad_names_and_periods(jobs):
         register_job("Bad Name", timedelta(hours=1), lambda ctx: None)
     with pytest.raises(ValueError, match="positive"):
         register_job("zero", timedelta(0), lambda ctx: None)
+
+
+def test_the_staff_console_shows_each_jobs_last_run_and_highlights_failures(app, clock):
+    from tests.conftest import make_staff, staff_login
+
+    _counter("tidy", timedelta(minutes=5))
+
+    def broken(ctx):
+        raise RuntimeError("target /srv/b is read-only")
+
+    register_job("broken", timedelta(days=1), broken)
+    register_job("later", timedelta(hours=6), lambda ctx: None)
+    with app.app_context():
+        run_due(app, [registry.find_job("tidy"), registry.find_job("broken")])
+    eve = make_staff(app)
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    assert staff_login(client, app, eve).status_code == 302
+    page = client.get("/staff/").get_data(as_text=True)
+    assert "Scheduled jobs" in page
+    tidy = page[page.index('<tr class="job-ok">'):]
+    assert "<code>tidy</code>" in tidy[:tidy.index("</tr>")]
+    assert "5 min" in tidy and "2030-03-01 02:00 UTC" in tidy and "succeeded" in tidy
+    failed = page[page.index('<tr class="job-failed">'):]
+    failed = failed[:failed.index("</tr>")]
+    assert "<code>broken</code>" in failed and "1 d" in failed
+    assert '<span class="badge danger">failed</span>' in failed
+    assert "RuntimeError: target /srv/b is read-only" in failed
+    assert ">now<" in failed  # a failed job is due again
+    never = page[page.index('<tr class="job-never">'):]
+    assert "<code>later</code>" in never and "6 h" in never and "never" in never
+
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
+    french = client.get("/staff/").get_data(as_text=True)
+    assert "Tâches planifiées" in french and "échouée" in french and "1 j" in french
