@@ -290,3 +290,21 @@ def test_the_staff_console_shows_each_jobs_last_run_and_highlights_failures(app,
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
     french = client.get("/staff/").get_data(as_text=True)
     assert "Tâches planifiées" in french and "échouée" in french and "1 j" in french
+
+
+def test_a_lease_of_a_process_gone_from_this_host_is_taken_over_at_once(app):
+    import os
+    import socket
+    import subprocess
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    host = socket.gethostname()
+    with app.app_context():
+        assert lease.acquire("job:a", holder=f"{host}:{finished.pid}:dead")
+        assert lease.acquire("job:b", holder=f"{host}:{os.getpid()}:alive")
+        assert lease.acquire("job:c", holder=f"elsewhere:{finished.pid}:unknown")
+        taken = lease.acquire("job:a")
+        assert taken is not None and taken.holder != f"{host}:{finished.pid}:dead"
+        assert lease.acquire("job:b") is None  # its process still runs (this one)
+        assert lease.acquire("job:c") is None  # another host's: only expiry frees it

@@ -5,8 +5,10 @@ A lease is taken by a conditional ``UPDATE`` of an expired row, or else by an ``
 primary key makes a second one fail), each in its own short transaction on a connection of its
 own, so no database lock is held while the work runs. :func:`held` renews the lease from a
 thread while the block runs and deletes it at the end; a holder that crashed leaves a row that
-expires ``ttl`` after its last renewal, and the next caller takes it over. Times come from
-:mod:`core.clock` (hosts' clocks are assumed in step to well under a ``ttl``).
+expires ``ttl`` after its last renewal, and the next caller takes it over. A caller on the
+holder's own host takes it over at once when the holder's process is gone (holders are named
+``host:pid:random``). Times come from :mod:`core.clock` (hosts' clocks are assumed in step to
+well under a ``ttl``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import clock
@@ -76,7 +78,38 @@ def acquire(name: str, ttl: timedelta = DEFAULT_TTL, holder: str | None = None) 
                 conn.execute(insert(JobLock).values(name=name, holder=holder, acquired_at=now,
                                                     expires_at=now + ttl))
         except IntegrityError:
+            return _take_from_dead(name, ttl, holder)
+    return Lease(name, holder, ttl)
+
+
+def _dead_here(holder: str) -> bool:
+    """True when ``holder`` names a process of this host that no longer exists."""
+    parts = holder.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname()[:120] or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (owned by another user)
+        return False
+    return False
+
+
+def _take_from_dead(name: str, ttl: timedelta, holder: str) -> Lease | None:
+    with db.engine.begin() as conn:
+        current = conn.execute(select(JobLock.holder).where(JobLock.name == name)).scalar()
+        if current is None or not _dead_here(current):
             return None
+        now = clock.now()
+        taken = conn.execute(update(JobLock).where(JobLock.name == name,
+                                                   JobLock.holder == current)
+                             .values(holder=holder, acquired_at=now,
+                                     expires_at=now + ttl)).rowcount
+    if not taken:
+        return None
+    log.warning("lease %s taken over from %s, a process of this host that is gone", name,
+                current)
     return Lease(name, holder, ttl)
 
 
