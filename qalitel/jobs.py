@@ -23,6 +23,8 @@ BACKUP_MAX_AGE = timedelta(hours=23)
 slack for the run's own duration)."""
 DEEP_SAMPLE = 3
 """Tenants deep-verified per run: those whose newest backup was least recently verified."""
+LEDGER_DAYS = 90
+"""How long the ledger of job runs (``job_runs``) is kept."""
 
 
 def _live_tenants() -> list[Any]:
@@ -132,6 +134,13 @@ def files_sweep(ctx: JobContext) -> dict[str, Any]:
     return {"removed": sum(removed.values()), "tenants": len(removed)}
 
 
+def ledger_prune(ctx: JobContext) -> dict[str, Any]:
+    """Forget job runs older than :data:`LEDGER_DAYS` (the ledger would grow for ever)."""
+    from core.jobs.runner import prune_ledger
+
+    return {"deleted": prune_ledger(timedelta(days=LEDGER_DAYS))}
+
+
 def _can_decrypt(settings: Settings) -> bool:
     """Deep verification needs the identity file, which only some hosts hold."""
     return settings.backup_identity is not None
@@ -150,4 +159,6 @@ def register() -> None:
                  description="Restore a sample of backups into scratch copies and compare")
     register_job("files-sweep", timedelta(hours=6), files_sweep,
                  description="Remove unreferenced attached files")
+    register_job("jobs-ledger-prune", timedelta(days=1), ledger_prune,
+                 description=f"Forget job runs older than {LEDGER_DAYS} days")
     # Later issues register theirs here: restore leftovers sweep, exports, closure purge.

@@ -308,3 +308,40 @@ def test_a_lease_of_a_process_gone_from_this_host_is_taken_over_at_once(app):
         assert taken is not None and taken.holder != f"{host}:{finished.pid}:dead"
         assert lease.acquire("job:b") is None  # its process still runs (this one)
         assert lease.acquire("job:c") is None  # another host's: only expiry frees it
+
+
+def test_the_heartbeat_renews_the_lease_while_the_work_runs(app, clock):
+    from core.db import db
+    from core.jobs.models import JobLock
+
+    ttl = timedelta(minutes=10)
+    with app.app_context():
+        mine = lease.acquire("job:beat", ttl)
+        assert mine is not None
+        clock.advance(minutes=7)
+        renewed = START + timedelta(minutes=7) + ttl
+        with lease.Heartbeat(app, mine, interval=0.01):
+            for _ in range(3000):  # until the thread has renewed it (a hang fails, not time)
+                db.session.remove()
+                row = db.session.get(JobLock, "job:beat")
+                if row.expires_at.replace(tzinfo=UTC) == renewed:
+                    break
+                threading.Event().wait(0.01)
+            else:
+                pytest.fail("the heartbeat never renewed the lease")
+        clock.advance(minutes=9)  # past the first expiry, within the renewed one
+        assert lease.acquire("job:beat") is None
+
+
+def test_the_ledger_forgets_runs_older_than_asked(app, clock):
+    from core.db import db
+    from core.jobs.runner import prune_ledger
+
+    _counter("kept")
+    _run_due(app)
+    clock.advance(days=91)
+    _run_due(app)
+    with app.app_context():
+        assert prune_ledger(timedelta(days=90)) == 1
+        db.session.commit()
+    assert _ledger(app) == [("kept", "ok", None)]

@@ -114,18 +114,19 @@ def _take_from_dead(name: str, ttl: timedelta, holder: str) -> Lease | None:
 
 
 class Heartbeat:
-    """Renews a lease every third of its ttl (real time) from a thread, until stopped."""
+    """Renews a lease every ``interval`` seconds (real time; a third of its ttl by default)
+    from a thread, until stopped."""
 
-    def __init__(self, app: Flask, lease: Lease) -> None:
+    def __init__(self, app: Flask, lease: Lease, interval: float | None = None) -> None:
         self.app, self.lease = app, lease
+        self.interval = interval or max(1.0, lease.ttl.total_seconds() / 3)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True,
                                         name=f"lease-{lease.name}")
 
     def _beat(self) -> None:
-        interval = max(1.0, self.lease.ttl.total_seconds() / 3)
         with self.app.app_context():
-            while not self._stop.wait(interval):
+            while not self._stop.wait(self.interval):
                 try:
                     if not self.lease.renew():
                         log.error("lease %s was taken over by another holder", self.lease.name)

@@ -13,11 +13,11 @@ import logging
 import time
 import traceback
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from core import clock, config
 from core.db import db
@@ -121,7 +121,8 @@ def _abandon_stale(job: Job) -> None:
     db.session.execute(update(JobRun).where(JobRun.job == job.name,
                                             JobRun.outcome == Outcome.RUNNING)
                        .values(outcome=Outcome.FAILED, error=ABANDONED,
-                               finished_at=clock.now()))
+                               finished_at=clock.now())
+                       .execution_options(synchronize_session=False))
 
 
 def _attempt(app: Flask, job: Job, lease) -> RunResult:
@@ -176,6 +177,13 @@ def run_job(app: Flask, job: Job, *, force: bool = False) -> RunResult:
             lease.release()
         except Exception:  # it expires on its own
             log.exception("releasing lease %s failed", lease.name)
+
+
+def prune_ledger(keep: timedelta) -> int:
+    """Delete ledger rows of runs that started more than ``keep`` ago; how many went."""
+    return db.session.execute(delete(JobRun).where(
+        JobRun.started_at < clock.now() - keep, JobRun.outcome != Outcome.RUNNING)
+        .execution_options(synchronize_session=False)).rowcount
 
 
 def run_due(app: Flask, jobs: list[Job] | None = None) -> list[RunResult]:
