@@ -345,3 +345,16 @@ def test_the_ledger_forgets_runs_older_than_asked(app, clock):
         assert prune_ledger(timedelta(days=90)) == 1
         db.session.commit()
     assert _ledger(app) == [("kept", "ok", None)]
+
+
+def test_a_job_that_exits_is_recorded_as_failed_and_its_lease_released(app):
+    def exits(ctx):
+        raise SystemExit(2)
+
+    register_job("exits", timedelta(hours=1), exits)
+    result = _cli(app, "jobs", "run-due", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["jobs"][0]["error"] == "SystemExit: 2"
+    assert _ledger(app) == [("exits", "failed", "SystemExit: 2")]
+    with app.app_context():
+        assert lease.acquire("job:exits") is not None

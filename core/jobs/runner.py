@@ -140,7 +140,7 @@ def _attempt(app: Flask, job: Job, lease) -> RunResult:
             summary = job.run(JobContext(app, app.extensions[config.EXTENSION], lease))
     except JobFailed as exc:
         outcome, error, summary = Outcome.FAILED, str(exc)[:ERROR_MAX], exc.summary
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a command's helper may exit: still a failure
         log.exception("job %s failed", job.name)
         outcome, error = Outcome.FAILED, _short(exc)
     duration = round(time.monotonic() - began, 3)
