@@ -21,7 +21,7 @@ from sqlalchemy import delete, select, update
 
 from core import clock, config
 from core.db import db
-from core.jobs.lease import Heartbeat, acquire, holder_id
+from core.jobs.lease import Heartbeat, Lease, acquire, holder_id
 from core.jobs.models import JobLock, JobRun, Outcome
 from core.jobs.registry import Job, JobContext, JobFailed, registered_jobs
 from core.platform_transaction import unit_of_work
@@ -125,7 +125,7 @@ def _abandon_stale(job: Job) -> None:
                        .execution_options(synchronize_session=False))
 
 
-def _attempt(app: Flask, job: Job, lease) -> RunResult:
+def _attempt(app: Flask, job: Job, lease: Lease) -> RunResult:
     started = clock.now()
     with unit_of_work():
         _abandon_stale(job)
