@@ -115,6 +115,9 @@ def run_command(slugs: tuple[str, ...], everyone: bool, as_json: bool) -> None:
     outcomes.sort(key=lambda o: o.slug)
     lines = []
     for o in outcomes:
+        if o.skipped:
+            lines.append(f"{o.slug}: skipped ({o.skipped})")
+            continue
         good = sum(v == "ok" for v in o.copies.values())
         state = o.status if o.error is None else f"failed: {o.error}"
         lines.append(f"{o.slug}: backup {o.backup_id} {state}, {o.size or 0} bytes, "
@@ -123,7 +126,7 @@ def run_command(slugs: tuple[str, ...], everyone: bool, as_json: bool) -> None:
     _emit(as_json, {"backups": [o.as_dict() for o in outcomes]}, lines)
     failures = [line for o in outcomes for line in o.failures()]
     failures += [f"{o.slug}: backup {o.backup_id} is {o.status}" for o in outcomes
-                 if not o.failures() and not o.ok]
+                 if not o.failures() and not o.ok and not o.skipped]
     if failures:
         _failed(failures)
 

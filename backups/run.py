@@ -4,6 +4,9 @@ A run first completes the copies earlier runs left missing (a target was down, o
 process died between targets), from a good copy whose checksum still matches; then it makes
 a new archive. A target that fails gets no file (folder targets clean their temporary
 file) and a failed copy row; the others still get theirs.
+
+Each tenant is backed up under the lease ``backup:<tenant uid>`` (:mod:`core.jobs.lease`), so
+two hosts never back up one tenant at once: the second reports it skipped, not failed.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from backups.targets import Target
 from core import clock
 from core.config import Settings
 from core.db import db
+from core.jobs import lease
 from tenants.engines import TenantInfo
 
 ERROR_MAX = 2000
+SKIPPED = "skipped"
+LEASE_TTL = timedelta(minutes=10)
 
 
 @dataclass
@@ -42,6 +48,7 @@ class TenantOutcome:
     completed: list[str] = field(default_factory=list)  # "backup 12 → target" resumed
     error: str | None = None
     resume_error: str | None = None
+    skipped: str | None = None  # why this run left the tenant alone ("running elsewhere")
 
     @property
     def ok(self) -> bool:
@@ -59,7 +66,7 @@ class TenantOutcome:
         return {"tenant": self.slug, "backup_id": self.backup_id, "status": self.status,
                 "size": self.size, "sha256": self.sha256, "copies": self.copies,
                 "completed_copies": self.completed, "error": self.error,
-                "resume_error": self.resume_error}
+                "resume_error": self.resume_error, "skipped": self.skipped}
 
 
 def _short(exc: BaseException) -> str:
@@ -200,7 +207,11 @@ def run_backups(app: Flask, infos: list[TenantInfo], targets: list[Target],
     def one(info: TenantInfo) -> TenantOutcome:
         with app.app_context():
             try:
-                return backup_tenant(info, settings, targets)
+                with lease.held(f"backup:{info.uid}", LEASE_TTL) as held:
+                    if held is None:
+                        return TenantOutcome(info.slug, status=SKIPPED,
+                                             skipped="running elsewhere")
+                    return backup_tenant(info, settings, targets)
             except Exception as exc:
                 db.session.rollback()
                 return TenantOutcome(info.slug, error=_short(exc))

@@ -38,6 +38,7 @@ except ImportError:  # pragma: no cover - WTForms < 3.3
     SelectChoice = None  # type: ignore[assignment,misc]
 
 from core.db import db
+from core.jobs import runner as jobs_runner
 from core.validation import id_or_none, safe_redirect
 from maintenance import access, backup_health, requests, staff
 from maintenance.audit import AuditWriteError
@@ -236,7 +237,8 @@ def index():
         .order_by(Tenant.slug)).scalars())
     return render_template("staff/index.html", rows=tenant_rows(tenants),
                            my_requests=requests.requests_of(g.staff, limit=50),
-                           grants=_my_grants(), grant_state=access.grant_state)
+                           grants=_my_grants(), grant_state=access.grant_state,
+                           jobs=jobs_runner.status(config.settings()))
 
 
 @bp.get("/tenants/<slug:slug>")

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, bool]] = {
     "audit": ("maintenance.cli:audit_group", False),
     "files": ("qalitel.cli_files:files_group", False),
     "backup": ("backups.cli:backup_group", False),
+    "jobs": ("qalitel.cli_jobs:jobs_group", True),
     "demo": ("qalitel.cli_tenancy:demo_command", True),
     "staff": ("maintenance.cli_staff:staff_group", True),
     "maintenance": ("maintenance.cli_staff:maintenance_group", True),

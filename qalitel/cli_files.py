@@ -13,6 +13,19 @@ from qalitel.cli import fail, settings
 files_group = click.Group("files", help="Files attached to non-conformities and actions.")
 
 
+def sweep_tenants(tenants: list) -> dict[str, int]:
+    """Sweep each tenant's unreferenced files; how many went, by slug (also a scheduled job)."""
+    from qalitel.records.files.service import sweep
+    from tenants.context import tdb, tenant_context
+    from tenants.engines import TenantInfo
+
+    removed: dict[str, int] = {}
+    for tenant in tenants:
+        with tenant_context(TenantInfo.from_row(tenant)):
+            removed[tenant.slug] = len(sweep(settings(), tenant.uid, tdb))
+    return removed
+
+
 @files_group.command("sweep")
 @click.argument("slugs", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Every active or suspended tenant.")
@@ -23,9 +36,6 @@ def files_sweep(slugs: tuple[str, ...], every: bool, as_json: bool) -> None:
     from sqlalchemy import select
 
     from core.db import db
-    from qalitel.records.files.service import sweep
-    from tenants.context import tdb, tenant_context
-    from tenants.engines import TenantInfo
     from tenants.registry import InvalidSlugError, Tenant, TenantStatus
     from tenants.service import TenantNotFoundError, get_tenant
 
@@ -37,10 +47,7 @@ def files_sweep(slugs: tuple[str, ...], every: bool, as_json: bool) -> None:
                 (TenantStatus.ACTIVE, TenantStatus.SUSPENDED))).order_by(Tenant.slug)).scalars())
     except (TenantNotFoundError, InvalidSlugError) as exc:
         fail(str(exc))
-    removed: dict[str, int] = {}
-    for tenant in tenants:
-        with tenant_context(TenantInfo.from_row(tenant)):
-            removed[tenant.slug] = len(sweep(settings(), tenant.uid, tdb))
+    removed = sweep_tenants(tenants)
     if as_json:
         click.echo(json.dumps({"removed": removed}, sort_keys=True))
     else:

@@ -1,7 +1,8 @@
 """What the app hands the layers below: to the tenancy core (``tenants.hooks``) its two
 migration lineages, a new tenant's first rows and the removal of a destroyed tenant's
 files; to maintenance the log purge at destroy time, how to list a tenant's admins and the
-backup health the staff console shows. :func:`register` runs when ``qalitel`` is imported."""
+backup health the staff console shows; to :mod:`core.jobs` the scheduled jobs. :func:`register`
+runs when ``qalitel`` is imported."""
 
 from __future__ import annotations
 
@@ -95,3 +96,6 @@ def register() -> None:
 
     provide_backup_health(backup_health)
     hooks.on_before_destroy(remove_files)  # after the purge: a refused purge keeps the files
+    from qalitel import jobs
+
+    jobs.register()  # the scheduled jobs (``qalitel jobs run-due``)

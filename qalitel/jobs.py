@@ -1,0 +1,164 @@
+"""The scheduled jobs of the host, registered with :mod:`core.jobs` when ``qalitel`` is
+imported (:func:`register`); ``qalitel jobs run-due`` runs the due ones (cron, any host).
+
+Each job reuses the code of its command (``backup run|prune|verify --deep``, ``maintenance
+expire``, ``files sweep``) and returns a small summary for the ledger; a partial failure
+raises :class:`~core.jobs.JobFailed` naming what failed. To add one (restore leftovers,
+exports, closure purge, retention…), write its function here and add a line to
+:func:`register`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+
+from core.config import Settings
+from core.jobs import JobContext, JobFailed, register_job
+
+BACKUP_MAX_AGE = timedelta(hours=23)
+"""A live tenant whose newest complete backup is older than this is backed up (daily, with
+slack for the run's own duration)."""
+DEEP_SAMPLE = 3
+"""Tenants deep-verified per run: those whose newest backup was least recently verified."""
+LEDGER_DAYS = 90
+"""How long the ledger of job runs (``job_runs``) is kept."""
+
+
+def _live_tenants() -> list[Any]:
+    from tenants.registry import TenantStatus
+    from tenants.service import list_tenants
+
+    return [t for t in list_tenants()
+            if t.status in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED)]
+
+
+def _targets(settings: Settings) -> list[Any]:
+    from backups.errors import BackupConfigError
+    from backups.targets import parse_targets
+
+    try:
+        return parse_targets(settings)
+    except BackupConfigError as exc:
+        raise JobFailed(str(exc)) from None
+
+
+def daily_backups(ctx: JobContext) -> dict[str, Any]:
+    """``backup run`` for every live tenant without a complete backup in 23 hours."""
+    from backups.archive import recipient
+    from backups.errors import BackupConfigError
+    from backups.run import run_backups
+    from backups.status import health
+    from core.db import db
+    from tenants.engines import TenantInfo
+
+    targets = _targets(ctx.settings)
+    try:
+        recipient(ctx.settings)
+    except BackupConfigError as exc:
+        raise JobFailed(str(exc)) from None
+    limit = BACKUP_MAX_AGE.total_seconds() / 3600
+    stale = {h.tenant for h in health() if h.age_hours is None or h.age_hours >= limit}
+    infos = [TenantInfo.from_row(t) for t in _live_tenants() if t.slug in stale]
+    db.session.commit()
+    db.session.remove()  # the workers have their own sessions
+    outcomes = list(run_backups(current_app._get_current_object(), infos, targets))
+    summary = {"backed_up": sorted(o.slug for o in outcomes if o.ok),
+               "skipped": sorted(o.slug for o in outcomes if o.skipped)}
+    failures = [line for o in outcomes for line in o.failures()]
+    failures += [f"{o.slug}: backup {o.backup_id} is {o.status}" for o in outcomes
+                 if not o.failures() and not o.ok and not o.skipped]
+    if failures:
+        raise JobFailed("; ".join(failures), {**summary, "failed": len(failures)})
+    return summary
+
+
+def prune_backups(ctx: JobContext) -> dict[str, Any]:
+    """``backup prune``: copies past the retention window, from every target."""
+    from backups.prune import prune
+
+    results = prune(ctx.settings, _targets(ctx.settings))
+    summary = {"pruned": [r.backup_id for r in results if not r.failures]}
+    failures = [f"{r.tenant}: backup {r.backup_id}: {f}" for r in results for f in r.failures]
+    if failures:
+        raise JobFailed("; ".join(failures), summary)
+    return summary
+
+
+def deep_verify_sample(ctx: JobContext) -> dict[str, Any]:
+    """``backup verify --deep`` of the live tenants whose newest backup was least recently
+    deep-verified (never verified first)."""
+    from backups.archive import identities
+    from backups.errors import BackupConfigError
+    from backups.verify import deep_verify, newest
+
+    targets = _targets(ctx.settings)
+    try:
+        identities(ctx.settings)
+    except BackupConfigError as exc:
+        raise JobFailed(str(exc)) from None
+    candidates = []
+    for tenant in _live_tenants():
+        backup = newest(tenant.uid)
+        if backup is not None:
+            verified = backup.deep_verified_at
+            candidates.append((verified is not None, str(verified or ""), tenant.slug, tenant))
+    candidates.sort(key=lambda c: c[:3])
+    checks = [deep_verify(c[3], ctx.settings, targets) for c in candidates[:DEEP_SAMPLE]]
+    summary = {"verified": [c.tenant for c in checks if c.ok]}
+    failures = [f"{c.tenant}: {p}" for c in checks for p in c.problems]
+    if failures:
+        raise JobFailed("; ".join(failures), summary)
+    return summary
+
+
+def maintenance_expiry(ctx: JobContext) -> dict[str, Any]:
+    """``maintenance expire``: stored revocations, overdue requests, grants past their end."""
+    from maintenance.grants import expire_grants
+    from maintenance.requests import expire_overdue
+    from maintenance.revocations import apply_pending
+
+    applied = apply_pending()
+    requests = [r.public_id for r in expire_overdue()]
+    grants = [g.id for g in expire_grants()]
+    return {"revocations": applied, "requests_expired": requests, "grants_expired": grants}
+
+
+def files_sweep(ctx: JobContext) -> dict[str, Any]:
+    """``files sweep --all``: unreferenced attached files past their grace period."""
+    from qalitel.cli_files import sweep_tenants
+
+    removed = sweep_tenants(_live_tenants())
+    return {"removed": sum(removed.values()), "tenants": len(removed)}
+
+
+def ledger_prune(ctx: JobContext) -> dict[str, Any]:
+    """Forget job runs older than :data:`LEDGER_DAYS` (the ledger would grow for ever)."""
+    from core.jobs.runner import prune_ledger
+
+    return {"deleted": prune_ledger(timedelta(days=LEDGER_DAYS))}
+
+
+def _can_decrypt(settings: Settings) -> bool:
+    """Deep verification needs the identity file, which only some hosts hold."""
+    return settings.backup_identity is not None
+
+
+def register() -> None:
+    """Every job and its period, in the order ``run-due`` runs them."""
+    register_job("maintenance-expiry", timedelta(minutes=5), maintenance_expiry,
+                 description="Expire overdue maintenance requests and ended grants")
+    register_job("backups", timedelta(hours=1), daily_backups, lease_ttl=timedelta(minutes=30),
+                 description="Back up every live tenant without a backup in 23 hours")
+    register_job("backup-prune", timedelta(days=1), prune_backups,
+                 description="Delete backup copies past the retention window")
+    register_job("backup-deep-verify", timedelta(days=1), deep_verify_sample,
+                 lease_ttl=timedelta(minutes=30), enabled=_can_decrypt,
+                 description="Restore a sample of backups into scratch copies and compare")
+    register_job("files-sweep", timedelta(hours=6), files_sweep,
+                 description="Remove unreferenced attached files")
+    register_job("jobs-ledger-prune", timedelta(days=1), ledger_prune,
+                 description=f"Forget job runs older than {LEDGER_DAYS} days")
+    # Later issues register theirs here: restore leftovers sweep, exports, closure purge.
