@@ -3,7 +3,9 @@
 from backups.models import Backup, BackupCopy
 from core.db import PlatformBase
 from maintenance.models import AccessLogEntry, Grant, MaintenanceRequest, StaffUser
+from tenants.deletion import DeletionItem, DeletionRecord
 from tenants.registry import DatabaseServer, MigrationLedger, Tenant
 
-__all__ = ["AccessLogEntry", "Backup", "BackupCopy", "DatabaseServer", "Grant",
+__all__ = ["AccessLogEntry", "Backup", "BackupCopy", "DatabaseServer", "DeletionItem",
+           "DeletionRecord", "Grant",
            "MaintenanceRequest", "MigrationLedger", "PlatformBase", "StaffUser", "Tenant"]
