@@ -220,3 +220,13 @@ def demo_command() -> None:
 
     for line in ensure_demo(settings()):
         click.echo(line)
+
+
+def _add_closure_commands() -> None:
+    from qalitel.cli_closure import close_command, deletion_record_command, reopen_command
+
+    for command in (close_command, reopen_command, deletion_record_command):
+        tenants_group.add_command(command)
+
+
+_add_closure_commands()

@@ -1,7 +1,7 @@
 """What the app hands the layers below: to the tenancy core (``tenants.hooks``) its two
-migration lineages, a new tenant's first rows and the removal of a destroyed tenant's
-files; to maintenance the log purge at destroy
-time and how to list a tenant's admins. :func:`register` runs when ``qalitel`` is imported."""
+migration lineages and a new tenant's first rows (``tenants.lifecycle`` removes a dropped
+tenant's files itself); to maintenance the log purge at destroy time and how to list a
+tenant's admins. :func:`register` runs when ``qalitel`` is imported."""
 
 from __future__ import annotations
 
@@ -40,13 +40,6 @@ def active_admins(session: Any) -> list[tuple[str, str, str | None]]:
                                             User.suspended_at.is_(None)).order_by(User.id))]
 
 
-def remove_files(settings: Any, tenant: Any) -> None:
-    """A destroyed tenant's attached files go with its database."""
-    from core.filestore import remove_tenant_files
-
-    remove_tenant_files(settings, tenant.uid)
-
-
 def register() -> None:
     for lineage in LINEAGES:
         hooks.register_lineage(lineage)
@@ -57,4 +50,3 @@ def register() -> None:
 
     purge.register()
     notify.on_list_admins(active_admins)
-    hooks.on_before_destroy(remove_files)  # after the purge: a refused purge keeps the files
