@@ -119,7 +119,9 @@ def platform_privacy():
 def _privacy_page(in_tenant: bool):
     settings = config.settings()
     return render_template("privacy.html", in_tenant=in_tenant,
-                           remember_days=settings.remember_days)
+                           remember_days=settings.remember_days,
+                           grace_days=settings.closure_grace_days,
+                           retention_days=settings.backup_retention_days)
 
 
 def _active_language() -> str:
