@@ -113,3 +113,19 @@ def test_reopen_inside_the_grace_period(make_app, backend, tmp_path, password_ha
     assert world.app.test_client().get("/t/acme/login").status_code == 200
     later = world.run("tenants", "deletion-record", "acme")
     assert later.exit_code == 2  # reopened before anything was removed: no record kept
+
+
+def test_the_privacy_page_states_the_purge_date_rule(make_app):
+    import re
+
+    app = make_app("sqlite", closure_grace_days=7, backup_retention_days=30)
+    client = app.test_client()
+
+    def text(headers: dict) -> str:
+        page = client.get("/privacy", headers=headers).get_data(as_text=True)
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)).replace("\u00a0", " ")
+
+    assert ("plus 7 days during which SCOQI can reopen your space, plus the 30-day backup "
+            "window, plus at most 30 days") in text({"Accept-Language": "en"})
+    assert ("plus 7 jours pendant lesquels SCOQI peut rouvrir votre espace, plus la période "
+            "de sauvegarde de 30 jours, plus 30 jours au plus") in text({})
