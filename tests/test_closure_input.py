@@ -129,3 +129,33 @@ def test_the_privacy_page_states_the_purge_date_rule(make_app):
             "window, plus at most 30 days") in text({"Accept-Language": "en"})
     assert ("plus 7 jours pendant lesquels SCOQI peut rouvrir votre espace, plus la période "
             "de sauvegarde de 30 jours, plus 30 jours au plus") in text({})
+
+
+def test_each_admin_is_mailed_in_their_language_with_the_export_link(
+        make_app, backend, tmp_path, password_hash, smtp_server):
+    from qalitel.closure import mail as closure_mail
+    from qalitel.users.models import Profile, User
+    from tests.conftest import in_tenant
+
+    world = make_world(make_app, backend, tmp_path, password_hash, **smtp_server.settings())
+    world.app.config["MAIL_BACKGROUND"] = False
+    with in_tenant(world.app, "acme") as session:
+        session.query(User).filter_by(email="admin@acme.example").one().locale = "en"
+        session.add(User(email="other@acme.example", name="Other admin", locale=None,
+                         password_hash=password_hash, profile=Profile.ADMIN))
+        session.commit()
+    saved = list(closure_mail._export_links)
+    closure_mail.on_closure_export_link(
+        lambda tenant: f"https://qalitel.example/exports/{tenant.slug}-final.zip")
+    try:
+        assert world.run("tenants", "close", "acme").exit_code == 0
+    finally:
+        closure_mail._export_links[:] = saved
+    by_address = {m.rcpt_tos[0]: m for m in smtp_server.wait_for(2)}
+    english, french = by_address["admin@acme.example"], by_address["other@acme.example"]
+    due = status(world)["purge_due_at"].isoformat()
+    assert "Every copy of your data" in english.body and due in english.body
+    assert "Toutes les copies de vos données" in french.body and due in french.body
+    for message in (english, french):
+        assert "https://qalitel.example/exports/acme-final.zip" in message.body
+        assert "protectiondedonnees" not in message.body
