@@ -159,3 +159,28 @@ def test_each_admin_is_mailed_in_their_language_with_the_export_link(
     for message in (english, french):
         assert "https://qalitel.example/exports/acme-final.zip" in message.body
         assert "protectiondedonnees" not in message.body
+
+
+def test_copies_that_cannot_be_deleted_are_retried_and_reported_past_the_purge_date(
+        make_app, backend, tmp_path, password_hash):
+    world = make_world(make_app, backend, tmp_path, password_hash)
+    world.app.config["MAIL_BACKGROUND"] = False
+    clock = ManualClock(START)
+    set_clock(world.app, clock)
+    assert world.run("backup", "run", "acme").exit_code == 0
+    before = owned(world)
+    assert world.run("tenants", "close", "acme").exit_code == 0
+    targets = world.settings.backup_targets
+    world.configure(backup_targets=("relative/folder",))  # a broken configuration
+    clock.advance(days=31)
+    summary = run_closures(world)
+    assert summary.purged == [] and "targets" in " ".join(summary.errors)
+    clock.advance(days=30)
+    summary = run_closures(world)
+    assert summary.overdue == ["acme"] and "not purged by its purge date" in \
+        " ".join(summary.errors)
+    assert status(world)["purged_at"] is None
+    world.configure(backup_targets=targets)  # fixed: the next run finishes the purge
+    summary = run_closures(world)
+    assert summary.purged == ["acme"] and summary.ok, summary
+    assert leftovers(world, before, backend) == []
