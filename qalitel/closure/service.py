@@ -5,6 +5,11 @@ The purge date the client is given at closure is
 (:func:`purge_date`): no backup is taken after the closure, so the newest copy's window ends
 at the latest ``retention`` days after it, and the drop happens ``grace`` days after it; the
 30 days are the policy's margin for a target that is down or a job that did not run.
+
+These services commit on their own, on purpose, like maintenance's decisions: each state
+change is claimed with one conditional ``UPDATE`` and committed before what follows it
+(access-log entries, which need the SQLite platform lock; irreversible drops), so that a
+closure, a reopen and the drop never race into a half state.
 """
 
 from __future__ import annotations
