@@ -86,7 +86,7 @@ def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
     assert requests == {"approved", "expired"} and grants == {"revoked"}
     assert events[-2:] == ["request_expired", "revocation"]
     mail = smtp_server.wait_for(3)[-1]  # after the two maintenance requests' messages
-    assert "closed" in mail.message["Subject"]
+    assert "fermé" in mail.message["Subject"]  # the platform default: French
     assert mail.rcpt_tos == ["admin@acme.example"]
     assert first_due.isoformat() in mail.body and "protectiondedonnees@scoqi.com" in mail.body
     if backend == "postgresql":
