@@ -49,8 +49,9 @@ def _targets():
     return targets
 
 
-def _tenants(slugs: tuple[str, ...], everyone: bool) -> list[Any]:
-    """The tenants named (all unknown ones reported at once), or every live one."""
+def _tenants(slugs: tuple[str, ...], everyone: bool, *, closed_ok: bool = False) -> list[Any]:
+    """The tenants named (all unknown ones reported at once), or every live one; a closed
+    one too with ``closed_ok`` (restoring it ``--as`` a new tenant)."""
     from tenants.registry import InvalidSlugError, TenantStatus
     from tenants.service import TenantNotFoundError, get_tenant, list_tenants
 
@@ -66,8 +67,11 @@ def _tenants(slugs: tuple[str, ...], everyone: bool) -> list[Any]:
         except (InvalidSlugError, TenantNotFoundError) as exc:
             problems.append(str(exc))
             continue
-        if tenant.status not in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED):
-            problems.append(f"tenant {slug!r} is {tenant.status.value}")
+        live = tenant.status in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED)
+        if not live and not (closed_ok and tenant.status is TenantStatus.CLOSED):
+            problems.append(f"tenant {slug!r} is {tenant.status.value}"
+                            + (" (restore it --as a new tenant)"
+                               if tenant.status is TenantStatus.CLOSED else ""))
             continue
         found.append(tenant)
     if problems:
@@ -221,7 +225,8 @@ def verify_command(slugs: tuple[str, ...], deep: bool, as_json: bool) -> None:
 @with_appcontext
 def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bool) -> None:
     """Put SLUG back as backup BACKUP_ID holds it (database and files), in place, or as a
-    new tenant with --as NEWSLUG.
+    new tenant with --as NEWSLUG (the only way for a closed tenant, until its backups'
+    window ends).
 
     The tenant is suspended during the swap; the previous database is kept until the
     restored one opens as the tenant. A corrupt, truncated or wrong-key archive, or one of
@@ -239,7 +244,7 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
         identities(_settings())
     except BackupConfigError as exc:
         _refuse(str(exc))
-    [tenant] = _tenants((slug,), False)
+    [tenant] = _tenants((slug,), False, closed_ok=new_slug is not None)
     if not backup_id.isdigit() or len(backup_id) > 18:
         _refuse(f"backup id {backup_id[:40]!r} is not a number")
     backup = db.session.get(Backup, int(backup_id))

@@ -8,6 +8,8 @@ restore. A closed or destroyed tenant keeps nothing past the window.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -46,20 +48,23 @@ def protected(session) -> set[int]:
     return keep
 
 
-def due(settings: Settings) -> list[Backup]:
+def due(settings: Settings, tenant_uids: Collection[str] | None = None) -> list[Backup]:
     cutoff = clock.now() - timedelta(days=settings.backup_retention_days)
     keep = protected(db.session)
-    rows = db.session.execute(select(Backup).where(Backup.started_at < cutoff,
-                                                   Backup.pruned_at.is_(None))
-                              .order_by(Backup.id)).scalars()
+    query = select(Backup).where(Backup.started_at < cutoff, Backup.pruned_at.is_(None))
+    if tenant_uids is not None:
+        query = query.where(Backup.tenant_uid.in_(list(tenant_uids)))
+    rows = db.session.execute(query.order_by(Backup.id)).scalars()
     return [b for b in rows if b.id not in keep]
 
 
-def prune(settings: Settings, targets: list[Target]) -> list[Pruned]:
-    """Delete the due backups' copies on every target (a copy absent there is fine)."""
+def prune(settings: Settings, targets: list[Target],
+          tenant_uids: Collection[str] | None = None) -> list[Pruned]:
+    """Delete the due backups' copies on every target (a copy absent there is fine); only
+    those of ``tenant_uids`` when given (a closure's purge)."""
     by_name = {t.name: t for t in targets}
     results = []
-    for backup in due(settings):
+    for backup in due(settings, tenant_uids):
         result = Pruned(backup.id, backup.tenant_slug)
         rows = {c.target: c for c in backup.copies}
         names = list(dict.fromkeys([*by_name, *rows]))
@@ -86,3 +91,22 @@ def prune(settings: Settings, targets: list[Target]) -> list[Pruned]:
         db.session.commit()
         results.append(result)
     return results
+
+
+def forget_tenant(targets: list[Target], tenant_uid: str) -> list[str]:
+    """Once every backup of a departed tenant is pruned: remove its own folder from each
+    folder target (with any temporary file a crashed run left there); the targets named."""
+    from backups.targets import FolderTarget
+
+    removed = []
+    for target in targets:
+        if not isinstance(target, FolderTarget) or "/" in tenant_uid or not tenant_uid:
+            continue
+        folder = target.root / tenant_uid
+        if folder.is_dir():
+            try:
+                shutil.rmtree(folder)
+            except OSError as exc:
+                raise TargetError(f"{target.name}: {exc.strerror or exc}") from exc
+            removed.append(target.name)
+    return removed

@@ -69,6 +69,7 @@ class Settings:
     backup_recipient: str = ""
     backup_identity: Path | None = None
     backup_retention_days: int = 30
+    closure_grace_days: int = 0
     backup_s3_endpoint: str = ""
     pg_bin_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -170,7 +171,10 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
      "age identity file (`AGE-SECRET-KEY-1…`) that `backup verify --deep` and restores "
      "decrypt with; keep it off the web hosts."),
     ("QALITEL_BACKUP_RETENTION_DAYS", "backup_retention_days", int, "30",
-     "Days backup copies are kept on every target."),
+     "Days backup copies are kept on every target (0: until the next prune)."),
+    ("QALITEL_CLOSURE_GRACE_DAYS", "closure_grace_days", int, "0",
+     "Days a closed tenant's database and files are kept (`tenants reopen` works meanwhile) "
+     "before they are dropped; 0: at once."),
     ("QALITEL_BACKUP_S3_ENDPOINT", "backup_s3_endpoint", str, "(AWS)",
      "Endpoint URL of an S3-compatible service for `s3://` targets; credentials come from "
      "the usual `AWS_*` variables."),
@@ -293,8 +297,10 @@ def load(overrides: Mapping[str, Any] | None = None,
         raise ConfigError("maintenance hours: 0 < default <= max <= 24, 0 < pending <= 168")
     if not 5 <= settings.reset_link_minutes <= 7 * 24 * 60:
         raise ConfigError("QALITEL_RESET_LINK_MINUTES must be between 5 and 10080")
-    if not 1 <= settings.backup_retention_days <= 3650:
-        raise ConfigError("QALITEL_BACKUP_RETENTION_DAYS must be between 1 and 3650")
+    if not 0 <= settings.backup_retention_days <= 3650:
+        raise ConfigError("QALITEL_BACKUP_RETENTION_DAYS must be between 0 and 3650")
+    if not 0 <= settings.closure_grace_days <= 365:
+        raise ConfigError("QALITEL_CLOSURE_GRACE_DAYS must be between 0 and 365")
     if settings.engine_cache_size < 1 or settings.tenant_pool_size < 1:
         raise ConfigError("engine cache size and tenant pool size must be at least 1")
     if not 1 <= settings.file_max_bytes <= 2**31 - 1 or not 1 <= settings.file_max_count <= 1000:

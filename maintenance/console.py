@@ -46,6 +46,7 @@ from maintenance.backup_health import BackupHealth
 from maintenance.labels import SCOPE_LABELS
 from maintenance.models import Grant, Scope
 from tenants import pg
+from tenants.deletion import DeletionRecord
 from tenants.engines import sqlite_path
 from tenants.registry import Backend, Tenant, TenantStatus
 
@@ -239,6 +240,15 @@ def index():
                            my_requests=requests.requests_of(g.staff, limit=50),
                            grants=_my_grants(), grant_state=access.grant_state,
                            jobs=jobs_runner.status(config.settings()))
+
+
+@bp.get("/closures")
+def closures():
+    """Departed clients and where their deletion stands: closed, dropped, last backup
+    expired, purged (the deletion records, ``tenants.deletion``: no client data)."""
+    records = db.session.execute(select(DeletionRecord).order_by(
+        DeletionRecord.closed_at.desc()).limit(200)).scalars().all()
+    return render_template("staff/closures.html", records=records)
 
 
 @bp.get("/tenants/<slug:slug>")

@@ -75,7 +75,9 @@ def _tenant_dict(tenant) -> dict:
             "backend": tenant.backend.value, "database": tenant.database_name,
             "server": tenant.server.name if tenant.server else None,
             "schema_revision": tenant.schema_revision,
-            "created_at": tenant.created_at.isoformat() if tenant.created_at else None}
+            "created_at": tenant.created_at.isoformat() if tenant.created_at else None,
+            "closed_at": tenant.closed_at.isoformat() if tenant.closed_at else None,
+            "purge_due_at": str(tenant.purge_due_at) if tenant.purge_due_at else None}
 
 
 @tenants_group.command("list")
@@ -220,3 +222,13 @@ def demo_command() -> None:
 
     for line in ensure_demo(settings()):
         click.echo(line)
+
+
+def _add_closure_commands() -> None:
+    from qalitel.cli_closure import close_command, deletion_record_command, reopen_command
+
+    for command in (close_command, reopen_command, deletion_record_command):
+        tenants_group.add_command(command)
+
+
+_add_closure_commands()

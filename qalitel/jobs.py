@@ -141,6 +141,17 @@ def ledger_prune(ctx: JobContext) -> dict[str, Any]:
     return {"deleted": prune_ledger(timedelta(days=LEDGER_DAYS))}
 
 
+def closures(ctx: JobContext) -> dict[str, Any]:
+    """Closed tenants: drop after the grace period, delete backup copies past their window,
+    purge, and write each step into the tenant's deletion record."""
+    from qalitel.closure import run_closures
+
+    summary = run_closures(ctx.app)
+    if not summary.ok:
+        raise JobFailed("; ".join(summary.errors), summary.as_dict())
+    return summary.as_dict()
+
+
 def _can_decrypt(settings: Settings) -> bool:
     """Deep verification needs the identity file, which only some hosts hold."""
     return settings.backup_identity is not None
@@ -157,6 +168,8 @@ def register() -> None:
     register_job("backup-deep-verify", timedelta(days=1), deep_verify_sample,
                  lease_ttl=timedelta(minutes=30), enabled=_can_decrypt,
                  description="Restore a sample of backups into scratch copies and compare")
+    register_job("closures", timedelta(minutes=1), closures, lease_ttl=timedelta(minutes=30),
+                 description="Drop, purge and record the deletion of closed tenants")
     register_job("files-sweep", timedelta(hours=6), files_sweep,
                  description="Remove unreferenced attached files")
     register_job("jobs-ledger-prune", timedelta(days=1), ledger_prune,

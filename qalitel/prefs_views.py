@@ -120,7 +120,9 @@ def _privacy_page(in_tenant: bool):
     settings = config.settings()
     return render_template("privacy.html", in_tenant=in_tenant,
                            remember_days=settings.remember_days,
-                           backup_days=settings.backup_retention_days)
+                           backup_days=settings.backup_retention_days,
+                           grace_days=settings.closure_grace_days,
+                           retention_days=settings.backup_retention_days)
 
 
 def _active_language() -> str:

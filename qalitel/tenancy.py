@@ -1,8 +1,8 @@
 """What the app hands the layers below: to the tenancy core (``tenants.hooks``) its two
-migration lineages, a new tenant's first rows and the removal of a destroyed tenant's
-files; to maintenance the log purge at destroy time, how to list a tenant's admins and the
-backup health the staff console shows; to :mod:`core.jobs` the scheduled jobs. :func:`register`
-runs when ``qalitel`` is imported."""
+migration lineages and a new tenant's first rows (``tenants.lifecycle`` removes a dropped
+tenant's files itself); to maintenance the log purge at destroy time, how to list a tenant's
+admins and the backup health the staff console shows; to :mod:`core.jobs` the scheduled jobs.
+:func:`register` runs when ``qalitel`` is imported."""
 
 from __future__ import annotations
 
@@ -39,13 +39,6 @@ def active_admins(session: Any) -> list[tuple[str, str, str | None]]:
     return [(name, email, locale) for name, email, locale in session.execute(
         select(User.name, User.email, User.locale).where(User.profile == Profile.ADMIN,
                                             User.suspended_at.is_(None)).order_by(User.id))]
-
-
-def remove_files(settings: Any, tenant: Any) -> None:
-    """A destroyed tenant's attached files go with its database."""
-    from core.filestore import remove_tenant_files
-
-    remove_tenant_files(settings, tenant.uid)
 
 
 def backup_health(slugs: Any, recent: int) -> dict[str, Any]:
@@ -95,7 +88,6 @@ def register() -> None:
     from maintenance.backup_health import provide_backup_health
 
     provide_backup_health(backup_health)
-    hooks.on_before_destroy(remove_files)  # after the purge: a refused purge keeps the files
     from qalitel import jobs
 
     jobs.register()  # the scheduled jobs (``qalitel jobs run-due``)

@@ -5,9 +5,10 @@
   worker processes receive them as arguments (``tenants.migrate``).
 - ``first rows``: what a new tenant's database receives besides its identity row (the app
   provides its first admin, hashing the password itself); see ``tenants.provisioning``.
-- ``before_destroy``: called with ``(settings, tenant)`` inside ``destroy_tenant``, after the
-  tenant is marked closed and before its registry row goes (maintenance purges the access log
-  there, as an explicit, recorded operation). A hook that raises stops the destruction.
+- ``before_destroy``: called with ``(settings, tenant)`` by ``lifecycle.drop_tenant_data`` (a
+  closure's drop, or ``destroy_tenant``), once the tenant is closed and before its database
+  goes (maintenance purges the access log there, as an explicit, recorded operation). A hook
+  that raises stops the drop.
 """
 
 from __future__ import annotations

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from core.config import Settings
 from core.db import db
+from core.filestore import remove_tenant_files, tenant_files_dir
 from tenants import hooks, pg
 from tenants.engines import sqlite_path
 from tenants.provision_pg import drop_pg
@@ -25,23 +27,58 @@ from tenants.servers import server_url
 GRANT_ROLE_INFIX = "m_"
 
 
-def destroy_tenant(settings: Settings, tenant: Tenant) -> None:
-    """Drop a tenant's database (and role) and its registry row. Irreversible.
+@dataclass(frozen=True)
+class Dropped:
+    """What :func:`drop_tenant_data` removed: the database (PostgreSQL name on ``server``, or
+    the SQLite file), the tenant's role, and its files folder with how many files it held."""
 
-    The tenant is closed first: requests stop resolving. Then the ``before_destroy`` hooks of
-    the layers above (``tenants.hooks``) run, in the transaction that deletes the registry
-    row, before anything irreversible: a hook that raises leaves the database in place.
+    database: str
+    server: str | None
+    role: str | None
+    files_folder: str
+    files: int
+
+
+def drop_tenant_data(settings: Settings, tenant: Tenant) -> Dropped:
+    """Drop a closed tenant's database (and role) and files; its registry row stays.
+
+    The ``before_destroy`` hooks of the layers above (``tenants.hooks``) run first, before
+    anything irreversible: a hook that raises leaves the database in place. Idempotent: what
+    is already gone is skipped.
     """
-    tenant.status = TenantStatus.CLOSED
-    db.session.commit()
+    if tenant.status is not TenantStatus.CLOSED:
+        raise ProvisioningError(f"tenant {tenant.slug} is {tenant.status.value}: only a closed "
+                                "tenant's data is dropped")
     cache = current_app.extensions.get("qalitel_engines")
     if cache is not None:
         cache.invalidate(tenant.uid)
+    folder = tenant_files_dir(settings, tenant.uid)
+    files = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
     hooks.run_before_destroy(settings, tenant)
+    server = None
     if tenant.backend is Backend.POSTGRESQL and tenant.server is not None:
-        drop_pg(server_url(settings, tenant.server), tenant.database_name, tenant.role_name)
+        url = server_url(settings, tenant.server)
+        drop_pg(url, tenant.database_name, tenant.role_name)
+        parts = make_url(url)
+        server = f"{tenant.server.name} ({parts.host or 'local'}:{parts.port or 5432})"
+        database = tenant.database_name
     else:
-        remove_database_files(sqlite_path(settings, tenant.database_name))
+        path = sqlite_path(settings, tenant.database_name)
+        remove_database_files(path)
+        database = str(path)
+    remove_tenant_files(settings, tenant.uid)
+    return Dropped(database, server, tenant.role_name, str(folder), files)
+
+
+def destroy_tenant(settings: Settings, tenant: Tenant) -> None:
+    """Drop a tenant's database (and role), its files and its registry row. Irreversible.
+
+    The tenant is closed first (committed): requests stop resolving. Then
+    :func:`drop_tenant_data`, and the row is deleted.
+    """
+    tenant.status = TenantStatus.CLOSED
+    db.session.commit()
+    drop_tenant_data(settings, tenant)
     db.session.delete(tenant)
     db.session.commit()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import enum
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import db, value_enum
@@ -90,6 +90,13 @@ class Tenant(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow)
+    # A client leaving (qalitel.closure): the row stays, the data goes.
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closure_reason: Mapped[str | None] = mapped_column(Text)
+    grace_ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dropped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    purge_due_at: Mapped[date | None] = mapped_column(Date)
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     server: Mapped[DatabaseServer | None] = relationship()
 

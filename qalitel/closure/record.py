@@ -1,0 +1,134 @@
+"""A deletion record as a document: JSON, and a human-readable text signed with the
+platform's Ed25519 key (:mod:`core.crypto`), which SCOQI sends the client.
+
+The signature covers the exact UTF-8 bytes of the text above the ``BEGIN`` line. Checking it
+without the app, with the PEM of ``qalitel tenants deletion-record --public-key``::
+
+    sed '/^-----BEGIN QALITEL SIGNATURE-----$/,$d' record.txt > body.txt
+    sed -n 's/^ed25519: //p' record.txt | base64 -d > signature.bin
+    openssl pkeyutl -verify -pubin -inkey qalitel-signing.pem -rawin -in body.txt \\
+        -sigfile signature.bin
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from core import crypto
+from core.config import Settings
+from tenants.deletion import DeletionRecord, ItemKind
+
+BEGIN = "-----BEGIN QALITEL SIGNATURE-----"
+END = "-----END QALITEL SIGNATURE-----"
+
+KIND_TEXT = {ItemKind.DATABASE: "database", ItemKind.ROLE: "database role",
+             ItemKind.GRANT_ROLE: "maintenance grant role", ItemKind.FILES: "files folder",
+             ItemKind.ACCESS_LOG: "access log", ItemKind.BACKUP_COPY: "backup copy",
+             ItemKind.TARGET_FOLDER: "backup target folder"}
+
+
+def _at(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def document(record: DeletionRecord) -> dict[str, Any]:
+    """The record as plain data (no client data: identifiers, places, counts, hashes)."""
+    return {
+        "tenant": {"uid": record.tenant_uid, "slug": record.tenant_slug,
+                   "backend": record.backend},
+        "status": "purged" if record.purged_at else "in progress",
+        "closed_at": _at(record.closed_at), "dropped_at": _at(record.dropped_at),
+        "last_backup_expired_at": _at(record.backups_expired_at),
+        "purged_at": _at(record.purged_at), "purge_due_at": str(record.purge_due_at),
+        "items": [{"kind": i.kind.value, "name": i.name, "place": i.place,
+                   "sha256": i.sha256, "size": i.size, "count": i.count,
+                   "removed_at": _at(i.removed_at), "removed_by": i.removed_by}
+                  for i in record.items],
+    }
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def fingerprint(settings: Settings) -> str:
+    pem = crypto.public_key_pem(settings.encryption_key)
+    return hashlib.sha256(pem.encode()).hexdigest()
+
+
+def signed_json(settings: Settings, record: DeletionRecord) -> dict[str, Any]:
+    doc = document(record)
+    return {"record": doc, "signature": {
+        "algorithm": "ed25519", "over": "canonical JSON of record (sorted keys, no spaces)",
+        "public_key_sha256": fingerprint(settings),
+        "value": crypto.sign(settings.encryption_key, canonical(doc))}}
+
+
+def _item_line(item: dict[str, Any]) -> list[str]:
+    kind = KIND_TEXT.get(ItemKind(item["kind"]), item["kind"])
+    line = f"- {item['removed_at']}  {kind}: {item['name']}"
+    if item["place"]:
+        line += f"  on {item['place']}"
+    details = []
+    if item["count"] is not None:
+        details.append(f"{item['count']} entries" if item["kind"] == "access-log"
+                       else f"{item['count']} files")
+    if item["size"] is not None:
+        details.append(f"{item['size']} bytes")
+    if item["sha256"]:
+        details.append(f"SHA-256 {item['sha256']}")
+    lines = [line]
+    if details:
+        lines.append("    " + ", ".join(details))
+    lines.append(f"    removed by {item['removed_by']}")
+    return lines
+
+
+def body(doc: dict[str, Any]) -> str:
+    tenant = doc["tenant"]
+    lines = ["QALITEL — record of deletion", "",
+             f"Tenant: {tenant['slug']} (uid {tenant['uid']}, {tenant['backend']})",
+             f"Status: {doc['status']}",
+             f"Closed: {doc['closed_at']}",
+             f"Live data dropped: {doc['dropped_at'] or 'not yet'}",
+             f"Last backup copy expired: {doc['last_backup_expired_at'] or 'not yet'}",
+             f"Purged: {doc['purged_at'] or 'not yet'}",
+             f"Purge date promised at closure: {doc['purge_due_at']}", "",
+             f"Removed ({len(doc['items'])} items):"]
+    for item in doc["items"]:
+        lines += _item_line(item)
+    if not doc["items"]:
+        lines.append("- nothing yet")
+    lines += ["", "This record holds no data of the client: only identifiers, places, counts "
+              "and SHA-256 values of what was removed."]
+    return "\n".join(lines) + "\n"
+
+
+def signed_text(settings: Settings, record: DeletionRecord) -> str:
+    text = body(document(record))
+    signature = crypto.sign(settings.encryption_key, text.encode())
+    return (f"{text}{BEGIN}\npublic-key-sha256: {fingerprint(settings)}\n"
+            f"ed25519: {signature}\n{END}\n")
+
+
+def verify_text(settings: Settings, text: str) -> tuple[bool, str]:
+    """Whether ``text`` is a deletion record signed by this platform, and why not."""
+    marker = f"\n{BEGIN}\n"
+    if marker not in text:
+        return False, "no signature block"
+    content, _, block = text.partition(marker)
+    content += "\n"
+    signature = next((line.split(": ", 1)[1] for line in block.splitlines()
+                      if line.startswith("ed25519: ")), None)
+    if signature is None:
+        return False, "the signature block has no ed25519 line"
+    if not crypto.signature_ok(settings.encryption_key, content.encode(), signature):
+        return False, "the signature does not match the text (altered, or another key)"
+    return True, "the signature is the platform's and matches the text"

@@ -1,0 +1,197 @@
+"""A client leaves, on both backends, with a controllable clock: closure (logins stop, pages
+answer 410, maintenance access ends, admins mailed the purge date) → grace period (reopen
+works) → drop of the live data → the 30-day backup window → purge of every copy. At the end
+nothing of the tenant remains on any target, database server or instance folder, and the
+signed deletion record names every item that existed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.clock import ManualClock, set_clock
+from tests.backup_world import TITLE, BackupWorld, make_world
+from tests.closure_world import leftovers, owned, record_json, run_closures, status, write
+from tests.conftest import make_staff, staff_login
+
+START = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
+
+
+def days(n: float) -> timedelta:
+    return timedelta(days=n)
+
+
+@pytest.fixture
+def world(make_app, backend, tmp_path, password_hash, smtp_server) -> BackupWorld:
+    made = make_world(make_app, backend, tmp_path, password_hash, closure_grace_days=2,
+                      **smtp_server.settings())
+    made.app.config["MAIL_BACKGROUND"] = False
+    return made
+
+
+def _maintenance(world: BackupWorld) -> tuple[str, str]:
+    """A pending request and an active grant (with its own PostgreSQL role)."""
+    from core.db import db
+    from maintenance.models import StaffUser
+    from maintenance.requests import create_request
+    from tests.conftest import grant_for_test
+
+    eve = make_staff(world.app)
+    with world.app.app_context():
+        engineer = db.session.get(StaffUser, eve.id)
+        granted = create_request("acme", engineer, "Investigate ticket #42").public_id
+        pending = create_request("acme", engineer, "Look at the export").public_id
+    grant_for_test(world.app, granted)
+    return granted, pending
+
+
+def _maintenance_state(world: BackupWorld) -> tuple[set[str], set[str], list[str]]:
+    from core.db import db
+    from maintenance.models import AccessLogEntry, Grant, MaintenanceRequest
+
+    with world.app.app_context():
+        requests = {r.status.value for r in db.session.query(MaintenanceRequest)}
+        grants = {g.status.value for g in db.session.query(Grant)}
+        events = [e.event for e in db.session.query(AccessLogEntry).order_by(AccessLogEntry.seq)]
+        return requests, grants, events
+
+
+def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
+    clock = ManualClock(START)
+    set_clock(world.app, clock)
+    for day in (0, 1):
+        clock.set(START + days(day))
+        assert world.run("backup", "run", "acme").exit_code == 0
+    clock.set(START + days(1.5))
+    _maintenance(world)
+    before = owned(world)
+    assert before.files == 2 and len(before.copies) == 4
+    client = world.app.test_client()
+    assert client.get("/t/acme/login").status_code == 200
+
+    # Closure on day 1: logins stop at once, maintenance ends, admins are told the date.
+    result = world.run("tenants", "close", "acme", "--reason", "contract ended", "--json")
+    assert result.exit_code == 0, result.output
+    closed = json.loads(result.stdout)
+    first_due = (START + days(1.5)).date() + days(2 + 30 + 30)
+    assert closed["purge_due_at"] == first_due.isoformat() and not closed["dropped"]
+    page = client.get("/t/acme/login")
+    assert page.status_code == 410 and b"Acme" in page.data
+    assert client.get("/t/acme/").status_code == 410
+    requests, grants, events = _maintenance_state(world)
+    assert requests == {"approved", "expired"} and grants == {"revoked"}
+    assert events[-2:] == ["request_expired", "revocation"]
+    mail = smtp_server.wait_for(3)[-1]  # after the two maintenance requests' messages
+    assert "fermé" in mail.message["Subject"]  # the platform default: French
+    assert mail.rcpt_tos == ["admin@acme.example"]
+    assert first_due.isoformat() in mail.body and "protectiondedonnees@scoqi.com" in mail.body
+    if backend == "postgresql":
+        assert "role" in " ".join(leftovers(world, before, backend))  # own role still there
+        from tenants import pg
+        from tests.conftest import PG_URL
+
+        with pg.admin_connection(PG_URL) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_roles WHERE rolname = ANY(%s)",
+                        (before.grant_roles,))
+            assert cur.fetchone()[0] == 0  # grant roles dropped at closure
+
+    # Grace period: reopen works, and closing again gives a new purge date.
+    clock.set(START + days(2))
+    assert world.run("tenants", "reopen", "acme").exit_code == 0
+    assert status(world)["status"] == "active"
+    assert client.get("/t/acme/login").status_code == 200
+    assert world.run("tenants", "close", "acme").exit_code == 0
+    due = (START + days(2)).date() + days(62)
+    assert status(world)["purge_due_at"] == due
+    summary = run_closures(world)
+    assert summary.dropped == [] and summary.ok, summary
+
+    # Drop, once the grace period is over: database, role, files go; the row stays.
+    clock.set(START + days(4, ) + timedelta(minutes=1))
+    summary = run_closures(world)
+    assert summary.dropped == ["acme"] and summary.purged == [] and summary.ok, summary
+    assert status(world)["dropped_at"] is not None
+    assert client.get("/t/acme/login").status_code == 410
+    refused = world.run("tenants", "reopen", "acme")
+    assert refused.exit_code == 2 and "dropped" in refused.output
+    assert status(world)["status"] == "closed"
+    assert all(key.split("/")[0] == before.uid for key, *_ in before.copies)
+    assert len(world.archives(world.media[0])) == 2  # backups stay until their window ends
+
+    # The window: each copy goes as soon as its own window has ended.
+    clock.set(START + days(30) + timedelta(hours=1))
+    summary = run_closures(world)
+    assert summary.copies_deleted == 2 and summary.purged == [] and summary.ok, summary
+    clock.set(START + days(31) + timedelta(hours=1))
+    summary = run_closures(world)
+    assert summary.copies_deleted == 2 and summary.purged == ["acme"], summary
+    assert run_closures(world).as_dict()["purged"] == []  # idempotent
+    assert status(world)["purged_at"] is not None
+
+    # Nothing left anywhere; the record names every item that existed.
+    assert leftovers(world, before, backend) == []
+    record = record_json(world)["record"]
+    assert record["status"] == "purged" and record["purge_due_at"] == due.isoformat()
+    kinds = [i["kind"] for i in record["items"]]
+    assert {(i["name"], i["place"], i["sha256"]) for i in record["items"]
+            if i["kind"] == "backup-copy"} == before.copies
+    [database] = [i for i in record["items"] if i["kind"] == "database"]
+    assert before.database in database["name"]
+    [files] = [i for i in record["items"] if i["kind"] == "files"]
+    assert files["count"] == before.files and before.uid in files["name"]
+    assert kinds.count("target-folder") == 2 and "access-log" in kinds
+    if backend == "postgresql":
+        assert [i["name"] for i in record["items"] if i["kind"] == "role"] == [before.role]
+        assert sorted(i["name"] for i in record["items"] if i["kind"] == "grant-role") \
+            == sorted(before.grant_roles)
+    for timestamp in ("closed_at", "dropped_at", "last_backup_expired_at", "purged_at"):
+        assert record[timestamp] is not None
+    dumped = json.dumps(record)
+    for private in (TITLE, "admin@acme.example", "Admin acme", "User acme", "contract ended"):
+        assert private not in dumped
+
+    # The signed text checks, a tampered one does not.
+    text = world.run("tenants", "deletion-record", "acme")
+    assert text.exit_code == 0 and "-----BEGIN QALITEL SIGNATURE-----" in text.stdout
+    good = write(tmp_path / "record.txt", text.stdout)
+    checked = world.run("tenants", "deletion-record", "--verify", str(good))
+    assert checked.exit_code == 0, checked.output
+    bad = write(tmp_path / "tampered.txt", text.stdout.replace("2 files", "0 files"))
+    assert bad.read_text() != text.stdout
+    checked = world.run("tenants", "deletion-record", "--verify", str(bad))
+    assert checked.exit_code == 1 and "does not match" in checked.output
+
+    # The staff console lists the closure with its timeline.
+    staff = world.app.test_client()
+    assert staff_login(staff, world.app, make_staff(world.app, "sam@scoqi.example"))\
+        .status_code == 302
+    page = staff.get("/staff/closures")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "acme" in html and due.isoformat() in html and html.count("2030-0") >= 5
+
+
+def test_the_signature_checks_by_hand_with_openssl(world, tmp_path):
+    """What the module docstring of qalitel.closure.record tells a client to run."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed to check the README's verification steps")
+    assert world.run("tenants", "close", "acme").exit_code == 0
+    text = world.run("tenants", "deletion-record", "acme").stdout
+    pem = world.run("tenants", "deletion-record", "--public-key").stdout
+    write(tmp_path / "record.txt", text)
+    write(tmp_path / "key.pem", pem)
+    script = ("sed '/^-----BEGIN QALITEL SIGNATURE-----$/,$d' record.txt > body.txt && "
+              "sed -n 's/^ed25519: //p' record.txt | base64 -d > signature.bin && "
+              "openssl pkeyutl -verify -pubin -inkey key.pem -rawin -in body.txt "
+              "-sigfile signature.bin")
+    done = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0 and "Signature Verified Successfully" in done.stdout, done
+    write(tmp_path / "record.txt", text.replace("in progress", "purged"))
+    done = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode != 0
