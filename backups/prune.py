@@ -3,7 +3,9 @@ every target, each deletion recorded in the catalogue.
 
 A live (active or suspended) tenant's newest complete backup and its newest deep-verified
 one are never pruned, whatever their age: a tenant whose backups stopped still has one to
-restore. A closed or destroyed tenant keeps nothing past the window.
+restore. A closed or destroyed tenant keeps nothing past the window; a closed tenant's
+copies are deleted by its closure's purge (``qalitel.closure``), which names each of them in
+the tenant's deletion record, not by the plain prune.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def due(settings: Settings, tenant_uids: Collection[str] | None = None) -> list[
     query = select(Backup).where(Backup.started_at < cutoff, Backup.pruned_at.is_(None))
     if tenant_uids is not None:
         query = query.where(Backup.tenant_uid.in_(list(tenant_uids)))
+    else:
+        closed = select(Tenant.uid).where(Tenant.status == TenantStatus.CLOSED)
+        query = query.where(Backup.tenant_uid.not_in(closed))
     rows = db.session.execute(query.order_by(Backup.id)).scalars()
     return [b for b in rows if b.id not in keep]
 

@@ -21,7 +21,7 @@ from core.jobs import lease
 from tests.backup_world import BackupWorld, make_world
 
 START = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
-HOST_JOBS = ["maintenance-expiry", "backups", "backup-prune", "backup-deep-verify",
+HOST_JOBS = ["maintenance-expiry", "backups", "backup-prune", "backup-deep-verify", "closures",
              "files-sweep", "jobs-ledger-prune"]
 
 
@@ -50,6 +50,7 @@ def test_run_due_runs_every_host_job_once(world):
     assert report["backups"]["summary"] == {"backed_up": ["acme"], "skipped": []}
     assert report["backup-deep-verify"]["summary"] == {"verified": ["acme"]}
     assert report["backup-prune"]["summary"] == {"pruned": []}
+    assert report["closures"]["summary"]["dropped"] == [] == report["closures"]["summary"]["purged"]
     assert [b["status"] for b in world.catalogue()] == ["complete"]
     assert set(_outcomes(_run_due(world)).values()) == {"not-due"}  # idempotent
 
