@@ -1,4 +1,4 @@
-"""``qalitel backup run|list|verify``.
+"""``qalitel backup run|list|verify|restore|prune|status|sweep``.
 
 Bad input (unknown slug, malformed targets, no recipient, …) exits 2 before anything is
 written; a failure while working exits 1 naming every one; ``--json`` prints one document
@@ -310,3 +310,20 @@ def status_command(as_json: bool) -> None:
     overdue = [h.tenant for h in report if h.overdue]
     if overdue:
         _failed([f"{slug}: no complete backup for 26 hours" for slug in overdue])
+
+
+@backup_group.command("sweep")
+@click.option("--json", "as_json", is_flag=True, help="Print what was swept as JSON.")
+@with_appcontext
+def sweep_command(as_json: bool) -> None:
+    """Settle what restores and deep verifications that died midway left: put a tenant's
+    previous database back (or keep the restored one if the swap was done), and remove
+    scratch databases, files and staging folders no live run holds. Exits 1 naming every
+    leftover it could not settle."""
+    from backups.sweep import sweep_leftovers
+
+    swept = sweep_leftovers(_settings())
+    lines = [*swept.settled, *(f"removed {what}" for what in swept.removed)]
+    _emit(as_json, swept.as_dict(), lines or ["nothing to sweep"])
+    if swept.errors:
+        _failed(swept.errors)
