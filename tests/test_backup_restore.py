@@ -61,9 +61,12 @@ def leftovers(world: BackupWorld, backend: str) -> list[str]:
 
         prefix = world.settings.pg_name_prefix
         with pg.admin_connection(PG_URL) as conn, conn.cursor() as cur:
-            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s "
-                        "OR datname LIKE %s", (prefix + "rst_%", prefix + "pre_%"))
+            cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                        (prefix + "bk_",))
             found += [row[0] for row in cur.fetchall()]
+    journals = instance / "backup-journal"
+    if journals.exists():
+        found += [p.name for p in journals.iterdir()]
     return found + [p.name for p in world.leftovers()]
 
 
