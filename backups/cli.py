@@ -242,7 +242,8 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
     backup = db.session.get(Backup, int(backup_id))
     if backup is None or backup.tenant_uid != tenant.uid:
         _refuse(f"tenant {slug!r} has no backup {backup_id}")
-    if backup.sha256 is None or backup.status in (BackupStatus.FAILED, BackupStatus.PRUNED):
+    if backup.sha256 is None or backup.status in (
+            BackupStatus.FAILED, BackupStatus.PRUNING, BackupStatus.PRUNED):
         _refuse(f"backup {backup_id} of {slug!r} is {backup.status.value}: nothing to restore")
     engines = current_app.extensions["qalitel_engines"]
     if new_slug is not None:

@@ -59,7 +59,8 @@ def check_copy(backup: Backup, target: Target) -> str:
 def checkable(uids: list[str] | None) -> list[Backup]:
     query = select(Backup).where(
         Backup.sha256.is_not(None),
-        Backup.status.not_in([BackupStatus.FAILED, BackupStatus.PRUNED])).order_by(Backup.id)
+        Backup.status.not_in([BackupStatus.FAILED, BackupStatus.PRUNING,
+                                BackupStatus.PRUNED])).order_by(Backup.id)
     if uids is not None:
         query = query.where(Backup.tenant_uid.in_(uids))
     return list(db.session.execute(query).scalars())
