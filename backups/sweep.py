@@ -7,7 +7,8 @@ a live tenant's database, file or folder, and from a run still at work).
    database is kept if it opens as the tenant (else swapped back) and what it replaced is
    dropped. The tenant gets its status from before the restore; a tenant made for a
    ``--as`` restore that did not complete is destroyed.
-2. Staging folders of dead runs (plaintext included) are removed.
+2. Staging folders of dead runs (plaintext included) are removed; a backup whose process
+   died before its archive was made is marked failed.
 3. Scratch databases (staged restores, deep verifications) no live run holds, and scratch
    SQLite files and file folders with no journal left, are removed.
 
@@ -28,6 +29,8 @@ from sqlalchemy import select
 
 from backups import archive, journal, swap
 from backups.journal import Plan
+from backups.models import Backup, BackupStatus
+from backups.run import DIED, fail_dead_runs
 from core.config import Settings
 from core.db import db
 from tenants import pg
@@ -152,6 +155,11 @@ def sweep_leftovers(settings: Settings) -> Swept:
             continue
         journal.forget(settings, plan.token)
     out.removed += [f"staging:{name}" for name in archive.sweep_staging(settings)]
+    dead = db.session.execute(select(Backup.tenant_uid, Backup.tenant_slug).where(
+        Backup.status == BackupStatus.RUNNING, Backup.sha256.is_(None)).distinct()).all()
+    for uid, slug in dead:
+        out.settled += [f"{slug}: backup {n} failed: {DIED}"
+                        for n in fail_dead_runs(settings, uid)]
     _scratch_databases(settings, out)
     _scratch_files(settings, out)
     return out
