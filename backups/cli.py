@@ -227,7 +227,7 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
     from backups.archive import identities
     from backups.errors import ArchiveError, BackupError, TargetError
     from backups.models import Backup, BackupStatus
-    from backups.restore import restore, restore_as
+    from backups.restore import DatabaseError, restore, restore_as
     from core.db import db
     from tenants.registry import InvalidSlugError, ProvisioningError, Tenant, validate_slug
 
@@ -262,7 +262,7 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
         db.session.rollback()
         click.secho(f"Error: cannot create {new_slug}: {exc}", fg="red", err=True)
         sys.exit(1)
-    except (ArchiveError, BackupError, TargetError, OSError) as exc:
+    except (ArchiveError, BackupError, TargetError, OSError, *DatabaseError) as exc:
         db.session.rollback()
         click.secho(f"Error: restore of {slug} refused or failed, nothing changed: {exc}",
                     fg="red", err=True)

@@ -114,14 +114,21 @@ def save(settings: Settings, plan: Plan) -> None:
 
 @contextlib.contextmanager
 def alive(settings: Settings, token: str) -> Iterator[None]:
-    """Mark the run ``token`` alive on this instance for the duration; its journal, if one
-    was saved, is removed at the end (the run settled everything itself)."""
+    """Mark the run ``token`` alive on this instance for the duration. A journal it saved
+    and did not mark :func:`settled` is left for the sweep."""
     folder = journal_dir(settings)
-    fd = os.open(folder / f"{token}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    path = folder / f"{token}.lock"
+    while True:  # the sweep may remove a free lock file: hold one that is still in place
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
         yield
-        (folder / f"{token}.json").unlink(missing_ok=True)
     finally:
         (folder / f"{token}.lock").unlink(missing_ok=True)
         os.close(fd)
@@ -142,14 +149,40 @@ def is_alive(settings: Settings, token: str) -> bool:
     return False
 
 
-def dead_plans(settings: Settings) -> list[tuple[Plan, Path]]:
-    """Journals of runs that died (their lock is free), oldest first."""
-    found = []
+def sweep_locks(settings: Settings) -> list[str]:
+    """Remove the lock files of dead runs that left no journal (each removed while held)."""
+    removed = []
+    folder = journal_dir(settings)
+    for path in sorted(folder.glob("*.lock")):
+        if (folder / f"{path.stem}.json").exists():
+            continue
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def dead_plans(settings: Settings) -> list[tuple[str, Plan | None]]:
+    """Journals of runs that died (their lock is free), oldest first: each run's token and
+    its plan (``None`` when the journal cannot be read)."""
+    found: list[tuple[str, Plan | None]] = []
     for path in sorted(journal_dir(settings).glob("*.json"), key=lambda p: p.stat().st_mtime):
         token = path.stem
         if not TOKEN.fullmatch(token) or is_alive(settings, token):
             continue
-        found.append((Plan(**json.loads(path.read_text())), path))
+        try:
+            found.append((token, Plan(**json.loads(path.read_text()))))
+        except (OSError, ValueError, TypeError):
+            found.append((token, None))
     return found
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import secrets
 import shutil
 import sqlite3
@@ -46,7 +47,10 @@ from tenants.migrate import migrate_one
 from tenants.registry import Backend, Tenant, TenantStatus
 from tenants.servers import server_url
 
+log = logging.getLogger(__name__)
 ident = sql.Identifier
+#: What a database refusing a step of the restore raises (rolled back: nothing changed).
+DatabaseError = (psycopg2.Error, sqlite3.Error)
 STEPS = ("journal", "staged", "files-staged", "suspended", "files-placed", "swapped",
          "checked", "cleaned")
 
@@ -226,12 +230,12 @@ def restore(source: Tenant, backup: Backup, settings: Settings, targets: list[Ta
         if tenant.backend is not source.backend:
             raise BackupError("a backup is restored onto a tenant of the same backend")
         plan = swap.plan_for(settings, tenant, token, created)
-        journal.save(settings, plan)
-        hit("journal")
         with _server(settings, tenant, token) as admin:
             step = _restore_sqlite if tenant.backend is Backend.SQLITE else _restore_postgresql
             status, suspended = tenant.status, False
             try:
+                journal.save(settings, plan)
+                hit("journal")
                 plan.revision, tables = step(tenant, info, settings, member, manifest, plan,
                                              admin)
                 journal.save(settings, plan)
@@ -261,9 +265,15 @@ def restore(source: Tenant, backup: Backup, settings: Settings, targets: list[Ta
             plan.committed = True
             journal.save(settings, plan)
             hit("checked")
-            swap.roll_forward(plan, admin)
-        tenant.schema_revision = plan.revision
-        db.session.commit()
+            tenant.schema_revision = plan.revision
+            db.session.commit()
+            try:
+                swap.roll_forward(plan, admin)
+            except Exception:  # the restore stands; the sweep drops what it replaced
+                log.exception("restore %s of %s: the replaced database or files stay for "
+                              "`backup sweep`", token, tenant.slug)
+            else:
+                journal.settled(settings, token)
         hit("cleaned")
     return Restored(tenant.slug, backup.id, manifest["schema_revision"], plan.revision, tables,
                     len(manifest["files"]))

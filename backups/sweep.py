@@ -146,14 +146,19 @@ def sweep_leftovers(settings: Settings) -> Swept:
     """Settle and remove every leftover of dead restores and deep verifications (inside an
     app context). Safe to run at any time, from several hosts: a live run is left alone."""
     out = Swept()
-    for plan, _path in journal.dead_plans(settings):
+    for token, plan in journal.dead_plans(settings):
+        if plan is None:
+            out.errors.append(f"restore {token}: its journal cannot be read (kept: "
+                              f"{journal.journal_dir(settings) / token}.json)")
+            continue
         try:
             _settle(settings, plan, out)
         except Exception as exc:  # one bad journal does not stop the others; kept for later
             db.session.rollback()
-            out.errors.append(f"restore {plan.token}: {str(exc)[:300]}")
+            out.errors.append(f"restore {token}: {str(exc)[:300]}")
             continue
-        journal.forget(settings, plan.token)
+        journal.forget(settings, token)
+    out.removed += [f"journal:{name}" for name in journal.sweep_locks(settings)]
     out.removed += [f"staging:{name}" for name in archive.sweep_staging(settings)]
     dead = db.session.execute(select(Backup.tenant_uid, Backup.tenant_slug).where(
         Backup.status == BackupStatus.RUNNING, Backup.sha256.is_(None)).distinct()).all()

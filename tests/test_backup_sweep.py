@@ -192,3 +192,33 @@ def test_the_sweep_leaves_live_tenants_and_live_runs_alone(world, backend):
         live_scratch.unlink()
     assert _raw_titles(world, "acme") == before_titles and files(world) == before_files
     assert status(world) == "active"
+
+
+@pytest.mark.parametrize("step", STEPS[:STEPS.index("swapped") + 1])
+def test_a_restore_failing_at_any_step_before_it_checks_out_changes_nothing(world, backend,
+                                                                           step):
+    """The same steps, failing with an error instead of a kill: the restore itself puts
+    everything back, says so, and leaves nothing for the sweep."""
+    from backups.models import Backup
+    from backups.restore import restore
+    from backups.targets import parse_targets
+    from core.db import db
+    from tenants.service import get_tenant
+
+    change_everything(world)
+    old_titles, old_files = _raw_titles(world, "acme"), files(world)
+
+    def fail(label: str) -> None:
+        if label == step:
+            raise OSError(f"injected failure at {label}")
+
+    with world.app.app_context():
+        with pytest.raises(OSError, match=f"injected failure at {step}"):
+            restore(get_tenant("acme"), db.session.get(Backup, 1), world.settings,
+                    parse_targets(world.settings), world.app.extensions["qalitel_engines"],
+                    fault=fail)
+        db.session.remove()
+    assert _raw_titles(world, "acme") == old_titles and files(world) == old_files
+    assert status(world) == "active"
+    assert leftovers(world, backend) == []
+    assert world.run("backup", "sweep").output.strip() == "nothing to sweep"
