@@ -16,8 +16,15 @@ from pathlib import Path
 import pytest
 
 from backups.restore import STEPS
-from tests.backup_world import TITLE, BackupWorld, make_world
-from tests.test_backup_restore import change_everything, files, leftovers, status
+from tests.backup_world import (
+    TITLE,
+    BackupWorld,
+    change_everything,
+    files,
+    leftovers,
+    make_world,
+    status,
+)
 
 KILL_RESTORE = """
 import os, pickle, signal, sys
