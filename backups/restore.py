@@ -219,23 +219,27 @@ def restore(source: Tenant, backup: Backup, settings: Settings, targets: list[Ta
     info = TenantInfo.from_row(tenant)
     token = secrets.token_hex(6)
     hit = fault or _no_fault
+    plan = swap.plan_for(settings, tenant, token, created)
     with journal.alive(settings, token), \
             archive.staging_folder(settings, f"restore-{token}") as staging:
-        encrypted = staging / "archive.age"
-        if not fetch_good_copy(backup, targets, encrypted):
-            raise ArchiveError("no good copy of this backup on any configured target")
-        manifest = archive.decrypt_to(encrypted, settings, staging)
-        content = staging / "content"
-        member = _check_manifest(manifest, backup, source, content)
-        if tenant.backend is not source.backend:
-            raise BackupError("a backup is restored onto a tenant of the same backend")
-        plan = swap.plan_for(settings, tenant, token, created)
+        journal.save(settings, plan)  # first: a killed --as restore destroys its new tenant
+        try:
+            encrypted = staging / "archive.age"
+            if not fetch_good_copy(backup, targets, encrypted):
+                raise ArchiveError("no good copy of this backup on any configured target")
+            manifest = archive.decrypt_to(encrypted, settings, staging)
+            content = staging / "content"
+            member = _check_manifest(manifest, backup, source, content)
+            if tenant.backend is not source.backend:
+                raise BackupError("a backup is restored onto a tenant of the same backend")
+            hit("journal")
+        except BaseException:
+            journal.settled(settings, token)
+            raise
         with _server(settings, tenant, token) as admin:
             step = _restore_sqlite if tenant.backend is Backend.SQLITE else _restore_postgresql
             status, suspended = tenant.status, False
             try:
-                journal.save(settings, plan)
-                hit("journal")
                 plan.revision, tables = step(tenant, info, settings, member, manifest, plan,
                                              admin)
                 journal.save(settings, plan)
