@@ -209,6 +209,7 @@ def _server(settings: Settings, tenant: Tenant, token: str) -> Iterator[str | No
 def _no_fault(_step: str) -> None:
     pass
 
+
 def restore(source: Tenant, backup: Backup, settings: Settings, targets: list[Target],
             engines: Any, into: Tenant | None = None, *, created: bool = False,
             fault: Callable[[str], None] | None = None) -> Restored:
