@@ -176,6 +176,19 @@ def sweep_staging(settings: Settings) -> list[str]:
     return removed
 
 
+def others_alive(settings: Settings, prefix: str, own: Path | None = None) -> bool:
+    """Whether a live process holds a staging folder named ``prefix…`` (other than ``own``)."""
+    base = _staging_base(settings)
+    with _locked(base / ".lock"):
+        for folder in base.iterdir():
+            if folder == own or not folder.is_dir() or not folder.name.startswith(prefix):
+                continue
+            with _locked(folder / ".lock", blocking=False) as free:
+                if not free:
+                    return True
+    return False
+
+
 @contextmanager
 def staging_folder(settings: Settings, name: str) -> Iterator[Path]:
     """A private (0700) folder under the instance, locked while in use (see

@@ -1,4 +1,4 @@
-"""``qalitel backup run|list|verify``.
+"""``qalitel backup run|list|verify|restore|prune|status|sweep``.
 
 Bad input (unknown slug, malformed targets, no recipient, …) exits 2 before anything is
 written; a failure while working exits 1 naming every one; ``--json`` prints one document
@@ -235,7 +235,7 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
     from backups.archive import identities
     from backups.errors import ArchiveError, BackupError, TargetError
     from backups.models import Backup, BackupStatus
-    from backups.restore import restore, restore_as
+    from backups.restore import DatabaseError, restore, restore_as
     from core.db import db
     from tenants.registry import InvalidSlugError, ProvisioningError, Tenant, validate_slug
 
@@ -250,7 +250,8 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
     backup = db.session.get(Backup, int(backup_id))
     if backup is None or backup.tenant_uid != tenant.uid:
         _refuse(f"tenant {slug!r} has no backup {backup_id}")
-    if backup.sha256 is None or backup.status in (BackupStatus.FAILED, BackupStatus.PRUNED):
+    if backup.sha256 is None or backup.status in (
+            BackupStatus.FAILED, BackupStatus.PRUNING, BackupStatus.PRUNED):
         _refuse(f"backup {backup_id} of {slug!r} is {backup.status.value}: nothing to restore")
     engines = current_app.extensions["qalitel_engines"]
     if new_slug is not None:
@@ -269,7 +270,7 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
         db.session.rollback()
         click.secho(f"Error: cannot create {new_slug}: {exc}", fg="red", err=True)
         sys.exit(1)
-    except (ArchiveError, BackupError, TargetError, OSError) as exc:
+    except (ArchiveError, BackupError, TargetError, OSError, *DatabaseError) as exc:
         db.session.rollback()
         click.secho(f"Error: restore of {slug} refused or failed, nothing changed: {exc}",
                     fg="red", err=True)
@@ -318,3 +319,20 @@ def status_command(as_json: bool) -> None:
     overdue = [h.tenant for h in report if h.overdue]
     if overdue:
         _failed([f"{slug}: no complete backup for 26 hours" for slug in overdue])
+
+
+@backup_group.command("sweep")
+@click.option("--json", "as_json", is_flag=True, help="Print what was swept as JSON.")
+@with_appcontext
+def sweep_command(as_json: bool) -> None:
+    """Settle what restores and deep verifications that died midway left: put a tenant's
+    previous database back (or keep the restored one if the swap was done), and remove
+    scratch databases, files and staging folders no live run holds. Exits 1 naming every
+    leftover it could not settle."""
+    from backups.sweep import sweep_leftovers
+
+    swept = sweep_leftovers(_settings())
+    lines = [*swept.settled, *(f"removed {what}" for what in swept.removed)]
+    _emit(as_json, swept.as_dict(), lines or ["nothing to sweep"])
+    if swept.errors:
+        _failed(swept.errors)

@@ -28,6 +28,7 @@ class BackupStatus(enum.StrEnum):
     COMPLETE = "complete"  # a good copy on every target configured when it ran
     PARTIAL = "partial"  # a good copy on some targets only
     FAILED = "failed"  # no copy anywhere
+    PRUNING = "pruning"  # past the window, a prune failed on some copies: the next one retries
     PRUNED = "pruned"  # past the retention window: its copies were deleted from every target
 
 

@@ -25,6 +25,8 @@ from core.config import Settings
 from core.db import db
 from tenants.registry import Tenant, TenantStatus
 
+ERROR_MAX = 2000
+
 
 @dataclass
 class Pruned:
@@ -66,32 +68,43 @@ def due(settings: Settings, tenant_uids: Collection[str] | None = None) -> list[
 def prune(settings: Settings, targets: list[Target],
           tenant_uids: Collection[str] | None = None) -> list[Pruned]:
     """Delete the due backups' copies on every target (a copy absent there is fine); only
-    those of ``tenant_uids`` when given (a closure's purge)."""
+    those of ``tenant_uids`` when given (a closure's purge).
+
+    Each copy row says what happened to it: ``pruned`` once deleted, else still ``ok`` (or
+    ``failed``) with the deletion's error. A backup with a copy left is ``pruning`` (neither
+    checked nor restored any more) until a later prune deletes the rest."""
     by_name = {t.name: t for t in targets}
     results = []
     for backup in due(settings, tenant_uids):
         result = Pruned(backup.id, backup.tenant_slug)
         rows = {c.target: c for c in backup.copies}
-        names = list(dict.fromkeys([*by_name, *rows]))
-        for name in names:
-            target = by_name.get(name)
+        for name in dict.fromkeys([*by_name, *rows]):
+            row, target = rows.get(name), by_name.get(name)
+            if row is not None and row.status is CopyStatus.PRUNED:
+                continue
             if target is None:
-                if rows[name].status is not CopyStatus.FAILED:
+                if row is not None and row.status is not CopyStatus.FAILED:
+                    row.error = "not deleted: target no longer configured"
                     result.failures.append(f"{name}: target no longer configured")
                 continue
             try:
                 if backup.key:
                     target.delete(backup.key)
             except TargetError as exc:
-                result.failures.append(str(exc))
+                why = str(exc)[:ERROR_MAX]
+                result.failures.append(why)
+                if row is not None:
+                    row.error = f"not deleted: {why}"
                 continue
-            row = rows.get(name)
             if row is None:
                 row = BackupCopy(target=name, status=CopyStatus.PRUNED)
                 backup.copies.append(row)
-            row.status, row.pruned_at = CopyStatus.PRUNED, clock.now()
+            row.status, row.pruned_at, row.error = CopyStatus.PRUNED, clock.now(), None
             result.deleted.append(name)
-        if not result.failures:
+        if result.failures:
+            backup.status = BackupStatus.PRUNING
+            backup.error = ("prune: " + "; ".join(result.failures))[:ERROR_MAX]
+        else:
             backup.status, backup.pruned_at = BackupStatus.PRUNED, clock.now()
         db.session.commit()
         results.append(result)

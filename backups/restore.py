@@ -3,18 +3,26 @@
 The archive is fetched from a good copy, decrypted and checked (tenant, backend, schema
 revision known to this code, dump hash, row counts) into a new database or file *beside*
 the live one, then migrated to head if it is older. Only then, with the tenant suspended,
-the two are swapped; the previous database and files are kept until the restored ones
-open as the tenant (identity row checked), then dropped. A failure at any step before the
-swap leaves the tenant as it was; a failure of the final check swaps back.
+the files and the database are swapped (:mod:`backups.swap`: the tenant always has a
+database); the previous ones are kept until the restored database opens as the tenant
+(identity row checked), then dropped. A failure at any step leaves the tenant as it was.
+
+Each step is journalled (:mod:`backups.journal`) and named for fault injection (``fault=``,
+used by tests): ``journal``, ``staged``, ``files-staged``, ``suspended``, ``files-placed``,
+``swapped``, ``checked``, ``cleaned``. A process killed at any of them leaves what
+:func:`backups.sweep.sweep_leftovers` settles: rolled back before the database swap,
+forward after it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import os
+import logging
 import secrets
 import shutil
 import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +31,10 @@ import psycopg2
 from psycopg2 import sql
 from sqlalchemy import make_url, text
 
-from backups import archive
+from backups import archive, journal, swap
 from backups.dump import libpq_env, pg_counts, pg_tool, run_tool, sqlite_counts
 from backups.errors import ArchiveError, BackupError
+from backups.journal import Plan
 from backups.models import Backup
 from backups.run import fetch_good_copy
 from backups.targets import Target
@@ -33,11 +42,17 @@ from backups.verify import _compare
 from core.config import Settings
 from core.db import db
 from tenants import migrations, pg
-from tenants.engines import TenantInfo, build_engine, sqlite_path
+from tenants.engines import TenantInfo, build_engine
 from tenants.migrate import migrate_one
 from tenants.registry import Backend, Tenant, TenantStatus
 from tenants.servers import server_url
 
+log = logging.getLogger(__name__)
+ident = sql.Identifier
+#: What a database refusing a step of the restore raises (rolled back: nothing changed).
+DatabaseError = (psycopg2.Error, sqlite3.Error)
+STEPS = ("journal", "staged", "files-staged", "suspended", "files-placed", "swapped",
+         "checked", "cleaned")
 
 @dataclass
 class Restored:
@@ -104,7 +119,7 @@ def _migrated(info: TenantInfo, settings: Settings) -> str | None:
     return outcome.to_revision
 
 
-def _opens(info: TenantInfo, settings: Settings) -> None:
+def opens(info: TenantInfo, settings: Settings) -> None:
     """Connect as the tenant (its identity row checked on connect)."""
     engine = build_engine(info, settings, pooled=False)
     try:
@@ -114,47 +129,10 @@ def _opens(info: TenantInfo, settings: Settings) -> None:
         engine.dispose()
 
 
-class _Swap:
-    """What moved the restored database and files into place: ``undo`` steps in the order
-    they were taken (rolled back in reverse), ``cleanup`` once the restore checked out."""
-
-    def __init__(self) -> None:
-        self.undo: list[Any] = []
-        self.cleanup: list[Any] = []
-
-    def rollback(self) -> None:
-        for step in reversed(self.undo):
-            step()
-
-    def commit(self) -> None:
-        for step in self.cleanup:
-            step()
-
-
-def _swap_files(settings: Settings, tenant: Tenant, content: Path, token: str,
-                swap: _Swap) -> None:
-    live = archive.tenant_files_dir(settings, tenant.uid)
-    live.parent.mkdir(parents=True, exist_ok=True)
-    incoming = live.with_name(f"{live.name}.restoring-{token}")
-    source = content / archive.FILES_PREFIX
-    if source.is_dir():
-        shutil.move(str(source), incoming)
-    else:
-        incoming.mkdir()
-    previous = live.with_name(f"{live.name}.pre-restore-{token}")
-    if live.exists():
-        os.replace(live, previous)
-        swap.undo.append(lambda: os.replace(previous, live))
-        swap.cleanup.append(lambda: shutil.rmtree(previous, ignore_errors=True))
-    os.replace(incoming, live)
-    swap.undo.append(lambda: shutil.rmtree(live, ignore_errors=True))
-
-
 def _restore_sqlite(tenant: Tenant, info: TenantInfo, settings: Settings, member: Path,
-                    manifest: dict[str, Any], token: str, swap: _Swap) -> tuple[str | None, int]:
-    live = sqlite_path(settings, tenant.database_name)
-    staged_name = f"{tenant.database_name}.restoring-{token}"
-    staged = sqlite_path(settings, staged_name)
+                    manifest: dict[str, Any], plan: Plan,
+                    admin: str | None) -> tuple[str | None, int]:
+    staged = Path(plan.db_staged)
     shutil.copyfile(member, staged)
     try:
         conn = sqlite3.connect(f"file:{staged}?mode=ro", uri=True)
@@ -169,51 +147,28 @@ def _restore_sqlite(tenant: Tenant, info: TenantInfo, settings: Settings, member
             raise ArchiveError("; ".join(problems))
         if manifest["tenant"]["uid"] != info.uid:
             _rewrite_identity_sqlite(staged, info)
-        revision = _migrated(dataclasses.replace(info, database_name=staged_name), settings)
+        revision = _migrated(dataclasses.replace(info, database_name=staged.name), settings)
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
-    previous = live.with_name(f"{live.name}.pre-restore-{token}")
-    if live.exists():
-        conn = sqlite3.connect(live)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
-        for suffix in ("-wal", "-shm"):
-            Path(f"{live}{suffix}").unlink(missing_ok=True)
-        os.replace(live, previous)
-        swap.undo.append(lambda: os.replace(previous, live))
-        swap.cleanup.append(lambda: previous.unlink(missing_ok=True))
-    os.replace(staged, live)
-    swap.undo.append(lambda: live.unlink(missing_ok=True))
     return revision, len(counts)
 
 
 def _restore_postgresql(tenant: Tenant, info: TenantInfo, settings: Settings, member: Path,
-                        manifest: dict[str, Any], token: str,
-                        swap: _Swap) -> tuple[str | None, int]:
-    if tenant.server is None or not tenant.role_name:
-        raise BackupError(f"tenant {tenant.slug} has no database server or role")
-    admin = server_url(settings, tenant.server)
-    live, role = tenant.database_name, tenant.role_name
-    staged = f"{settings.pg_name_prefix}rst_{token}"
-    previous = f"{settings.pg_name_prefix}pre_{token}"
-    ident = sql.Identifier
+                        manifest: dict[str, Any], plan: Plan,
+                        admin: str | None) -> tuple[str | None, int]:
+    assert admin is not None and tenant.role_name
+    role, staged = tenant.role_name, plan.db_staged
     with pg.admin_connection(admin) as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 OWNER {}").format(
             ident(staged), ident(role)))
-        cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident(staged)))
-    # As in a provisioned tenant, the role owns its schema (it is NOINHERIT: being the
-    # database's owner does not let it create in a schema pg_database_owner owns).
-    with pg.admin_connection(admin, staged) as conn, conn.cursor() as cur:
-        cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(ident(role)))
-
-    def drop(name: str) -> None:
-        with pg.admin_connection(admin) as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident(name)))
-
     try:
+        with pg.admin_connection(admin) as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident(staged)))
+        # As in a provisioned tenant, the role owns its schema (it is NOINHERIT: being the
+        # database's owner does not let it create in a schema pg_database_owner owns).
+        with pg.admin_connection(admin, staged) as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(ident(role)))
         run_tool([pg_tool(settings, "pg_restore"), "--no-owner", "--no-privileges",
                   f"--role={role}", "--exit-on-error", "--no-password",
                   f"--dbname={staged}", str(member)],
@@ -231,76 +186,107 @@ def _restore_postgresql(tenant: Tenant, info: TenantInfo, settings: Settings, me
             _rewrite_identity_pg(admin, staged, info)
         revision = _migrated(dataclasses.replace(info, database_name=staged), settings)
     except BaseException:
-        drop(staged)
-        raise
-
-    def rename(old: str, new: str) -> None:
         with pg.admin_connection(admin) as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident(old)))
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = %s AND pid <> pg_backend_pid()", (old,))
-            cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident(old), ident(new)))
-            cur.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(ident(new)))
-
-    try:
-        rename(live, previous)
-    except BaseException:
-        drop(staged)
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                ident(staged)))
         raise
-    swap.undo.append(lambda: rename(previous, live))
-    swap.cleanup.append(lambda: drop(previous))
-    rename(staged, live)
-
-    def unplace() -> None:
-        rename(live, staged)
-        drop(staged)
-
-    swap.undo.append(unplace)
     return revision, len(counts)
 
 
+@contextlib.contextmanager
+def _server(settings: Settings, tenant: Tenant, token: str) -> Iterator[str | None]:
+    """The admin URL of a PostgreSQL tenant's server, with the run's lock held there."""
+    if tenant.backend is Backend.SQLITE:
+        yield None
+        return
+    if tenant.server is None or not tenant.role_name:
+        raise BackupError(f"tenant {tenant.slug} has no database server or role")
+    admin = server_url(settings, tenant.server)
+    with journal.held_on_server(admin, token):
+        yield admin
+
+
+def _no_fault(_step: str) -> None:
+    pass
+
+
 def restore(source: Tenant, backup: Backup, settings: Settings, targets: list[Target],
-            engines: Any, into: Tenant | None = None) -> Restored:
+            engines: Any, into: Tenant | None = None, *, created: bool = False,
+            fault: Callable[[str], None] | None = None) -> Restored:
     """Restore ``backup`` of ``source`` over ``into`` (default: over ``source`` itself;
-    another tenant's identity row is rewritten to name it). See the module docstring."""
+    another tenant's identity row is rewritten to name it). See the module docstring;
+    ``created`` says ``into`` was made for this restore (a killed one is destroyed)."""
     tenant = into or source
     info = TenantInfo.from_row(tenant)
     token = secrets.token_hex(6)
-    with archive.staging_folder(settings, f"restore-{token}") as staging:
-        encrypted = staging / "archive.age"
-        if not fetch_good_copy(backup, targets, encrypted):
-            raise ArchiveError("no good copy of this backup on any configured target")
-        manifest = archive.decrypt_to(encrypted, settings, staging)
-        content = staging / "content"
-        member = _check_manifest(manifest, backup, source, content)
-        if tenant.backend is not source.backend:
-            raise BackupError("a backup is restored onto a tenant of the same backend")
-        status = tenant.status
-        tenant.status = TenantStatus.SUSPENDED
-        db.session.commit()
-        engines.invalidate(tenant.uid)
-        swap = _Swap()
+    hit = fault or _no_fault
+    plan = swap.plan_for(settings, tenant, token, created)
+    with journal.alive(settings, token), \
+            archive.staging_folder(settings, f"restore-{token}") as staging:
+        journal.save(settings, plan)  # first: a killed --as restore destroys its new tenant
         try:
-            step = _restore_sqlite if tenant.backend is Backend.SQLITE else _restore_postgresql
-            revision, tables = step(tenant, info, settings, member, manifest, token, swap)
-            _swap_files(settings, tenant, content, token, swap)
-            _opens(info, settings)
+            encrypted = staging / "archive.age"
+            if not fetch_good_copy(backup, targets, encrypted):
+                raise ArchiveError("no good copy of this backup on any configured target")
+            manifest = archive.decrypt_to(encrypted, settings, staging)
+            content = staging / "content"
+            member = _check_manifest(manifest, backup, source, content)
+            if tenant.backend is not source.backend:
+                raise BackupError("a backup is restored onto a tenant of the same backend")
+            hit("journal")
         except BaseException:
-            swap.rollback()
+            journal.settled(settings, token)
             raise
-        finally:
-            engines.invalidate(tenant.uid)
-            tenant.status = status
+        with _server(settings, tenant, token) as admin:
+            step = _restore_sqlite if tenant.backend is Backend.SQLITE else _restore_postgresql
+            status, suspended = tenant.status, False
+            try:
+                plan.revision, tables = step(tenant, info, settings, member, manifest, plan,
+                                             admin)
+                journal.save(settings, plan)
+                hit("staged")
+                swap.stage_files(plan, content)
+                hit("files-staged")
+                tenant.status = TenantStatus.SUSPENDED
+                db.session.commit()
+                suspended = True
+                engines.invalidate(tenant.uid)
+                hit("suspended")
+                swap.place_files(plan)
+                hit("files-placed")
+                swap.swap_database(plan, admin)
+                hit("swapped")
+                opens(info, settings)
+            except BaseException:
+                db.session.rollback()
+                swap.roll_back(plan, admin)
+                journal.settled(settings, token)
+                raise
+            finally:
+                if suspended:
+                    engines.invalidate(tenant.uid)
+                    tenant.status = status
+                    db.session.commit()
+            plan.committed = True
+            journal.save(settings, plan)
+            hit("checked")
+            tenant.schema_revision = plan.revision
             db.session.commit()
-        swap.commit()
-        tenant.schema_revision = revision
-        db.session.commit()
-    return Restored(tenant.slug, backup.id, manifest["schema_revision"], revision, tables,
+            try:
+                swap.roll_forward(plan, admin)
+            except Exception:  # the restore stands; the sweep drops what it replaced
+                log.exception("restore %s of %s: the replaced database or files stay for "
+                              "`backup sweep`", token, tenant.slug)
+            else:
+                journal.settled(settings, token)
+        hit("cleaned")
+    return Restored(tenant.slug, backup.id, manifest["schema_revision"], plan.revision, tables,
                     len(manifest["files"]))
 
 
 def restore_as(source: Tenant, backup: Backup, new_slug: str, settings: Settings,
-               targets: list[Target], engines: Any) -> Restored:
+               targets: list[Target], engines: Any,
+               fault: Callable[[str], None] | None = None) -> Restored:
     """Restore ``backup`` of ``source`` as a new tenant ``new_slug``: provisioned with its
     own database and role (and no first rows), then restored over; destroyed again if the
     restore fails, so nothing is left half-made."""
@@ -312,7 +298,8 @@ def restore_as(source: Tenant, backup: Backup, new_slug: str, settings: Settings
                          server_name=source.server.name if source.server else None,
                          first_rows=lambda _admin: [])
     try:
-        return restore(source, backup, settings, targets, engines, into=made.tenant)
+        return restore(source, backup, settings, targets, engines, into=made.tenant,
+                       created=True, fault=fault)
     except BaseException:
         db.session.rollback()
         destroy_tenant(settings, made.tenant)

@@ -160,6 +160,24 @@ def complete_missing(info: TenantInfo, settings: Settings, targets: list[Target]
                               if c.status is CopyStatus.OK and c.target not in before]
 
 
+DIED = "the backup process died before its archive was made (nothing reached any target)"
+
+
+def fail_dead_runs(settings: Settings, uid: str, own: Path | None = None) -> list[int]:
+    """Mark failed the tenant's backups still ``running`` without an archive whose process
+    died: no live run of this tenant holds a staging folder (each run holds one from
+    before its catalogue row exists, so a live run's row is never taken for dead)."""
+    rows = list(db.session.execute(select(Backup).where(
+        Backup.tenant_uid == uid, Backup.status == BackupStatus.RUNNING,
+        Backup.sha256.is_(None))).scalars())
+    if not rows or archive.others_alive(settings, f"{uid}-", own):
+        return []
+    for row in rows:
+        row.status, row.error, row.finished_at = BackupStatus.FAILED, DIED, clock.now()
+    db.session.commit()
+    return [row.id for row in rows]
+
+
 def archive_key(info: TenantInfo, backup: Backup) -> str:
     stamp = backup.started_at.strftime("%Y%m%dT%H%M%SZ")
     return f"{info.uid}/{stamp}-{backup.id}.qbk.age"
@@ -174,6 +192,7 @@ def backup_tenant(info: TenantInfo, settings: Settings, targets: list[Target]) -
         except Exception as exc:  # resuming is best effort; the new archive still goes on
             db.session.rollback()
             outcome.resume_error = _short(exc)
+        fail_dead_runs(settings, info.uid, staging)
         backup = Backup(tenant_uid=info.uid, tenant_slug=info.slug, backend=info.backend.value,
                         status=BackupStatus.RUNNING, started_at=clock.now())
         db.session.add(backup)

@@ -15,7 +15,7 @@ import psycopg2
 from psycopg2 import sql
 from sqlalchemy import make_url, select
 
-from backups import archive
+from backups import archive, journal
 from backups.dump import libpq_env, pg_counts, pg_tool, run_tool, sqlite_counts
 from backups.errors import ArchiveError, BackupError, TargetError
 from backups.models import Backup, BackupStatus
@@ -59,7 +59,8 @@ def check_copy(backup: Backup, target: Target) -> str:
 def checkable(uids: list[str] | None) -> list[Backup]:
     query = select(Backup).where(
         Backup.sha256.is_not(None),
-        Backup.status.not_in([BackupStatus.FAILED, BackupStatus.PRUNED])).order_by(Backup.id)
+        Backup.status.not_in([BackupStatus.FAILED, BackupStatus.PRUNING,
+                                BackupStatus.PRUNED])).order_by(Backup.id)
     if uids is not None:
         query = query.where(Backup.tenant_uid.in_(uids))
     return list(db.session.execute(query).scalars())
@@ -124,25 +125,27 @@ def _restore_postgresql(dump: Path, tenant: Tenant, settings: Settings) -> dict[
     if tenant.server is None:
         raise BackupError(f"tenant {tenant.slug} has no database server to restore on")
     admin = server_url(settings, tenant.server)
-    scratch = f"{settings.pg_name_prefix}verify_{secrets.token_hex(6)}"
-    with pg.admin_connection(admin) as conn, conn.cursor() as cursor:
-        cursor.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
-            sql.Identifier(scratch)))
-    try:
-        env = libpq_env(make_url(admin).set(database=scratch))
-        run_tool([pg_tool(settings, "pg_restore"), "--no-owner", "--no-privileges",
-                  "--exit-on-error", "--no-password", f"--dbname={scratch}", str(dump)],
-                 env, "pg_restore into the scratch database")
-        conn = psycopg2.connect(pg.libpq_dsn(admin, scratch), connect_timeout=10)
-        try:
-            with conn.cursor() as cursor:
-                return pg_counts(cursor)
-        finally:
-            conn.close()
-    finally:
-        with pg.admin_connection(admin) as conn, conn.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+    token = secrets.token_hex(6)
+    scratch = journal.scratch_database(settings, "verify", token)
+    with journal.held_on_server(admin, token) as held:
+        with held.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
                 sql.Identifier(scratch)))
+        try:
+            env = libpq_env(make_url(admin).set(database=scratch))
+            run_tool([pg_tool(settings, "pg_restore"), "--no-owner", "--no-privileges",
+                      "--exit-on-error", "--no-password", f"--dbname={scratch}", str(dump)],
+                     env, "pg_restore into the scratch database")
+            conn = psycopg2.connect(pg.libpq_dsn(admin, scratch), connect_timeout=10)
+            try:
+                with conn.cursor() as cursor:
+                    return pg_counts(cursor)
+            finally:
+                conn.close()
+        finally:
+            with held.cursor() as cursor:
+                cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(scratch)))
 
 
 def newest(uid: str) -> Backup | None:

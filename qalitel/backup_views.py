@@ -20,6 +20,7 @@ STATUS_LABELS = {
     BackupStatus.COMPLETE: _l("Complete"),
     BackupStatus.PARTIAL: _l("Partial"),
     BackupStatus.FAILED: _l("Failed"),
+    BackupStatus.PRUNING: _l("Being deleted (past the retention window)"),
     BackupStatus.PRUNED: _l("Deleted (past the retention window)"),
 }
 COPY_LABELS = {

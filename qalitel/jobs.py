@@ -141,6 +141,16 @@ def ledger_prune(ctx: JobContext) -> dict[str, Any]:
     return {"deleted": prune_ledger(timedelta(days=LEDGER_DAYS))}
 
 
+def backup_sweep(ctx: JobContext) -> dict[str, Any]:
+    """What restores and deep verifications killed midway left: rolled back or finished."""
+    from backups.sweep import sweep_leftovers
+
+    swept = sweep_leftovers(ctx.settings)
+    if not swept.ok:
+        raise JobFailed("; ".join(swept.errors), swept.as_dict())
+    return swept.as_dict()
+
+
 def closures(ctx: JobContext) -> dict[str, Any]:
     """Closed tenants: drop after the grace period, delete backup copies past their window,
     purge, and write each step into the tenant's deletion record."""
@@ -168,10 +178,12 @@ def register() -> None:
     register_job("backup-deep-verify", timedelta(days=1), deep_verify_sample,
                  lease_ttl=timedelta(minutes=30), enabled=_can_decrypt,
                  description="Restore a sample of backups into scratch copies and compare")
+    register_job("backup-sweep", timedelta(hours=1), backup_sweep,
+                 description="Settle what killed restores and deep verifications left")
     register_job("closures", timedelta(minutes=1), closures, lease_ttl=timedelta(minutes=30),
                  description="Drop, purge and record the deletion of closed tenants")
     register_job("files-sweep", timedelta(hours=6), files_sweep,
                  description="Remove unreferenced attached files")
     register_job("jobs-ledger-prune", timedelta(days=1), ledger_prune,
                  description=f"Forget job runs older than {LEDGER_DAYS} days")
-    # Later issues register theirs here: restore leftovers sweep, exports, closure purge.
+    # Later issues register theirs here (exports, retention).

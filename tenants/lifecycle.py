@@ -25,6 +25,9 @@ from tenants.servers import server_url
 #: Maintenance grant roles are ``<prefix>m_<random>`` (maintenance.grants): never a
 #: tenant's name (slugs have no ``_``), never swept as an orphan.
 GRANT_ROLE_INFIX = "m_"
+#: Scratch databases of restores and deep verifications are ``<prefix>bk_<kind>_<token>``
+#: (backups.journal): never a tenant's name; the backups sweep settles them, not this one.
+BACKUP_SCRATCH_INFIX = "bk_"
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def sweep(settings: Settings, *, older_than_s: float = 600.0) -> list[str]:
                                     f"(swept so far: {', '.join(removed) or 'nothing'}): "
                                     f"{str(exc).strip()}") from exc
         for name in databases:
-            if name not in claimed:
+            if name not in claimed and not name.startswith(prefix + BACKUP_SCRATCH_INFIX):
                 drop_pg(url, name, None)
                 removed.append(f"database:{name}")
         for name in roles:

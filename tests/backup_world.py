@@ -1,8 +1,10 @@
 """Helpers of the backup tests: an age keypair, two folder targets, an app wired to them,
-a tenant with records and files, and what the targets and catalogue hold."""
+a tenant with records and files, what the targets and catalogue hold, and what a
+restore may leave behind."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -13,7 +15,7 @@ from typing import Any
 import pyrage
 from flask import Flask
 
-from tests.conftest import provision
+from tests.conftest import PG_URL, in_tenant, provision
 
 TITLE = "Fissure on weld seam Zebulon-4471"
 
@@ -112,3 +114,49 @@ def mount_tmpfs(folder: Path, options: str) -> bool:
 
 def unmount(folder: Path) -> None:
     subprocess.run(["umount", str(folder)], capture_output=True, check=False)
+
+
+def files(world: BackupWorld) -> dict[str, str]:
+    root = world.settings.instance_dir / "files" / world.uid
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in root.rglob("*") if p.is_file()}
+
+
+def change_everything(world: BackupWorld) -> None:
+    from qalitel.records.models import NonConformity
+
+    with in_tenant(world.app, world.slug) as session:
+        records = session.query(NonConformity).order_by(NonConformity.id).all()
+        records[0].title = "changed after the backup"
+        session.delete(records[1])
+        session.commit()
+    root = world.settings.instance_dir / "files" / world.uid
+    (root / "ab" / "report.txt").unlink()
+    (root / "new.txt").write_text("added after the backup")
+
+
+def status(world: BackupWorld) -> str:
+    from core.db import db
+    from tenants.registry import Tenant
+
+    with world.app.app_context():
+        return db.session.query(Tenant).filter_by(slug=world.slug).one().status.value
+
+
+def leftovers(world: BackupWorld, backend: str) -> list[str]:
+    """Scratch and previous databases, files and folders a restore may leave."""
+    instance = world.settings.instance_dir
+    found = [p.name for p in (instance / "tenants").iterdir() if "restor" in p.name]
+    found += [p.name for p in (instance / "files").iterdir() if "restor" in p.name]
+    if backend == "postgresql":
+        from tenants import pg
+
+        prefix = world.settings.pg_name_prefix
+        with pg.admin_connection(PG_URL) as conn, conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                        (prefix + "bk_",))
+            found += [row[0] for row in cur.fetchall()]
+    journals = instance / "backup-journal"
+    if journals.exists():
+        found += [p.name for p in journals.iterdir()]
+    return found + [p.name for p in world.leftovers()]

@@ -185,3 +185,63 @@ def test_pg_dump_exiting_0_with_a_truncated_dump_is_caught(make_app, backend, tm
     assert "pg_restore --list of the dump failed" in result.output
     assert all(world.archives(m) == [] for m in world.media)
     assert world.leftovers() == []
+
+
+KILL_AFTER_DUMP = """
+import os, pickle, signal, sys
+import backups.archive as archive
+from backups.cli import backup_group
+from qalitel import create_app
+
+settings = pickle.loads(open(sys.argv[1], "rb").read())
+real_dump = archive.dump_database
+
+def dump(*args):
+    real_dump(*args)  # the plaintext dump is in the staging folder, not yet encrypted
+    os.kill(os.getpid(), signal.SIGKILL)
+
+archive.dump_database = dump
+result = create_app(settings, web=False).test_cli_runner().invoke(backup_group, ["run", "acme"])
+sys.exit(f"not killed: {result.output}")
+"""
+
+
+@pytest.mark.parametrize("then", ["backup run acme", "backup sweep"])
+def test_process_killed_while_dumping(make_app, backend, tmp_path, password_hash, then):
+    """A ``qalitel backup run`` SIGKILLed with the database dumped but not yet encrypted:
+    nothing reached any target; the next run (or a sweep) removes the plaintext, marks the
+    dead backup failed, and a run makes a good one."""
+    import dataclasses
+    import pickle
+    import signal
+    import subprocess
+    import sys
+
+    from backups.run import DIED
+
+    world = make_world(make_app, backend, tmp_path, password_hash)
+    frozen = tmp_path / "settings.pickle"
+    frozen.write_bytes(pickle.dumps(dataclasses.replace(world.settings, extra={})))
+    done = subprocess.run([sys.executable, "-c", KILL_AFTER_DUMP, str(frozen)],
+                          capture_output=True, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    [backup] = world.catalogue()
+    assert backup["status"] == "running" and backup["sha256"] is None
+    assert all(world.archives(m) == [] for m in world.media)
+    [dead] = [p for p in (world.settings.instance_dir / "backup-staging").iterdir()
+              if p.is_dir()]
+    assert any(p.name.startswith("database.") for p in dead.iterdir())  # plaintext
+
+    result = world.run(*then.split())
+    assert result.exit_code == 0, result.output
+    if then == "backup sweep":
+        assert f"acme: backup 1 failed: {DIED}" in result.output
+        assert [b["status"] for b in world.catalogue()] == ["failed"]
+        assert world.leftovers() == []
+        assert world.run("backup", "run", "acme").exit_code == 0
+    first, second = world.catalogue()
+    assert (first["status"], first["error"], first["copies"]) == ("failed", DIED, {})
+    assert second["status"] == "complete"
+    assert [len(world.archives(m)) for m in world.media] == [1, 1]
+    assert world.leftovers() == []
+    assert world.run("backup", "verify", "acme", "--deep").exit_code == 0

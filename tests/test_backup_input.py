@@ -81,3 +81,76 @@ def test_deep_verify_needs_a_readable_identity(world, tmp_path):
     assert_refused(world, world.run("backup", "verify", "--deep"), "not an age identity file")
     world.configure(backup_identity=tmp_path / "absent.txt")
     assert_refused(world, world.run("backup", "verify", "--deep"), "cannot read it")
+
+
+def _snapshot(world: BackupWorld) -> tuple:
+    """What a refused command must leave as it was: catalogue, every target's files, the
+    tenant's files and records."""
+    from qalitel.records.models import NonConformity
+    from tests.conftest import in_tenant
+
+    root = world.settings.instance_dir / "files" / world.uid
+    with in_tenant(world.app, world.slug) as session:
+        titles = sorted(r.title for r in session.query(NonConformity))
+    return (world.catalogue(),
+            [[(p.name, p.stat().st_size) for p in world.archives(m)] for m in world.media],
+            sorted((p.name, p.stat().st_size) for p in root.rglob("*") if p.is_file()),
+            titles)
+
+
+@pytest.mark.parametrize("command", [("prune",), ("verify", "acme"), ("restore", "acme", "1"),
+                                     ("status",)])
+def test_every_command_refuses_malformed_targets_and_changes_nothing(world, command):
+    from datetime import timedelta
+
+    from core.clock import ManualClock, set_clock
+
+    assert world.run("backup", "run", "acme").exit_code == 0
+    assert world.run("backup", "run", "acme").exit_code == 0
+    clock = ManualClock()
+    set_clock(world.app, clock)
+    clock.advance(timedelta(days=90))  # backup 1 is due for pruning
+    before = _snapshot(world)
+    a, _b = world.media
+    world.configure(backup_targets=(str(a), "relative/b"))
+    result = world.run("backup", *command)
+    if command == ("status",):  # reads the catalogue only: needs no targets
+        assert "Traceback" not in result.output and _snapshot(world) == before
+        return
+    assert result.exit_code == 2, result.output
+    assert "QALITEL_BACKUP_TARGETS" in result.output and "must be an absolute path" in \
+        result.output
+    assert _snapshot(world) == before
+    assert world.leftovers() == []
+
+
+def test_restore_refuses_other_tenants_and_unusable_backups(world, password_hash):
+    """Another tenant's backup id, an id past any integer, and a backup with no good copy
+    anywhere: exit 2, the message names it, and neither tenant changes."""
+    from tests.conftest import provision
+
+    provision(world.app, "bravo", password_hash)
+    assert world.run("backup", "run", "bravo").exit_code == 0  # backup 1 is bravo's
+    for folder in world.media:
+        folder.rename(folder.with_name(folder.name + "-unmounted"))
+    assert world.run("backup", "run", "acme").exit_code == 1  # backup 2: no copy anywhere
+    for folder in world.media:
+        folder.with_name(folder.name + "-unmounted").rename(folder)
+    assert [b["status"] for b in world.catalogue()] == ["complete", "failed"]
+    before = _snapshot(world)
+    for args, message in [(("acme", "1"), "tenant 'acme' has no backup 1"),
+                          (("bravo", "2"), "tenant 'bravo' has no backup 2"),
+                          (("acme", "9" * 19), "is not a number"),
+                          (("acme", "2"), "backup 2 of 'acme' is failed: nothing to restore"),
+                          (("acme", "2", "--as", "acme-two"), "is failed: nothing to restore"),
+                          (("closed-one", "1"), "no tenant 'closed-one'")]:
+        result = world.run("backup", "restore", *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
+    assert _snapshot(world) == before
+    assert world.leftovers() == []
+    from core.db import db
+    from tenants.registry import Tenant
+
+    with world.app.app_context():
+        assert sorted(t.slug for t in db.session.query(Tenant)) == ["acme", "bravo"]

@@ -115,6 +115,9 @@ def test_states_of_failed_partial_pruned_damaged_and_former_targets(make_app, ba
     ], [*folders, s3])
     add_backups(app, acme.uid, "acme", [{"at": START + timedelta(days=4)}],
                 ["/srv/retired-disk", folders[0]])
+    add_backups(app, acme.uid, "acme", [  # a prune that could delete one copy of two so far
+        {"status": BackupStatus.PRUNING, "at": START + timedelta(days=5),
+         "copies": {folders[0]: CopyStatus.PRUNED, folders[1]: CopyStatus.OK}}], folders)
     client = admin_client(app, "acme")
     page = client.get(URL.format("acme"), headers=EN)
     assert page.status_code == 200
@@ -130,6 +133,9 @@ def test_states_of_failed_partial_pruned_damaged_and_former_targets(make_app, ba
     assert "Restore test failed" in plain[4] and "S3: saved" in plain[4]
     assert "former medium 1: saved" in plain[5] and "medium 2: not written" in plain[5]
     assert "not verified yet" in plain[5]
+    assert "Being deleted" in plain[6] and "medium 1: deleted" in plain[6]
+    assert {s.value for s in BackupStatus} <= set(re.findall(r'data-status="([a-z]+)"', html)
+                                                  ) | {"running"}  # each state has its words
     assert "/srv/retired-disk" not in html and "qalitel-bak" not in html
     assert "on 3 separate media" in text(page)
 

@@ -4,12 +4,13 @@ good backup stays whatever its age; a closed tenant keeps nothing."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 
 from core.clock import ManualClock, set_clock
-from tests.backup_world import BackupWorld, make_world
+from tests.backup_world import BackupWorld, make_world, mount_tmpfs, unmount
 
 START = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
 
@@ -101,17 +102,68 @@ def test_a_copy_that_cannot_be_deleted_is_named_and_retried(world):
     assert result.exit_code == 1
     assert f"acme: backup 1: {world.media[1]}: " in result.output
     first = world.catalogue()[0]
-    assert first["status"] == "complete"  # not pruned until every copy is gone
-    assert first["copies"][str(world.media[0])][0] == "pruned"
-    assert first["copies"][str(world.media[1])][0] == "ok"
+    assert first["status"] == "pruning"  # not pruned until every copy is gone
+    assert first["copies"][str(world.media[0])] == ("pruned", None)
+    state, error = first["copies"][str(world.media[1])]
+    assert state == "ok" and error.startswith(f"not deleted: {world.media[1]}: ")
+    assert first["error"].startswith(f"prune: {world.media[1]}: ")
+    refused = world.run("backup", "restore", "acme", "1")
+    assert refused.exit_code == 2 and "backup 1 of 'acme' is pruning" in refused.output
 
     import shutil
 
     shutil.rmtree(stuck)
     result = world.run("backup", "prune")
     assert result.exit_code == 0, result.output
-    assert world.catalogue()[0]["status"] == "pruned"
+    first = world.catalogue()[0]
+    assert first["status"] == "pruned"
+    assert set(first["copies"].values()) == {("pruned", None)}
     assert [len(world.archives(m)) for m in world.media] == [1, 1]
+
+
+def test_a_prune_failing_on_a_read_only_target_says_what_was_deleted(make_app, backend,
+                                                                     tmp_path, password_hash):
+    """The second medium is a real tmpfs remounted read-only after the backups: the copy on
+    the first medium is deleted and recorded so, the other stays catalogued as present with
+    the error, the run exits 1 naming it, and once the medium is writable again the next
+    prune deletes exactly that copy."""
+    import subprocess
+
+    first_medium, second_medium = tmp_path / "media-a", tmp_path / "media-b"
+    first_medium.mkdir()
+    assert mount_tmpfs(second_medium, "size=4m"), "mounting a tmpfs needs root"
+    try:
+        world = make_world(make_app, backend, tmp_path, password_hash,
+                           media=[first_medium, second_medium])
+        clock = ManualClock(START)
+        set_clock(world.app, clock)
+        names = _backups_on(world, clock, [0, 1])
+        subprocess.run(["mount", "-o", "remount,ro", str(second_medium)], check=True)
+        clock.set(START + _days(40))
+        result = world.run("backup", "prune", "--json")
+        assert result.exit_code == 1
+        assert f"acme: backup 1: {second_medium}: Read-only file system" in result.output
+        report = json.loads(result.stdout)["pruned"]
+        assert [(r["backup_id"], r["deleted"]) for r in report] == [(1, [str(first_medium)])]
+        first, second = world.catalogue()
+        assert first["status"] == "pruning" and second["status"] == "complete"
+        assert first["copies"][str(first_medium)] == ("pruned", None)
+        state, error = first["copies"][str(second_medium)]
+        assert state == "ok" and "Read-only file system" in error
+        assert _names(world) == [[names[1]], sorted(names)]
+        assert world.run("backup", "verify", "acme").exit_code == 0  # the pruning one skipped
+
+        subprocess.run(["mount", "-o", "remount,rw", str(second_medium)], check=True)
+        report = world.json("backup", "prune")["pruned"]
+        assert [(r["backup_id"], r["deleted"], r["failures"]) for r in report] == [
+            (1, [str(second_medium)], [])]
+        first, second = world.catalogue()
+        assert first["status"] == "pruned" and second["status"] == "complete"
+        assert set(first["copies"].values()) == {("pruned", None)}
+        assert _names(world) == [[names[1]]] * 2
+        assert world.json("backup", "prune")["pruned"] == []
+    finally:
+        unmount(second_medium)
 
 
 def test_status_reports_overdue_tenants(world):

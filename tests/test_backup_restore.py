@@ -8,7 +8,16 @@ import hashlib
 
 import pytest
 
-from tests.backup_world import TITLE, BackupWorld, keypair, make_world
+from tests.backup_world import (
+    TITLE,
+    BackupWorld,
+    change_everything,
+    files,
+    keypair,
+    leftovers,
+    make_world,
+    status,
+)
 from tests.conftest import PG_URL, in_tenant, provision
 
 
@@ -22,49 +31,6 @@ def titles(world: BackupWorld) -> list[str]:
 
     with in_tenant(world.app, world.slug) as session:
         return sorted(r.title for r in session.query(NonConformity))
-
-
-def files(world: BackupWorld) -> dict[str, str]:
-    root = world.settings.instance_dir / "files" / world.uid
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in root.rglob("*") if p.is_file()}
-
-
-def change_everything(world: BackupWorld) -> None:
-    from qalitel.records.models import NonConformity
-
-    with in_tenant(world.app, world.slug) as session:
-        records = session.query(NonConformity).order_by(NonConformity.id).all()
-        records[0].title = "changed after the backup"
-        session.delete(records[1])
-        session.commit()
-    root = world.settings.instance_dir / "files" / world.uid
-    (root / "ab" / "report.txt").unlink()
-    (root / "new.txt").write_text("added after the backup")
-
-
-def status(world: BackupWorld) -> str:
-    from core.db import db
-    from tenants.registry import Tenant
-
-    with world.app.app_context():
-        return db.session.query(Tenant).filter_by(slug=world.slug).one().status.value
-
-
-def leftovers(world: BackupWorld, backend: str) -> list[str]:
-    """Scratch and previous databases, files and folders a restore may leave."""
-    instance = world.settings.instance_dir
-    found = [p.name for p in (instance / "tenants").iterdir() if "restor" in p.name]
-    found += [p.name for p in (instance / "files").iterdir() if "restor" in p.name]
-    if backend == "postgresql":
-        from tenants import pg
-
-        prefix = world.settings.pg_name_prefix
-        with pg.admin_connection(PG_URL) as conn, conn.cursor() as cur:
-            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s "
-                        "OR datname LIKE %s", (prefix + "rst_%", prefix + "pre_%"))
-            found += [row[0] for row in cur.fetchall()]
-    return found + [p.name for p in world.leftovers()]
 
 
 def test_round_trip_restores_the_same_records_and_files(world, backend):

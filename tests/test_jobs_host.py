@@ -21,8 +21,8 @@ from core.jobs import lease
 from tests.backup_world import BackupWorld, make_world
 
 START = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
-HOST_JOBS = ["maintenance-expiry", "backups", "backup-prune", "backup-deep-verify", "closures",
-             "files-sweep", "jobs-ledger-prune"]
+HOST_JOBS = ["maintenance-expiry", "backups", "backup-prune", "backup-deep-verify",
+             "backup-sweep", "closures", "files-sweep", "jobs-ledger-prune"]
 
 
 @pytest.fixture

@@ -1,0 +1,231 @@
+"""An in-place restore or a deep verification killed (SIGKILL, a real subprocess) at each of
+its steps, on both backends: the tenant always has a database, the old one or the restored
+one; ``qalitel backup sweep`` then puts the tenant back as it was (before the database swap)
+or keeps the restored one (after it), gives it its status back, and leaves no scratch
+database, file, folder or journal. A live run's work and a live tenant are never swept."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backups.restore import STEPS
+from tests.backup_world import (
+    TITLE,
+    BackupWorld,
+    change_everything,
+    files,
+    leftovers,
+    make_world,
+    status,
+)
+
+KILL_RESTORE = """
+import os, pickle, signal, sys
+from qalitel import create_app
+
+settings, slug, step, new_slug = pickle.loads(open(sys.argv[1], "rb").read())
+app = create_app(settings, web=False)
+
+def die(label):
+    if label == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+with app.app_context():
+    from backups.models import Backup
+    from backups.restore import restore, restore_as
+    from backups.targets import parse_targets
+    from core.db import db
+    from tenants.service import get_tenant
+
+    tenant, backup = get_tenant(slug), db.session.get(Backup, 1)
+    engines = app.extensions["qalitel_engines"]
+    if new_slug:
+        restore_as(tenant, backup, new_slug, settings, parse_targets(settings), engines,
+                   fault=die)
+    else:
+        restore(tenant, backup, settings, parse_targets(settings), engines, fault=die)
+sys.exit("not killed")
+"""
+
+KILL_VERIFY = """
+import os, pickle, signal, sys
+from qalitel import create_app
+import backups.verify as verify
+
+settings, slug = pickle.loads(open(sys.argv[1], "rb").read())
+
+def die(*_args, **_kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+verify.pg_counts = die  # after pg_restore filled the scratch database
+verify._restore_sqlite = die  # the plaintext dump sits in the staging folder
+app = create_app(settings, web=False)
+with app.app_context():
+    from backups.targets import parse_targets
+    from tenants.service import get_tenant
+
+    verify.deep_verify(get_tenant(slug), settings, parse_targets(settings))
+sys.exit("not killed")
+"""
+
+
+def _killed(world: BackupWorld, script: str, *args: object) -> None:
+    frozen = world.tmp / "settings.pickle"
+    frozen.write_bytes(pickle.dumps((dataclasses.replace(world.settings, extra={}), *args)))
+    done = subprocess.run([sys.executable, "-c", script, str(frozen)], capture_output=True,
+                          check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+
+
+def _raw_titles(world: BackupWorld, slug: str) -> list[str]:
+    """The titles in the tenant's database as it is now, whatever the tenant's status."""
+    from sqlalchemy import text
+
+    from core.db import db
+    from tenants.engines import TenantInfo, build_engine
+    from tenants.registry import Tenant
+
+    with world.app.app_context():
+        info = TenantInfo.from_row(db.session.query(Tenant).filter_by(slug=slug).one())
+        db.session.remove()
+    engine = build_engine(info, world.settings, pooled=False)
+    try:
+        with engine.connect() as conn:
+            return sorted(conn.execute(text("SELECT title FROM nonconformities")).scalars())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def world(make_app, backend, tmp_path, password_hash) -> BackupWorld:
+    world = make_world(make_app, backend, tmp_path, password_hash)
+    assert world.run("backup", "run", "acme").exit_code == 0
+    return world
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_an_in_place_restore_killed_at_any_step_is_settled_by_the_sweep(world, backend,
+                                                                        step):
+    restored_titles, restored_files = _raw_titles(world, "acme"), files(world)
+    change_everything(world)
+    old_titles, old_files = _raw_titles(world, "acme"), files(world)
+    assert old_titles != restored_titles
+
+    _killed(world, KILL_RESTORE, "acme", step, None)
+    swapped = STEPS.index(step) >= STEPS.index("swapped")
+    # never without a database: the old one before the swap, the restored one after it
+    assert _raw_titles(world, "acme") == (restored_titles if swapped else old_titles)
+    if step in ("suspended", "files-placed", "swapped"):
+        assert status(world) == "suspended"
+
+    result = world.run("backup", "sweep")
+    assert result.exit_code == 0, result.output
+    assert status(world) == "active"
+    if swapped:
+        assert _raw_titles(world, "acme") == restored_titles and TITLE in restored_titles
+        assert files(world) == restored_files
+        if step != "cleaned":
+            assert "kept the restored database" in result.output
+    else:
+        assert _raw_titles(world, "acme") == old_titles
+        assert files(world) == old_files
+        assert "the previous database and files are in place" in result.output
+    assert leftovers(world, backend) == []
+    assert world.run("backup", "sweep").output.strip() == "nothing to sweep"
+    # the tenant serves and is backed up as before
+    assert world.run("backup", "run", "acme").exit_code == 0
+    assert world.run("backup", "verify", "acme", "--deep").exit_code == 0
+
+
+@pytest.mark.parametrize("step", ["journal", "staged", "swapped"])
+def test_a_killed_restore_as_a_new_tenant(world, backend, step):
+    from core.db import db
+    from tenants.registry import Tenant
+
+    _killed(world, KILL_RESTORE, "acme", step, "acme-copy")
+    result = world.run("backup", "sweep")
+    assert result.exit_code == 0, result.output
+    with world.app.app_context():
+        copies = db.session.query(Tenant).filter_by(slug="acme-copy").all()
+        assert [t.status.value for t in copies] == ([] if step != "swapped" else ["active"])
+    if step == "swapped":
+        assert TITLE in _raw_titles(world, "acme-copy")
+    assert leftovers(world, backend) == []
+
+
+def test_a_killed_deep_verification_is_swept(world, backend):
+    _killed(world, KILL_VERIFY, "acme")
+    assert leftovers(world, backend) != []  # its scratch database / plaintext staging
+    result = world.run("backup", "sweep", "--json")
+    assert result.exit_code == 0, result.output
+    assert leftovers(world, backend) == []
+    assert world.run("backup", "verify", "acme", "--deep").exit_code == 0
+
+
+def test_the_sweep_leaves_live_tenants_and_live_runs_alone(world, backend):
+    """A tenant's own database, files and staging work, and a scratch database whose run
+    still holds its lock, are never swept."""
+    from backups import archive, journal
+    from tests.conftest import PG_URL
+
+    before_titles, before_files = _raw_titles(world, "acme"), files(world)
+    token = "0123456789ab"
+    with journal.alive(world.settings, token), \
+            archive.staging_folder(world.settings, f"restore-{token}") as staging:
+        (staging / "archive.age").write_bytes(b"in progress")
+        live_scratch = Path(f"{world.settings.sqlite_tenant_dir}/acme.sqlite3.restoring-"
+                            f"{token}")
+        live_scratch.write_bytes(b"in progress")
+        if backend == "postgresql":
+            name = journal.scratch_database(world.settings, "verify", token)
+            with journal.held_on_server(PG_URL, token) as conn, conn.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{name}"')
+                result = world.run("backup", "sweep")
+                cur.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,))
+                assert cur.fetchone()[0] == 1
+                cur.execute(f'DROP DATABASE "{name}"')
+        else:
+            result = world.run("backup", "sweep")
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == "nothing to sweep"
+        assert (staging / "archive.age").exists() and live_scratch.exists()
+        live_scratch.unlink()
+    assert _raw_titles(world, "acme") == before_titles and files(world) == before_files
+    assert status(world) == "active"
+
+
+@pytest.mark.parametrize("step", STEPS[:STEPS.index("swapped") + 1])
+def test_a_restore_failing_at_any_step_before_it_checks_out_changes_nothing(world, backend,
+                                                                           step):
+    """The same steps, failing with an error instead of a kill: the restore itself puts
+    everything back, says so, and leaves nothing for the sweep."""
+    from backups.models import Backup
+    from backups.restore import restore
+    from backups.targets import parse_targets
+    from core.db import db
+    from tenants.service import get_tenant
+
+    change_everything(world)
+    old_titles, old_files = _raw_titles(world, "acme"), files(world)
+
+    def fail(label: str) -> None:
+        if label == step:
+            raise OSError(f"injected failure at {label}")
+
+    with world.app.app_context():
+        with pytest.raises(OSError, match=f"injected failure at {step}"):
+            restore(get_tenant("acme"), db.session.get(Backup, 1), world.settings,
+                    parse_targets(world.settings), world.app.extensions["qalitel_engines"],
+                    fault=fail)
+        db.session.remove()
+    assert _raw_titles(world, "acme") == old_titles and files(world) == old_files
+    assert status(world) == "active"
+    assert leftovers(world, backend) == []
+    assert world.run("backup", "sweep").output.strip() == "nothing to sweep"
