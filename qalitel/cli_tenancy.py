@@ -220,3 +220,13 @@ def demo_command() -> None:
 
     for line in ensure_demo(settings()):
         click.echo(line)
+
+
+def _register_exports() -> None:
+    from qalitel.cli_exports import export_command, import_command
+
+    tenants_group.add_command(export_command)
+    tenants_group.add_command(import_command)
+
+
+_register_exports()
