@@ -14,7 +14,7 @@ from tests.conftest import in_tenant, provision
 from tests.files_helpers import PDF, PNG
 
 TITLE = "Fissure sur soudure Zébulon-4471 ✓"
-FORMULA = "=HYPERLINK(\"http://evil.example\")"
+FORMULA = "=SUM(A1:A9)*2"
 
 
 def make_tenant(app: Flask, slug: str, password_hash: str, *, backend: str | None = None):
