@@ -30,6 +30,7 @@ def make_tenant(app: Flask, slug: str, password_hash: str, *, backend: str | Non
         user.name = FORMULA
         record = session.get(NonConformity, handle.record_ids[0])
         record.title = TITLE
+        record.description = "line one\nline two\u2028still two\r\n\ttabbed «é»"
         session.flush()
         action = create_action(user, "Grind and re-weld", record=record)
         group = Group(name="Qualité — atelier")

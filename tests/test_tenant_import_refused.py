@@ -154,6 +154,20 @@ def test_a_zip_without_manifest(exported, backend, tmp_path):
     assert result.exit_code == 2 and "no manifest.json" in result.output, result.output
 
 
+def test_an_encrypted_member_is_refused(exported, backend, tmp_path):
+    app, archive = exported
+    data = bytearray(archive.read_bytes())
+    name = first_file(archive).encode()
+    entry = next(i for i in range(len(data)) if data.startswith(b"PK\x01\x02", i)
+                 and data[i + 46:i + 46 + len(name)] == name)
+    data[entry + 8] |= 0x1  # the central directory says: encrypted
+    path = tmp_path / "locked.zip"
+    path.write_bytes(bytes(data))
+    result = run(app, "tenants", "import", path, "--as", "copy")
+    assert result.exit_code == 2 and "is encrypted" in result.output, result.output
+    nothing_left(app, backend)
+
+
 def test_the_total_size_is_capped(exported, backend):
     from qalitel.exports.archive import ExportArchiveError, Limits
     from qalitel.exports.tenant_import import import_tenant

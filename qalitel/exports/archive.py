@@ -175,6 +175,10 @@ class ArchiveReader:
                 raise _refuse(f"unexpected member {name[:80]!r}")
             if name in by_name:
                 raise _refuse(f"member {name[:80]!r} appears twice")
+            if info.flag_bits & 0x1:
+                raise _refuse(f"member {name[:80]!r} is encrypted: not a QALITEL export")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise _refuse(f"member {name[:80]!r} uses an unsupported compression")
             by_name[name] = info
         info = by_name.pop(MANIFEST, None)
         if info is None:

@@ -23,7 +23,7 @@ from qalitel.exports.tenant import read_rows, table_member, tenant_tables
 from qalitel.exports.values import from_json
 from tenants import migrations
 from tenants.engines import TenantInfo, build_engine
-from tenants.registry import Tenant, validate_slug
+from tenants.registry import Tenant, TenantStatus, validate_slug
 
 BATCH = 500
 SKIPPED = ("tenant_identity",)  # the new tenant's own identity row stays
@@ -158,7 +158,11 @@ def import_tenant(settings: Settings, path: Path, slug: str, name: str | None = 
                              first_rows=lambda _admin: [])
         info = TenantInfo.from_row(made.tenant)
         try:
+            made.tenant.status = TenantStatus.SUSPENDED  # no sign-in while it fills up
+            db.session.commit()
             counts = _load(info, settings, reader, tables)
+            made.tenant.status = TenantStatus.ACTIVE
+            db.session.commit()
         except BaseException:
             db.session.rollback()
             destroy_tenant(settings, made.tenant)
