@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import re
+import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,10 +67,15 @@ class ArchiveWriter:
         self.members: dict[str, dict[str, Any]] = {}
 
     @contextmanager
-    def binary(self, name: str) -> Iterator[_Hashing]:
+    def binary(self, name: str, *, stored: bool = False) -> Iterator[_Hashing]:
+        """A member written as it streams; ``stored``: not compressed (photos and PDFs
+        are already, and deflating them again costs time for nothing)."""
         if not MEMBER_NAME.fullmatch(name) or name in self.members:
             raise ValueError(f"bad member name {name!r}")
-        with self.zip.open(name, "w", force_zip64=True) as raw:
+        info = zipfile.ZipInfo(name, date_time=time.gmtime()[:6])
+        info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+        info.external_attr = 0o600 << 16
+        with self.zip.open(info, "w", force_zip64=True) as raw:
             stream = _Hashing(raw)
             yield stream
         self.members[name] = {"sha256": stream.digest.hexdigest(), "size": stream.size}
@@ -85,7 +91,7 @@ class ArchiveWriter:
             buffered.flush()
 
     def copy_file(self, name: str, source: Path) -> dict[str, Any]:
-        with self.binary(name) as out, open(source, "rb") as handle:
+        with self.binary(name, stored=True) as out, open(source, "rb") as handle:
             while chunk := handle.read(CHUNK):
                 out.write(chunk)
         return self.members[name]
