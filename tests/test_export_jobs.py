@@ -204,3 +204,33 @@ def test_the_page_is_for_admins_only(world):
     assert user.get(PAGE).status_code == 403
     assert user.post(PAGE, data={"csrf_token": csrf_token(user, "/t/acme/")}).status_code == 403
     assert app.test_client().get(PAGE).status_code == 302
+
+
+def test_a_retry_while_another_export_waits_is_refused(world, monkeypatch):
+    from core.db import db
+    from qalitel.exports import jobs
+    from qalitel.exports.models import DataExport, ExportState
+
+    app, _clock, handle, _other, _mailbox = world
+    admin = signed_in(app, "acme", handle.admin_email)
+
+    def broken(job, path: Path) -> None:
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setitem(jobs._kinds, "tenant", broken)
+    assert request_export(admin).status_code == 302
+    process(app)
+    assert request_export(admin).status_code == 302  # a new one, pending
+    with app.app_context():
+        failed = db.session.query(DataExport).filter_by(state=ExportState.FAILED).one()
+    refused = admin.post(f"{PAGE}/{failed.id}/retry",
+                         data={"csrf_token": csrf_token(admin, PAGE)})
+    assert refused.status_code == 409
+    assert "already being prepared" in refused.get_data(as_text=True)
+    with app.app_context():
+        states = sorted(j.state.value for j in db.session.query(DataExport))
+    assert states == ["failed", "pending"]
+    other = signed_in(app, "bravo", world[3].admin_email)
+    forged = other.post(f"/t/bravo/admin/export/{failed.id}/retry",
+                        data={"csrf_token": csrf_token(other, "/t/bravo/admin/export")})
+    assert forged.status_code == 404  # another tenant's export

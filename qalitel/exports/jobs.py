@@ -104,11 +104,20 @@ def _busy(kind: str) -> ExportBusyError:
 
 
 def _activate(job: DataExport) -> None:
-    job.active_key = _active_key(job.kind, job.tenant_uid, job.subject_user_id)
+    """Mark ``job`` pending or running for its tenant (or user): :class:`ExportBusyError`
+    when another is. The unique key settles a race between two requests; the loser's
+    platform transaction is rolled back (SQLite's driver has no usable savepoints)."""
+    key = _active_key(job.kind, job.tenant_uid, job.subject_user_id)
+    with db.session.no_autoflush:
+        taken = db.session.execute(
+            select(DataExport.id).where(DataExport.active_key == key)).first()
+    if taken is not None:
+        raise _busy(job.kind)
+    job.active_key = key
     try:
-        with db.session.begin_nested():
-            db.session.flush()
+        db.session.flush()
     except IntegrityError:
+        db.session.rollback()
         raise _busy(job.kind) from None
 
 
@@ -117,13 +126,15 @@ def request_export(kind: str, tenant_uid: str, user_id: int) -> DataExport:
     one of the same kind is pending or running for the same tenant (or user)."""
     if kind not in _kinds:
         raise ValueError(f"unknown export kind {kind!r}")
-    key = _active_key(kind, tenant_uid, user_id)
-    if db.session.execute(select(DataExport.id).where(DataExport.active_key == key)).first():
-        raise _busy(kind)
     job = DataExport(kind=kind, tenant_uid=tenant_uid, subject_user_id=user_id,
                      state=ExportState.PENDING, attempts=0, created_at=clock.now())
     db.session.add(job)
-    _activate(job)
+    try:
+        _activate(job)
+    except ExportBusyError:
+        if job in db.session:
+            db.session.expunge(job)
+        raise
     return job
 
 
@@ -131,9 +142,10 @@ def retry_export(job: DataExport) -> DataExport:
     """A failed export back to pending (its error kept until the next attempt clears it)."""
     if job.state is not ExportState.FAILED:
         raise ValueError("only a failed export is retried")
+    _activate(job)
     job.state = ExportState.PENDING
     job.finished_at = None
-    _activate(job)
+    db.session.flush()
     return job
 
 
