@@ -234,3 +234,39 @@ def test_a_retry_while_another_export_waits_is_refused(world, monkeypatch):
     forged = other.post(f"/t/bravo/admin/export/{failed.id}/retry",
                         data={"csrf_token": csrf_token(other, "/t/bravo/admin/export")})
     assert forged.status_code == 404  # another tenant's export
+
+
+def test_a_worker_presumed_dead_does_not_overwrite_the_one_that_took_over(world, monkeypatch):
+    import threading
+
+    from core.db import db
+    from qalitel.exports import jobs
+    from qalitel.exports.models import DataExport, ExportState
+
+    app, clock, handle, _other, mailbox = world
+    real = jobs._kinds["tenant"]
+    calls: list[int] = []
+    taken_over: list[list[int]] = []
+
+    def builder(job, path: Path) -> None:
+        calls.append(job.id)
+        if len(calls) == 1:  # the first worker is slow: meanwhile it is presumed dead
+            clock.advance(hours=3)
+            other = threading.Thread(target=lambda: taken_over.append(process(app)))
+            other.start()
+            other.join()
+        real(job, path)
+
+    monkeypatch.setitem(jobs._kinds, "tenant", builder)
+    with app.app_context():
+        job_id = jobs.request_export("tenant", handle.uid, handle.user_ids["admin"]).id
+        db.session.commit()
+    assert process(app) == [job_id]
+    assert taken_over == [[job_id]] and calls == [job_id, job_id]
+    with app.app_context():
+        job = db.session.get(DataExport, job_id)
+        assert job.state is ExportState.READY and job.attempts == 2
+        kept = job.file_path
+    files = list((app.extensions["qalitel_settings"].instance_dir / "exports").glob("*"))
+    assert [str(f) for f in files] == [kept]  # the first worker's copy was discarded
+    assert len(mailbox.wait_for(1)) == 1

@@ -198,7 +198,17 @@ def _claim(job_id: int, now: datetime) -> bool:
     return result.rowcount == 1
 
 
-def _message(settings: Settings, job: DataExport, tenant: Tenant, user: User, token: str):
+@dataclass(frozen=True)
+class Requester:
+    """Who is mailed the link (read from the tenant before the build)."""
+
+    name: str
+    email: str
+    locale: str | None
+
+
+def _message(settings: Settings, job: DataExport, tenant: Tenant, user: Requester,
+             token: str):
     link = tenant_link(settings, tenant.slug, f"/exports/{token}")
     with force_locale(user.locale or current_app.config.get("BABEL_DEFAULT_LOCALE", "fr")):
         subject = (_("The export of %(company)s is ready", company=tenant.name)
@@ -209,7 +219,17 @@ def _message(settings: Settings, job: DataExport, tenant: Tenant, user: User, to
     return mail.build_message(settings, user.email, subject, body)
 
 
-def _build(job: DataExport, settings: Settings) -> None:
+class _Superseded(RuntimeError):
+    """Another worker claimed the export again meanwhile (this one was presumed dead)."""
+
+
+def _still_ours(job: DataExport, claimed: datetime) -> None:
+    db.session.refresh(job)
+    if job.state is not ExportState.RUNNING or aware(job.started_at) != claimed:
+        raise _Superseded(f"export {job.id} was claimed by another worker")
+
+
+def _build(job: DataExport, settings: Settings, claimed: datetime) -> None:
     tenant = db.session.execute(select(Tenant).where(
         Tenant.uid == job.tenant_uid)).scalar_one_or_none()
     if tenant is None or tenant.status not in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED):
@@ -217,17 +237,18 @@ def _build(job: DataExport, settings: Settings) -> None:
     build = _kinds.get(job.kind)
     if build is None:
         raise RuntimeError(f"no builder registered for exports of kind {job.kind!r}")
-    info = TenantInfo.from_row(tenant)
-    now = clock.now()
+    info, spec = TenantInfo.from_row(tenant), (job.id, job.kind, job.subject_user_id)
+    db.session.commit()  # hold no platform transaction while the file is built
     final = exports_dir(settings) / f"{job.id}-{secrets.token_hex(8)}.zip"
     partial = final.with_suffix(".partial")
     try:
         with tenant_context(info) as ctx:
-            build(ExportJob(job.id, job.kind, info, job.subject_user_id, settings, now),
-                  partial)
-            user = ctx.session.get(User, job.subject_user_id)
-            if user is None or user.is_suspended:
+            found = ctx.session.get(User, spec[2])
+            if found is None or found.is_suspended:
                 raise RuntimeError("the requesting user's account no longer exists")
+            user = Requester(found.name, found.email, found.locale)
+            ctx.session.rollback()  # its connection back to the pool while the file is built
+            build(ExportJob(spec[0], spec[1], info, spec[2], settings, clock.now()), partial)
             os.replace(partial, final)
             os.chmod(final, 0o600)
             digest, size = hashlib.sha256(), 0
@@ -235,6 +256,7 @@ def _build(job: DataExport, settings: Settings) -> None:
                 while chunk := handle.read(1 << 20):
                     digest.update(chunk)
                     size += len(chunk)
+            _still_ours(job, claimed)
             token = secrets.token_urlsafe(32)
             job.token_hash, job.file_path = token_hash(token), str(final)
             job.file_size, job.file_sha256 = size, digest.hexdigest()
@@ -248,22 +270,29 @@ def _build(job: DataExport, settings: Settings) -> None:
     platform_transaction.after_commit(lambda: mail.deliver(message))
 
 
-def _run(job_id: int, settings: Settings) -> DataExport:
+def _run(job_id: int, settings: Settings, claimed: datetime) -> None:
     job = db.session.get(DataExport, job_id)
     assert job is not None
     try:
-        _build(job, settings)
+        _build(job, settings, claimed)
         db.session.commit()
+    except _Superseded:
+        db.session.rollback()
+        log.warning("export %s: another worker took it over; this copy is discarded", job_id)
     except Exception as exc:
         db.session.rollback()
         log.exception("export %s failed", job_id)
         job = db.session.get(DataExport, job_id)
         assert job is not None
+        try:
+            _still_ours(job, claimed)
+        except _Superseded:
+            db.session.rollback()
+            return
         job.state, job.active_key = ExportState.FAILED, None
         job.error = (str(exc) or type(exc).__name__)[:ERROR_MAX]
         job.finished_at = clock.now()
         db.session.commit()
-    return job
 
 
 def process_pending_exports(app: Flask, *, limit: int | None = None) -> list[int]:
@@ -283,8 +312,9 @@ def process_pending_exports(app: Flask, *, limit: int | None = None) -> list[int
             .order_by(DataExport.id).limit(limit)).scalars().all()
         db.session.rollback()
         for job_id in candidates:
-            if _claim(job_id, clock.now()):
-                _run(job_id, settings)
+            claimed = clock.now()
+            if _claim(job_id, claimed):
+                _run(job_id, settings, claimed)
                 done.append(job_id)
     return done
 
