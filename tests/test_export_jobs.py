@@ -270,3 +270,18 @@ def test_a_worker_presumed_dead_does_not_overwrite_the_one_that_took_over(world,
     files = list((app.extensions["qalitel_settings"].instance_dir / "exports").glob("*"))
     assert [str(f) for f in files] == [kept]  # the first worker's copy was discarded
     assert len(mailbox.wait_for(1)) == 1
+
+
+def test_an_admin_no_longer_admin_cannot_download_the_full_export(world):
+    from qalitel.users.models import Profile, User
+    from tests.conftest import in_tenant
+
+    app, _clock, handle, _other, mailbox = world
+    admin = signed_in(app, "acme", handle.admin_email)
+    assert request_export(admin).status_code == 302
+    process(app)
+    path = urlsplit(link_in(mailbox.wait_for(1)[0])).path
+    with in_tenant(app, "acme") as session:
+        session.get(User, handle.user_ids["admin"]).profile = Profile.MANAGER
+        session.commit()
+    assert admin.get(path).status_code == 403

@@ -2,7 +2,8 @@
 
 ``/t/<slug>/admin/export``: request the full export (a background job), see the last ones
 with their state, retry a failed one. ``/t/<slug>/exports/<token>``: the file, only for the
-user it was made for, signed in to that tenant; 410 once expired, 404 for anyone else.
+user it was made for, signed in to that tenant (and, for the full export, still an
+administrator: 403 otherwise); 410 once expired, 404 for anyone else.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from flask_login import current_user, login_required
 
 from core import clock
 from core.db import db
-from core.web import admin_required
+from core.web import admin_required, is_admin
 from qalitel.exports.jobs import (
     ExportBusyError,
     aware,
@@ -85,6 +86,8 @@ def download(token: str):
     if (job is None or job.tenant_uid != current_tenant().uid
             or job.subject_user_id != current_user.id):
         abort(404)
+    if job.kind == "tenant" and not is_admin():
+        abort(403)  # no longer an administrator: the whole company's data is not theirs
     if is_expired(job):
         return render_template("exports/expired.html", job=job, utc=aware), 410
     if job.state is not ExportState.READY or not job.file_path:
