@@ -141,3 +141,39 @@ def test_force_replaces_an_existing_output(make_app, tmp_path, password_hash):
     result = run(app, "tenants", "export", "acme", "--output", existing, "--force")
     assert result.exit_code == 0, result.output
     assert zipfile.is_zipfile(existing)
+
+
+def test_the_archive_is_one_snapshot(make_app, backend, tmp_path, password_hash, monkeypatch):
+    """A user added while the export runs is in none of its members (tables and CSV agree)."""
+    from sqlalchemy import insert
+
+    from core.db import db
+    from qalitel.exports import tenant as exporting
+    from qalitel.users.models import User
+    from tenants.engines import TenantInfo, build_engine
+    from tenants.registry import Tenant
+
+    app = make_app(backend)
+    make_tenant(app, "acme", password_hash)
+    with app.app_context():
+        info = TenantInfo.from_row(db.session.query(Tenant).filter_by(slug="acme").one())
+    real = exporting._write_people
+
+    def meanwhile(writer, conn) -> None:
+        engine = build_engine(info, app.extensions["qalitel_settings"], pooled=False)
+        with engine.begin() as other:
+            other.execute(insert(User.__table__).values(
+                email="late@acme.example", name="Late", password_hash="x", profile="user",
+                session_token="t" * 20))
+        engine.dispose()
+        real(writer, conn)
+
+    monkeypatch.setattr(exporting, "_write_people", meanwhile)
+    archive = tmp_path / "acme.zip"
+    result = run(app, "tenants", "export", "acme", "--output", archive)
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(archive) as zf:
+        emails = {r["email"] for r in json.loads(zf.read("tables/users.json"))["rows"]}
+        sheet = {r["email"] for r in csv.DictReader(io.StringIO(
+            zf.read("people/users.csv").decode("utf-8-sig")))}
+    assert emails == sheet and "late@acme.example" not in sheet and len(sheet) == 2

@@ -121,10 +121,12 @@ def _write_files(writer: ArchiveWriter, settings: Settings, uid: str) -> list[di
 
 
 def _snapshot(engine: Engine) -> Connection:
-    """One consistent view of every table (PostgreSQL: a repeatable-read transaction)."""
+    """One consistent view of every table: PostgreSQL, a repeatable-read transaction;
+    SQLite, one read transaction opened at once (its driver would not open one for reads)."""
     conn = engine.connect()
     if engine.dialect.name == "postgresql":
-        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        return conn.execution_options(isolation_level="REPEATABLE READ")
+    conn.exec_driver_sql("BEGIN")
     return conn
 
 
