@@ -19,7 +19,8 @@ from qalitel.cli import fail, settings
 @click.command("export")
 @click.argument("slug")
 @click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Archive to write (default: ./<slug>-export-<date>.zip).")
+              default=None, help="Archive to write (default: <instance>/exports/"
+                                 "<slug>-export-<UTC time>.zip, private to this user).")
 @click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
 @with_appcontext
@@ -40,7 +41,10 @@ def export_command(slug: str, output: Path | None, force: bool, as_json: bool) -
     if tenant.status not in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED):
         fail(f"tenant {slug!r} is {tenant.status.value}: nothing to export", 2)
     when = clock.now()
-    output = output or Path(f"{tenant.slug}-export-{when:%Y%m%d-%H%M%S}.zip")
+    if output is None:
+        from qalitel.exports.jobs import exports_dir
+
+        output = exports_dir(settings()) / f"{tenant.slug}-export-{when:%Y%m%d-%H%M%S}.zip"
     if not output.parent.is_dir():
         fail(f"folder {output.parent} does not exist", 2)
     if output.exists() and not force:

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +178,15 @@ def test_the_archive_is_one_snapshot(make_app, backend, tmp_path, password_hash,
         sheet = {r["email"] for r in csv.DictReader(io.StringIO(
             zf.read("people/users.csv").decode("utf-8-sig")))}
     assert emails == sheet and "late@acme.example" not in sheet and len(sheet) == 2
+
+
+def test_without_output_the_archive_goes_to_the_private_exports_folder(make_app, tmp_path,
+                                                                       password_hash):
+    app = make_app("sqlite")
+    make_tenant(app, "acme", password_hash)
+    result = run(app, "tenants", "export", "acme", "--json")
+    assert result.exit_code == 0, result.output
+    written = Path(json.loads(result.output)["output"])
+    assert written.parent == app.extensions["qalitel_settings"].instance_dir / "exports"
+    assert written.name.startswith("acme-export-") and zipfile.is_zipfile(written)
+    assert written.stat().st_mode & 0o077 == 0
