@@ -232,3 +232,11 @@ def _add_closure_commands() -> None:
 
 
 _add_closure_commands()
+def _register_exports() -> None:
+    from qalitel.cli_exports import export_command, import_command
+
+    tenants_group.add_command(export_command)
+    tenants_group.add_command(import_command)
+
+
+_register_exports()

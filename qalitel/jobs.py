@@ -141,6 +141,14 @@ def ledger_prune(ctx: JobContext) -> dict[str, Any]:
     return {"deleted": prune_ledger(timedelta(days=LEDGER_DAYS))}
 
 
+def exports(ctx: JobContext) -> dict[str, Any]:
+    """Build the pending data exports (a client's full export, a user's own data) and delete
+    the files of those past their validity."""
+    from qalitel.exports.jobs import expire_exports, process_pending_exports
+
+    return {"built": process_pending_exports(ctx.app), "expired": expire_exports(ctx.app)}
+
+
 def backup_sweep(ctx: JobContext) -> dict[str, Any]:
     """What restores and deep verifications killed midway left: rolled back or finished."""
     from backups.sweep import sweep_leftovers
@@ -182,6 +190,8 @@ def register() -> None:
                  description="Settle what killed restores and deep verifications left")
     register_job("closures", timedelta(minutes=1), closures, lease_ttl=timedelta(minutes=30),
                  description="Drop, purge and record the deletion of closed tenants")
+    register_job("exports", timedelta(minutes=1), exports, lease_ttl=timedelta(minutes=30),
+                 description="Build requested data exports; delete expired ones")
     register_job("files-sweep", timedelta(hours=6), files_sweep,
                  description="Remove unreferenced attached files")
     register_job("jobs-ledger-prune", timedelta(days=1), ledger_prune,

@@ -4,9 +4,10 @@ from backups.models import Backup, BackupCopy
 from core.db import PlatformBase
 from core.jobs.models import JobLock, JobRun
 from maintenance.models import AccessLogEntry, Grant, MaintenanceRequest, StaffUser
+from qalitel.exports.models import DataExport
 from tenants.deletion import DeletionItem, DeletionRecord
 from tenants.registry import DatabaseServer, MigrationLedger, Tenant
 
-__all__ = ["AccessLogEntry", "Backup", "BackupCopy", "DatabaseServer", "DeletionItem",
-           "DeletionRecord", "Grant", "JobLock", "JobRun", "MaintenanceRequest", "MigrationLedger",
-           "PlatformBase", "StaffUser", "Tenant"]
+__all__ = ["AccessLogEntry", "Backup", "BackupCopy", "DataExport", "DatabaseServer",
+           "DeletionItem", "DeletionRecord", "Grant", "JobLock", "JobRun", "MaintenanceRequest",
+           "MigrationLedger", "PlatformBase", "StaffUser", "Tenant"]

@@ -52,6 +52,7 @@ def _tenant_modules() -> None:
     from maintenance.log_views import bp as audit_log_bp
     from qalitel.auth.views import bp as auth_bp
     from qalitel.backup_views import bp as backups_bp
+    from qalitel.exports.views import bp as exports_bp
     from qalitel.prefs_views import bp as prefs_bp
     from qalitel.records.views import bp as records_bp
     from qalitel.user_views import account as account_bp
@@ -62,6 +63,7 @@ def _tenant_modules() -> None:
     tenant.register_blueprint(audit_log_bp)
     tenant.register_blueprint(maintenance_bp)
     tenant.register_blueprint(backups_bp)
+    tenant.register_blueprint(exports_bp)
 
 
 _tenant_modules()

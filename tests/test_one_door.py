@@ -232,6 +232,10 @@ ALLOWED_MODULES = {
     # checks that a restored database opens as its tenant (identity row); no staff path, and
     # nothing read is shown: backups move whole databases as the tenant's role, encrypted
     "backups.restore",
+    # the client's own exports (issue 9): built at the tenant as its own role, for its admin
+    # (page) or for the operator the client asked (`tenants export|import`); the file goes
+    # to whoever the client designates, never printed
+    "qalitel.exports.jobs", "qalitel.exports.tenant_import", "qalitel.cli_exports",
 }
 #: Packages of the client application whose every module serves requests AT the tenant.
 ALLOWED_PACKAGES = ("qalitel.auth", "qalitel.users", "qalitel.records")

@@ -1,0 +1,107 @@
+"""``qalitel tenants export SLUG`` and ``qalitel tenants import FILE --as SLUG`` (registered on
+the ``tenants`` group by :mod:`qalitel.cli_tenancy`).
+
+Bad input (unknown slug, an output that exists or whose folder does not, a refused archive)
+exits 2 with a clear message and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from flask.cli import with_appcontext
+
+from qalitel.cli import fail, settings
+
+
+@click.command("export")
+@click.argument("slug")
+@click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Archive to write (default: <instance>/exports/"
+                                 "<slug>-export-<UTC time>.zip, private to this user).")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
+@with_appcontext
+def export_command(slug: str, output: Path | None, force: bool, as_json: bool) -> None:
+    """Write a ZIP of everything tenant SLUG holds: tables, people, files, manifest."""
+    from core import clock
+    from qalitel.exports.tenant import ExportBuildError, write_tenant_archive
+    from tenants.context import tenant_context
+    from tenants.engines import TenantInfo
+    from tenants.registry import InvalidSlugError, TenantStatus
+    from tenants.service import TenantNotFoundError, get_tenant
+
+    try:
+        tenant = get_tenant(slug)
+    except (InvalidSlugError, TenantNotFoundError) as exc:
+        fail(str(exc), 2)
+        return
+    if tenant.status not in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED):
+        fail(f"tenant {slug!r} is {tenant.status.value}: nothing to export", 2)
+    when = clock.now()
+    if output is None:
+        from qalitel.exports.jobs import exports_dir
+
+        output = exports_dir(settings()) / f"{tenant.slug}-export-{when:%Y%m%d-%H%M%S}.zip"
+    if not output.parent.is_dir():
+        fail(f"folder {output.parent} does not exist", 2)
+    if output.exists() and not force:
+        fail(f"{output} already exists (pass --force to replace it)", 2)
+    if output.is_dir():
+        fail(f"{output} is a folder", 2)
+    info = TenantInfo.from_row(tenant)
+    try:
+        with tenant_context(info) as ctx:
+            manifest = write_tenant_archive(info, settings(), ctx.engine, output, when,
+                                            replace=force)
+    except FileExistsError:
+        fail(f"{output} already exists (pass --force to replace it)", 2)
+        return
+    except (ExportBuildError, OSError) as exc:
+        fail(f"export of {slug} failed: {exc}")
+        return
+    summary = {"slug": tenant.slug, "output": str(output), "size": output.stat().st_size,
+               "schema_revision": manifest["schema_revision"],
+               "rows": {name: t["rows"] for name, t in manifest["tables"].items()},
+               "files": len(manifest["files"])}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{tenant.slug}: exported {sum(summary['rows'].values())} rows in "
+               f"{len(summary['rows'])} tables and {summary['files']} files to {output} "
+               f"({summary['size']} bytes)")
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--as", "new_slug", required=True, help="Slug of the new tenant.")
+@click.option("--name", default=None, help="Company name (default: the archive's).")
+@click.option("--backend", type=click.Choice(["sqlite", "postgresql"]), default=None)
+@click.option("--server", "server_name", default=None, help="Name of a registered server.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@with_appcontext
+def import_command(file: Path, new_slug: str, name: str | None, backend: str | None,
+                   server_name: str | None, as_json: bool) -> None:
+    """Create tenant --as SLUG from an export archive (checked whole before anything)."""
+    from qalitel.exports.archive import ExportArchiveError
+    from qalitel.exports.tenant_import import import_tenant
+    from tenants.registry import InvalidSlugError, ProvisioningError
+
+    try:
+        done = import_tenant(settings(), file, new_slug, name, backend=backend,
+                             server_name=server_name)
+    except (ExportArchiveError, InvalidSlugError) as exc:
+        fail(f"{file}: {exc}" if isinstance(exc, ExportArchiveError) else str(exc), 2)
+        return
+    except ProvisioningError as exc:
+        fail(str(exc), 2)
+        return
+    if as_json:
+        click.echo(json.dumps({"slug": done.slug, "backend": done.backend,
+                               "schema_revision": done.schema_revision, "rows": done.rows,
+                               "files": done.files}, indent=2))
+        return
+    click.echo(f"tenant {done.slug} imported on {done.backend}: "
+               f"{sum(done.rows.values())} rows, {done.files} files")
