@@ -22,13 +22,16 @@ dropped at the end. PostgreSQL: ``--pg-url``, else ``QALITEL_BENCH_PG_URL``, els
 
     .venv/bin/python bench/bench_backup.py [--backend sqlite|postgresql|both] [--tenants 100]
         [--records 1000] [--files 5] [--file-kb 20] [--runs 10] [--verify-runs 3] [--budget 8]
+        [--profile FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import secrets
 import shlex
 import shutil
@@ -172,18 +175,14 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
                 libpq_dsn(args.pg_url), prefix, f"{prefix}platform", peaks))
             watcher.start()
         try:
-            seconds, document = invoke(app, "backup", "run", "--all")
+            first = backup_run(app, args, f"{backend}-first")
+            plains.append(data.plain_loop(sources, copy, folder / "plain-parallel-2", jobs))
+            second = backup_run(app, args, f"{backend}-second")
         finally:
             peaks.stop.set()
             if watcher is not None:
                 watcher.join()
-        outcomes = document["backups"]
-        bad = [o for o in outcomes if o["status"] != "complete" or o["error"]]
-        failures += len(bad)
-        archived = sum(o["size"] or 0 for o in outcomes)
         written = sum(data.folder_bytes(m) for m in media)
-        plains.append(data.plain_loop(sources, copy, folder / "plain-parallel-2", jobs))
-        best = min(plains, key=lambda p: p.seconds)
         print(f"  {data.load()} (after the backups)", flush=True)
 
         print(rate(f"plain {plain_name}, one at a time", serial.seconds, serial.count,
@@ -191,16 +190,21 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
         for n, plain in enumerate(plains, 1):
             print(rate(f"plain {plain_name}, {jobs} threads (#{n})", plain.seconds,
                        plain.count, plain.bytes))
-        print(rate(f"backup run --all ({jobs} workers, 2 targets)", seconds, len(outcomes),
-                   archived) + f"  [{written / MB:.1f} MB written on the targets]")
-        if bad:
-            print(f"  FAILED backups: {len(bad)}, e.g. {bad[:2]}")
-        ratio = best.seconds / seconds
-        verdict = "ok" if ratio >= TARGET_RATIO else "BELOW TARGET"
-        print(f"  ratio backup run / plain loop with {jobs} threads (tenants/s): {ratio:.2f}×  "
-              f"target ≥ {TARGET_RATIO}×: {verdict}")
-        print(f"  ratio backup run / plain loop one at a time (tenants/s): "
-              f"{serial.seconds / seconds:.2f}×")
+        best = min(plains, key=lambda p: p.seconds)
+        for label, (seconds, outcomes) in (("first", first), ("second", second)):
+            bad = [o for o in outcomes if o["status"] != "complete" or o["error"]]
+            failures += len(bad)
+            archived = sum(o["size"] or 0 for o in outcomes)
+            print(rate(f"backup run --all, {label} ({jobs} workers)", seconds, len(outcomes),
+                       archived) + "  [× 2 targets]")
+            if bad:
+                print(f"  FAILED backups: {len(bad)}, e.g. {bad[:2]}")
+            ratio = best.seconds / seconds
+            verdict = "ok" if ratio >= TARGET_RATIO else "BELOW TARGET"
+            print(f"    ratio to the plain loop with {jobs} threads (tenants/s): {ratio:.2f}×  "
+                  f"target ≥ {TARGET_RATIO}×: {verdict}; to one at a time: "
+                  f"{serial.seconds / seconds:.2f}×")
+        print(f"  written on the two targets: {written / MB:.1f} MB (both runs)")
         if backend == "postgresql":
             budget = args.budget + settings.platform_pool_size + PLATFORM_OVERFLOW
             fits = "ok" if peaks.total <= budget else "OVER"
@@ -208,11 +212,36 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
                   f"{peaks.tenant} ≤ QALITEL_MIGRATE_CONNECTION_BUDGET {args.budget}, platform "
                   f"{peaks.platform} ≤ pool {settings.platform_pool_size}+{PLATFORM_OVERFLOW}; "
                   f"total {peaks.total} ≤ {budget}: {fits}")
+        outcomes = second[1]
         failures += restore_and_verify(app, args, slugs[0], outcomes, run)
     finally:
         cleanup(app, args, backend, prefix)
         shutil.rmtree(folder, ignore_errors=True)
     return failures
+
+
+def backup_run(app, args: argparse.Namespace, name: str) -> tuple[float, list[dict]]:
+    """``qalitel backup run --all --json``: its seconds and outcomes (profiled on request)."""
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler is not None:
+        profiler.enable()
+    try:
+        seconds, document = invoke(app, "backup", "run", "--all")
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            report(profiler, args.profile, name)
+    return seconds, document["backups"]
+
+
+def report(profiler: cProfile.Profile, path: Path, name: str) -> None:
+    """Save the profile of ``backup run`` and print where it spent its time."""
+    out = path.with_name(f"{path.stem}-{name}{path.suffix or '.prof'}")
+    profiler.dump_stats(out)
+    print(f"  profile of backup run saved to {out} (calling thread only: use --budget 2 for "
+          "one worker)")
+    stats = pstats.Stats(profiler, stream=sys.stdout).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(35)
 
 
 def restore_and_verify(app, args: argparse.Namespace, slug: str, outcomes: list[dict],
@@ -279,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=8,
                         help="QALITEL_MIGRATE_CONNECTION_BUDGET (tenant connections of a run)")
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="admin DSN of the PostgreSQL server")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="cProfile the backup run (one file per backend) and print the "
+                             "top functions; only the calling thread is seen: add --budget 2")
     args = parser.parse_args(argv)
     if min(args.tenants, args.runs, args.verify_runs, args.budget) < 1 or args.records < 0 \
             or args.files < 0 or args.file_kb < 1:
