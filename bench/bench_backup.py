@@ -22,7 +22,7 @@ dropped at the end. PostgreSQL: ``--pg-url``, else ``QALITEL_BENCH_PG_URL``, els
 
     .venv/bin/python bench/bench_backup.py [--backend sqlite|postgresql|both] [--tenants 100]
         [--records 1000] [--files 5] [--file-kb 20] [--runs 10] [--verify-runs 3] [--budget 8]
-        [--profile FILE]
+        [--pg-bin-dir DIR] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -59,9 +59,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def rate(label: str, seconds: float, count: int, size: int) -> str:
-    return (f"  {label:<44} {seconds:7.2f} s  {count / seconds:7.1f} tenants/s  "
-            f"{size / MB / seconds:7.2f} MB/s  ({size / MB:.1f} MB)")
+def rate(label: str, seconds: float, count: int, size: int, cpu: float) -> str:
+    return (f"  {label:<42} {seconds:7.2f} s {count / seconds:6.1f} tenants/s "
+            f"{size / MB / seconds:7.2f} MB/s ({size / MB:5.1f} MB)  "
+            f"client CPU {cpu * 1000 / count:4.0f} ms/tenant")
 
 
 def times(label: str, values: list[float]) -> str:
@@ -105,6 +106,7 @@ def make_app(args: argparse.Namespace, backend: str, folder: Path, prefix: str):
                        "backup_targets": tuple(str(m) for m in media),
                        "backup_recipient": str(identity.to_public()),
                        "backup_identity": identity_file,
+                       "pg_bin_dir": args.pg_bin_dir,
                        "tenant_server_url": args.pg_url if backend == "postgresql" else ""}
     if backend == "postgresql":
         from psycopg2 import sql
@@ -157,8 +159,12 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
         if backend == "postgresql":
             from sqlalchemy import make_url
 
-            copy = data.pg_dump_copier(pg_tool(settings, "pg_dump"),
-                                       libpq_env(make_url(args.pg_url)))
+            pg_dump = pg_tool(settings, "pg_dump")
+            wrapper = "Debian's pg_wrapper" if "pg_wrapper" in str(Path(pg_dump).resolve()) \
+                else "no wrapper"
+            print(f"  pg_dump and pg_restore: {pg_dump} ({wrapper}), for the app and the plain "
+                  "loop alike", flush=True)
+            copy = data.pg_dump_copier(pg_dump, libpq_env(make_url(args.pg_url)))
         else:
             copy = data.sqlite_copier
         print(f"  {data.load()} (before)", flush=True)
@@ -186,17 +192,17 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
         print(f"  {data.load()} (after the backups)", flush=True)
 
         print(rate(f"plain {plain_name}, one at a time", serial.seconds, serial.count,
-                   serial.bytes))
+                   serial.bytes, serial.cpu))
         for n, plain in enumerate(plains, 1):
             print(rate(f"plain {plain_name}, {jobs} threads (#{n})", plain.seconds,
-                       plain.count, plain.bytes))
+                       plain.count, plain.bytes, plain.cpu))
         best = min(plains, key=lambda p: p.seconds)
-        for label, (seconds, outcomes) in (("first", first), ("second", second)):
+        for label, (seconds, cpu, outcomes) in (("first", first), ("second", second)):
             bad = [o for o in outcomes if o["status"] != "complete" or o["error"]]
             failures += len(bad)
             archived = sum(o["size"] or 0 for o in outcomes)
             print(rate(f"backup run --all, {label} ({jobs} workers)", seconds, len(outcomes),
-                       archived) + "  [× 2 targets]")
+                       archived, cpu) + "  [× 2 targets]")
             if bad:
                 print(f"  FAILED backups: {len(bad)}, e.g. {bad[:2]}")
             ratio = best.seconds / seconds
@@ -212,7 +218,7 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
                   f"{peaks.tenant} ≤ QALITEL_MIGRATE_CONNECTION_BUDGET {args.budget}, platform "
                   f"{peaks.platform} ≤ pool {settings.platform_pool_size}+{PLATFORM_OVERFLOW}; "
                   f"total {peaks.total} ≤ {budget}: {fits}")
-        outcomes = second[1]
+        outcomes = second[2]
         failures += restore_and_verify(app, args, slugs[0], outcomes, run)
     finally:
         cleanup(app, args, backend, prefix)
@@ -220,9 +226,11 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
     return failures
 
 
-def backup_run(app, args: argparse.Namespace, name: str) -> tuple[float, list[dict]]:
-    """``qalitel backup run --all --json``: its seconds and outcomes (profiled on request)."""
+def backup_run(app, args: argparse.Namespace, name: str) -> tuple[float, float, list[dict]]:
+    """``qalitel backup run --all --json``: its seconds, CPU seconds (this process and the
+    tools it ran) and outcomes; profiled on request."""
     profiler = cProfile.Profile() if args.profile else None
+    cpu = data.cpu_seconds()
     if profiler is not None:
         profiler.enable()
     try:
@@ -231,7 +239,7 @@ def backup_run(app, args: argparse.Namespace, name: str) -> tuple[float, list[di
         if profiler is not None:
             profiler.disable()
             report(profiler, args.profile, name)
-    return seconds, document["backups"]
+    return seconds, data.cpu_seconds() - cpu, document["backups"]
 
 
 def report(profiler: cProfile.Profile, path: Path, name: str) -> None:
@@ -308,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=8,
                         help="QALITEL_MIGRATE_CONNECTION_BUDGET (tenant connections of a run)")
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="admin DSN of the PostgreSQL server")
+    parser.add_argument("--pg-bin-dir", type=Path, default=None,
+                        help="QALITEL_PG_BIN_DIR for the app and the plain loop (default: PATH; "
+                             "Debian: /usr/lib/postgresql/15/bin skips pg_wrapper)")
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="cProfile the backup run (one file per backend) and print the "
                              "top functions; only the calling thread is seen: add --budget 2")
