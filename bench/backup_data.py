@@ -81,16 +81,47 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + tools.ru_utime + tools.ru_stime
 
 
+def server_cpu(admin_dsn: str) -> Callable[[], float | None]:
+    """A reader of the PostgreSQL server's CPU time (the postmaster's reaped children: every
+    backend that has exited), or of None when the server is not local and readable."""
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(admin_dsn, connect_timeout=10)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW data_directory")
+                folder = Path(cur.fetchone()[0])
+        finally:
+            conn.close()
+        pid = int((folder / "postmaster.pid").read_text().split()[0])
+        stat = Path(f"/proc/{pid}/stat")
+        stat.read_text()
+    except (OSError, ValueError, psycopg2.Error):
+        return lambda: None
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float | None:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+
+    return read
+
+
 @dataclass
 class PlainRun:
     seconds: float
     bytes: int
     count: int
     cpu: float
+    server: float | None = None
 
 
 def plain_loop(sources: list, copy: Callable[[object, Path], None], folder: Path,
-               jobs: int) -> PlainRun:
+               jobs: int, server: Callable[[], float | None]) -> PlainRun:
     """Copy every source into ``folder`` with ``jobs`` threads; the time and bytes written."""
     folder.mkdir(parents=True)
 
@@ -100,13 +131,23 @@ def plain_loop(sources: list, copy: Callable[[object, Path], None], folder: Path
         copy(source, out)
         return out.stat().st_size
 
-    started, cpu = time.perf_counter(), cpu_seconds()
+    started, cpu, before = time.perf_counter(), cpu_seconds(), server()
     if jobs <= 1:
         sizes = [one(item) for item in enumerate(sources)]
     else:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             sizes = list(pool.map(one, enumerate(sources)))
-    return PlainRun(time.perf_counter() - started, sum(sizes), len(sizes), cpu_seconds() - cpu)
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    return PlainRun(elapsed, sum(sizes), len(sizes), cpu, server_delta(server, before))
+
+
+def server_delta(server: Callable[[], float | None], before: float | None) -> float | None:
+    """Server CPU since ``before``, once the backends just closed are reaped (a moment)."""
+    if before is None:
+        return None
+    time.sleep(0.3)
+    after = server()
+    return None if after is None else after - before
 
 
 def pg_dump_copier(pg_dump: str, admin_env: dict[str, str]) -> Callable[[object, Path], None]:

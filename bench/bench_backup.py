@@ -59,10 +59,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def rate(label: str, seconds: float, count: int, size: int, cpu: float) -> str:
-    return (f"  {label:<42} {seconds:7.2f} s {count / seconds:6.1f} tenants/s "
+def rate(label: str, seconds: float, count: int, size: int, cpu: float,
+         server: float | None) -> str:
+    text = (f"  {label:<42} {seconds:7.2f} s {count / seconds:6.1f} tenants/s "
             f"{size / MB / seconds:7.2f} MB/s ({size / MB:5.1f} MB)  "
-            f"client CPU {cpu * 1000 / count:4.0f} ms/tenant")
+            f"CPU ms/tenant: client {cpu * 1000 / count:4.0f}")
+    if server is not None:
+        text += f", server {server * 1000 / count:4.0f}"
+    return text
 
 
 def times(label: str, values: list[float]) -> str:
@@ -126,6 +130,7 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
     from backups.run import workers_for
     from core.db import db
     from tenants.engines import sqlite_path
+    from tenants.pg import libpq_dsn
     from tenants.registry import Tenant
     from tenants.service import init_platform
 
@@ -156,6 +161,8 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
         print(f"  built in {time.perf_counter() - started:.1f} s", flush=True)
 
         jobs = workers_for(settings, len(slugs))
+        server = (data.server_cpu(libpq_dsn(args.pg_url)) if backend == "postgresql"
+                  else lambda: None)
         if backend == "postgresql":
             from sqlalchemy import make_url
 
@@ -169,21 +176,20 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
             copy = data.sqlite_copier
         print(f"  {data.load()} (before)", flush=True)
         plain_name = "pg_dump --format=custom" if backend == "postgresql" else "sqlite3 backup"
-        serial = data.plain_loop(sources, copy, folder / "plain-serial", 1)
-        plains = [data.plain_loop(sources, copy, folder / "plain-parallel-1", jobs)]
+        serial = data.plain_loop(sources, copy, folder / "plain-serial", 1, server)
+        plains = [data.plain_loop(sources, copy, folder / "plain-parallel-1", jobs, server)]
 
         peaks = data.Peaks()
         watcher = None
         if backend == "postgresql":
-            from tenants.pg import libpq_dsn
-
             watcher = threading.Thread(target=data.sample_connections, args=(
                 libpq_dsn(args.pg_url), prefix, f"{prefix}platform", peaks))
             watcher.start()
         try:
-            first = backup_run(app, args, f"{backend}-first")
-            plains.append(data.plain_loop(sources, copy, folder / "plain-parallel-2", jobs))
-            second = backup_run(app, args, f"{backend}-second")
+            first = backup_run(app, args, f"{backend}-first", server)
+            plains.append(data.plain_loop(sources, copy, folder / "plain-parallel-2", jobs,
+                                          server))
+            second = backup_run(app, args, f"{backend}-second", server)
         finally:
             peaks.stop.set()
             if watcher is not None:
@@ -192,17 +198,17 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
         print(f"  {data.load()} (after the backups)", flush=True)
 
         print(rate(f"plain {plain_name}, one at a time", serial.seconds, serial.count,
-                   serial.bytes, serial.cpu))
+                   serial.bytes, serial.cpu, serial.server))
         for n, plain in enumerate(plains, 1):
             print(rate(f"plain {plain_name}, {jobs} threads (#{n})", plain.seconds,
-                       plain.count, plain.bytes, plain.cpu))
+                       plain.count, plain.bytes, plain.cpu, plain.server))
         best = min(plains, key=lambda p: p.seconds)
-        for label, (seconds, cpu, outcomes) in (("first", first), ("second", second)):
+        for label, (seconds, cpu, server, outcomes) in (("first", first), ("second", second)):
             bad = [o for o in outcomes if o["status"] != "complete" or o["error"]]
             failures += len(bad)
             archived = sum(o["size"] or 0 for o in outcomes)
             print(rate(f"backup run --all, {label} ({jobs} workers)", seconds, len(outcomes),
-                       archived, cpu) + "  [× 2 targets]")
+                       archived, cpu, server) + "  [× 2 targets]")
             if bad:
                 print(f"  FAILED backups: {len(bad)}, e.g. {bad[:2]}")
             ratio = best.seconds / seconds
@@ -218,7 +224,7 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
                   f"{peaks.tenant} ≤ QALITEL_MIGRATE_CONNECTION_BUDGET {args.budget}, platform "
                   f"{peaks.platform} ≤ pool {settings.platform_pool_size}+{PLATFORM_OVERFLOW}; "
                   f"total {peaks.total} ≤ {budget}: {fits}")
-        outcomes = second[2]
+        outcomes = second[3]
         failures += restore_and_verify(app, args, slugs[0], outcomes, run)
     finally:
         cleanup(app, args, backend, prefix)
@@ -226,11 +232,14 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
     return failures
 
 
-def backup_run(app, args: argparse.Namespace, name: str) -> tuple[float, float, list[dict]]:
+def backup_run(app, args: argparse.Namespace, name: str,
+               server) -> tuple[float, float, float | None, list[dict]]:
     """``qalitel backup run --all --json``: its seconds, CPU seconds (this process and the
-    tools it ran) and outcomes; profiled on request."""
+    tools it ran; the server's when readable) and outcomes; profiled on request."""
+    from core.db import db
+
     profiler = cProfile.Profile() if args.profile else None
-    cpu = data.cpu_seconds()
+    cpu, before = data.cpu_seconds(), server()
     if profiler is not None:
         profiler.enable()
     try:
@@ -239,7 +248,11 @@ def backup_run(app, args: argparse.Namespace, name: str) -> tuple[float, float, 
         if profiler is not None:
             profiler.disable()
             report(profiler, args.profile, name)
-    return seconds, data.cpu_seconds() - cpu, document["backups"]
+    cpu = data.cpu_seconds() - cpu
+    with app.app_context():  # close the pools, so that their backends' CPU is counted
+        app.extensions["qalitel_engines"].clear()
+        db.engine.dispose()
+    return seconds, cpu, data.server_delta(server, before), document["backups"]
 
 
 def report(profiler: cProfile.Profile, path: Path, name: str) -> None:
