@@ -66,7 +66,8 @@ class FolderTarget:
                 writer.flush()
                 os.fsync(writer.fileno())
             os.replace(temp, dest)
-            for folder in {dest.parent, self.root}:
+            # The new name's folder, and the parent of every folder made for it.
+            for folder in {dest.parent, *((self.root / p).parent for p in created)}:
                 _fsync_dir(folder)
         except OSError as exc:
             temp.unlink(missing_ok=True)
