@@ -3,7 +3,8 @@
 from backups.models import Backup, BackupCopy
 from core.db import PlatformBase
 from maintenance.models import AccessLogEntry, Grant, MaintenanceRequest, StaffUser
+from qalitel.my_data.ledger import Erasure
 from tenants.registry import DatabaseServer, MigrationLedger, Tenant
 
-__all__ = ["AccessLogEntry", "Backup", "BackupCopy", "DatabaseServer", "Grant",
+__all__ = ["AccessLogEntry", "Backup", "BackupCopy", "DatabaseServer", "Erasure", "Grant",
            "MaintenanceRequest", "MigrationLedger", "PlatformBase", "StaffUser", "Tenant"]

@@ -1,7 +1,8 @@
 """What the app hands the layers below: to the tenancy core (``tenants.hooks``) its two
 migration lineages, a new tenant's first rows and the removal of a destroyed tenant's
 files; to maintenance the log purge at destroy
-time and how to list a tenant's admins. :func:`register` runs when ``qalitel`` is imported."""
+time and how to list a tenant's admins; to backups the erasure ledger, replayed on restore.
+:func:`register` runs when ``qalitel`` is imported."""
 
 from __future__ import annotations
 
@@ -58,3 +59,7 @@ def register() -> None:
     purge.register()
     notify.on_list_admins(active_admins)
     hooks.on_before_destroy(remove_files)  # after the purge: a refused purge keeps the files
+    from backups import replay
+    from qalitel.my_data.replay import replay_erasures
+
+    replay.on_restore(replay_erasures)  # a restored backup never brings an erased person back
