@@ -232,9 +232,13 @@ ALLOWED_MODULES = {
     # checks that a restored database opens as its tenant (identity row); no staff path, and
     # nothing read is shown: backups move whole databases as the tenant's role, encrypted
     "backups.restore",
+    # replays the erasure ledger on the staged restored database before it goes live (as
+    # backups.restore: no staff path, nothing shown)
+    "backups.replay",
 }
 #: Packages of the client application whose every module serves requests AT the tenant.
-ALLOWED_PACKAGES = ("qalitel.auth", "qalitel.users", "qalitel.records")
+ALLOWED_PACKAGES = ("qalitel.auth", "qalitel.users", "qalitel.records",
+                    "qalitel.my_data")  # each user's own data (and its erasure replayed)
 
 
 def _allowed(module: str) -> bool:
