@@ -174,3 +174,19 @@ def test_an_erasure_survives_the_restore_of_an_older_backup(make_app, backend, t
         assert "user@acme.example" not in emails
         assert "User acme" not in names
         assert any(e.endswith("@erased.invalid") for e in emails)
+
+
+def test_pseudonyms_read_in_the_readers_language(world):
+    from qalitel.my_data.erasure import erase
+    from tenants.context import tdb
+
+    with world.app.app_context(), world.context():
+        erase(world.user("user1"), "7F3A")
+        tdb.flush()
+    admin = client_for(world, "admin")
+    url = f"/t/{world.slug}/records/{world.records['other']}"
+    english = admin.get(url).get_data(as_text=True)
+    assert "Former user 7F3A" in english and "User acme" not in english
+    admin.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
+    users = admin.get(f"/t/{world.slug}/users/").get_data(as_text=True)
+    assert "Ancien utilisateur 7F3A" in users

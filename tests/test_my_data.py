@@ -195,3 +195,33 @@ def test_sign_in_records_success_and_failure_of_known_accounts_only(world):
     assert count() == before
     assert login(client, world.slug, world.emails["user2"], "wrong one!!").status_code == 401
     assert count() == before + 1
+
+
+def test_export_lists_the_maintenance_accesses_that_touched_the_person(world):
+    from core.db import db
+    from maintenance import audit
+    from qalitel.my_data.collect import personal_data
+    from tenants.context import tdb
+    from tenants.registry import Tenant
+
+    uid = world.handle.uid
+    staff = {"actor_kind": "staff", "actor_name": "Éric Ingénieur",
+             "actor_email": "eric@scoqi.example"}
+    with world.app.app_context():
+        tenant_id = db.session.execute(select(Tenant.id).filter_by(uid=uid)).scalar_one()
+        for detail in ({"what": "record", "table": "users",
+                        "record_id": str(world.users["user1"])},
+                       {"what": "record", "table": "nonconformities",
+                        "record_id": str(world.records["by_user1"])},
+                       {"what": "record", "table": "nonconformities",
+                        "record_id": str(world.records["legal"])},
+                       {"what": "rows", "table": "users", "page": 1},
+                       {"what": "rows", "table": "folders", "page": 1}):
+            audit.append(tenant_id, "view", detail=detail, **staff)
+    with world.app.app_context(), world.context():
+        data = personal_data(tdb, world.users["user1"], tenant_uid=uid)
+    seen = [(e["detail"]["table"], e["detail"].get("record_id")) for e in
+            data["maintenance_accesses"]]
+    assert seen == [("users", str(world.users["user1"])),
+                    ("nonconformities", str(world.records["by_user1"])), ("users", None)]
+    assert all(e["actor_name"] == "Éric Ingénieur" for e in data["maintenance_accesses"])
