@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 
 from flask import request
-from sqlalchemy import insert
 
 from qalitel.my_data.models import ADDRESS_MAX, AGENT_MAX, LoginEvent, LoginOutcome
 from tenants.context import tdb
@@ -40,7 +39,11 @@ def record_success(user_id: int) -> None:
 
 
 def record_failure(user_id: int) -> None:
-    """Saved on a connection of its own: the refused sign-in's answer is an error, which
-    rolls the request's transaction back, and the attempt must stay on record."""
-    with tdb.get_bind().begin() as conn:
-        conn.execute(insert(LoginEvent.__table__), [_values(user_id, LoginOutcome.FAILURE)])
+    """Committed at once, on the request's own session (no second connection: the pool is
+    sized for one per request): the refused sign-in's answer is an error, which rolls the
+    request's transaction back, and the attempt must stay on record. A refused sign-in has
+    changed nothing else, so this commit holds the event only."""
+    from qalitel.transaction import commit
+
+    tdb.add(LoginEvent(**_values(user_id, LoginOutcome.FAILURE)))
+    commit()
