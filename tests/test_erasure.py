@@ -65,6 +65,9 @@ def test_request_then_approval_erases_the_person(world):
     assert user.get(f"/t/{world.slug}/my-data").status_code == 302
     again = world.app.test_client()
     assert login(again, world.slug, world.emails["user1"]).status_code == 401
+    with world.app.app_context(), world.context():
+        tombstone = world.user("user1").email
+    assert login(again, world.slug, tombstone).status_code == 400  # not an address at all
 
 
 def test_refusal_keeps_the_account_and_says_why(world):
