@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from wtforms import SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired
 
 from core import validation
@@ -32,7 +33,8 @@ admin = Blueprint("erasures", __name__, url_prefix="/erasure-requests")
 class RectifyForm(SafeForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Checked(validation.check_name)])
     locale = SelectField(_l("Language of the messages you receive"),
-                         choices=list(LANGUAGE_NAMES.items()))
+                         choices=[SelectChoice(code, name)
+                                  for code, name in LANGUAGE_NAMES.items()])
 
 
 class ActionForm(SafeForm):
