@@ -4,12 +4,14 @@ mentions, a group, clearances, shares and sign-ins. Used by the My data tests.""
 
 from __future__ import annotations
 
+from sqlalchemy import MetaData, String, Table, Text, inspect, select
+
 from tests.records_world import World, build_world, client_for
 
 
 def build_rich_world(app, password_hash) -> World:
     from qalitel.records import service
-    from qalitel.records.files.models import Attachment
+    from qalitel.records.files.models import ActionHistory, Attachment
     from qalitel.records.models import Action, FolderClearance, NonConformity
     from qalitel.users.models import Group, UserGroup
     from tenants.context import tdb
@@ -31,6 +33,8 @@ def build_rich_world(app, password_hash) -> World:
         tdb.add(Attachment(record_id=mine.id, name="photo of User acme.jpg", size=12,
                            sha256="ab" * 32, kind="image", content_type="image/jpeg",
                            uploaded_by_id=world.users["user1"]))
+        tdb.add(ActionHistory(action_id=action.id, user_id=world.users["user1"], field="files",
+                              new_value="report by User acme.pdf"))
         group = Group(name="Night shift")
         tdb.add(group)
         tdb.flush()
@@ -46,4 +50,33 @@ def build_rich_world(app, password_hash) -> World:
     return world
 
 
-__all__ = ["World", "build_rich_world", "client_for"]
+def scan_for(session, user_id: int, name: str, email: str) -> dict[str, list[dict]]:
+    """Independently of the export code: every row of every table of the live schema with a
+    foreign key to users.id naming the person, or a text column holding their name or
+    address (case-insensitive), the users row being theirs only."""
+    from qalitel.my_data.collect import WITHHELD, plain
+
+    conn = session.connection()
+    inspector = inspect(conn)
+    found: dict[str, list[dict]] = {}
+    for name_ in inspector.get_table_names():
+        if name_ in ("alembic_version", "tenant_identity"):
+            continue
+        table = Table(name_, MetaData(), autoload_with=conn)
+        fks = [fk["constrained_columns"][0] for fk in inspector.get_foreign_keys(name_)
+               if fk["referred_table"] == "users"]
+        texts = [c.name for c in table.columns if isinstance(c.type, String | Text)]
+        needles = (name.lower(), email.lower())
+        for row in conn.execute(select(table)).mappings():
+            hit = (name_ == "users" and row["id"] == user_id) or any(
+                row[c] == user_id for c in fks) or any(
+                isinstance(row[c], str) and any(n in row[c].lower() for n in needles)
+                for c in texts)
+            if hit:
+                hidden = WITHHELD.get(name_, ())
+                found.setdefault(name_, []).append(
+                    {k: plain(v) for k, v in row.items() if k not in hidden})
+    return found
+
+
+__all__ = ["World", "build_rich_world", "client_for", "scan_for"]

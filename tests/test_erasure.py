@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from tests.backup_world import make_world
 from tests.conftest import csrf_token, in_tenant, login
-from tests.my_data_world import build_rich_world, client_for
+from tests.my_data_world import build_rich_world, client_for, scan_for
 
 
 @pytest.fixture
@@ -59,6 +59,8 @@ def test_request_then_approval_erases_the_person(world):
         assert person.name in other.description
         comments = [c.comment for c in tdb.execute(select(StatusChange)).scalars()]
         assert not any("User acme" in c for c in comments)
+        # nowhere in the tenant is the old name or address still written
+        assert scan_for(tdb, 0, "User acme", world.emails["user1"]) == {}
         [entry] = db.session.execute(select(Erasure)).scalars().all()
         assert entry.tenant_user_id == person.id and person.name.endswith(entry.pseudonym)
     # the person can no longer sign in, and their session has ended

@@ -9,44 +9,15 @@ import json
 import zipfile
 
 import pytest
-from sqlalchemy import MetaData, String, Table, Text, inspect, select
+from sqlalchemy import select
 
 from tests.conftest import csrf_token, login
-from tests.my_data_world import build_rich_world, client_for
+from tests.my_data_world import build_rich_world, client_for, scan_for
 
 
 @pytest.fixture
 def world(app, password_hash):
     return build_rich_world(app, password_hash)
-
-
-def _scan(session, user_id: int, name: str, email: str) -> dict[str, list[dict]]:
-    """Independently of the export code: every row of every table of the live schema with a
-    foreign key to users.id naming the person, or a text column holding their name or
-    address (case-insensitive), the users row being theirs only."""
-    from qalitel.my_data.collect import WITHHELD, plain
-
-    conn = session.connection()
-    inspector = inspect(conn)
-    found: dict[str, list[dict]] = {}
-    for name_ in inspector.get_table_names():
-        if name_ in ("alembic_version", "tenant_identity"):
-            continue
-        table = Table(name_, MetaData(), autoload_with=conn)
-        fks = [fk["constrained_columns"][0] for fk in inspector.get_foreign_keys(name_)
-               if fk["referred_table"] == "users"]
-        texts = [c.name for c in table.columns if isinstance(c.type, String | Text)]
-        needles = (name.lower(), email.lower())
-        for row in conn.execute(select(table)).mappings():
-            hit = (name_ == "users" and row["id"] == user_id) or any(
-                row[c] == user_id for c in fks) or any(
-                isinstance(row[c], str) and any(n in row[c].lower() for n in needles)
-                for c in texts)
-            if hit:
-                hidden = WITHHELD.get(name_, ())
-                found.setdefault(name_, []).append(
-                    {k: plain(v) for k, v in row.items() if k not in hidden})
-    return found
 
 
 @pytest.mark.parametrize("who", ["user1", "manager1", "admin"])
@@ -57,7 +28,7 @@ def test_export_holds_everything_about_the_person(world, who):
     with world.app.app_context(), world.context():
         user = world.user(who)
         data = personal_data(tdb, user.id, {"lang": "en"})
-        scan = _scan(tdb, user.id, user.name, user.email)
+        scan = scan_for(tdb, user.id, user.name, user.email)
     assert sum(len(rows) for rows in scan.values()) > 5
     for table, rows in scan.items():
         for row in rows:
@@ -73,7 +44,7 @@ def test_export_of_user1_covers_every_kind(world):
     with world.app.app_context(), world.context():
         data = personal_data(tdb, world.users["user1"])
     for section in ("users", "groups_of_the_user", "nonconformities", "actions",
-                    "nonconformity_status_changes", "nonconformity_history",
+                    "nonconformity_status_changes", "nonconformity_history", "action_history",
                     "attachments", "login_events", "folder_clearances", "nonconformity_shares",
                     "records_shared_with_the_user"):
         assert data[section], section
