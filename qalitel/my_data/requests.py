@@ -2,8 +2,11 @@
 
 Services flush; the request commits once. The outcome mail leaves after the commit, in the
 user's language; on approval it goes to the address the person had before the erasure.
-The ledger row (platform database) is added to the platform session, which the request
-commits right after the tenant's (:mod:`qalitel.transaction`).
+The ledger row (platform database) is committed early, *before* the tenant transaction
+that erases (the two databases have no common commit): if the tenant commit then fails, the
+ledger names a person whose erasure was approved but not applied, and the next restore, or
+a new approval, erases them; the other order could lose the ledger row, and a restore would
+bring the person back.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core import config, mail, validation
+from core import config, mail, platform_transaction, validation
 from core.db import db
 from qalitel import transaction
 from qalitel.i18n import DEFAULT as DEFAULT_LOCALE
@@ -99,9 +102,15 @@ def decide(request: ErasureRequest, admin: User, approve: bool, reason: str = ""
     request.reason = reason
     if approve:
         tenant = current_tenant()
-        code = new_code(config.settings().secret_key, tenant.uid, person.id)
+        recorded = db.session.execute(select(Erasure).where(
+            Erasure.tenant_uid == tenant.uid, Erasure.tenant_user_id == person.id)).scalar()
+        code = (recorded.pseudonym if recorded is not None
+                else new_code(config.settings().secret_key, tenant.uid, person.id))
         erase(person, code)
-        db.session.add(Erasure(tenant_uid=tenant.uid, tenant_user_id=person.id,
-                               pseudonym=code, erased_at=now))
+        tdb.flush()
+        if recorded is None:  # else: approved before, but that tenant commit failed
+            db.session.add(Erasure(tenant_uid=tenant.uid, tenant_user_id=person.id,
+                                   pseudonym=code, erased_at=now))
+            platform_transaction.commit()
     tdb.flush()
     _outcome_mail(email, name, locale, approve, reason)
