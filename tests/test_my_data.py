@@ -92,7 +92,7 @@ def test_page_shows_counts_and_admin_fields(world):
     page = client.get(f"/t/{world.slug}/my-data")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "nonconformities" in html and "Changed by your administrator" in html
+    assert "Non-conformities about you" in html and "Changed by your administrator" in html
     assert world.emails["user1"] in html
     assert f'href="/t/{world.slug}/my-data"' in client.get(f"/t/{world.slug}/").get_data(
         as_text=True)

@@ -30,6 +30,20 @@ bp = Blueprint("my_data", __name__)
 admin = Blueprint("erasures", __name__, url_prefix="/erasure-requests")
 
 
+SECTION_LABELS = {
+    "users": _l("Your profile"), "groups_of_the_user": _l("Your groups"),
+    "nonconformities": _l("Non-conformities about you"),
+    "records_shared_with_the_user": _l("Non-conformities shared with you"),
+    "nonconformity_status_changes": _l("Status changes"),
+    "nonconformity_history": _l("Non-conformity history"), "actions": _l("Actions"),
+    "action_history": _l("Action history"), "attachments": _l("Attached files"),
+    "login_events": _l("Sign-in history"), "folders": _l("Folders"),
+    "folder_clearances": _l("Folder clearances"), "nonconformity_shares": _l("Shares"),
+    "erasure_requests": _l("Deletion requests"),
+    "maintenance_accesses": _l("Maintenance accesses"), "preferences": _l("Preferences"),
+}
+
+
 class RectifyForm(SafeForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Checked(validation.check_name)])
     locale = SelectField(_l("Language of the messages you receive"),
@@ -56,6 +70,7 @@ def _page(form: RectifyForm, status: int = 200):
     user = current_user
     return render_template(
         "my_data/page.html", form=form, action=ActionForm(), summary=_summary(),
+        section_labels=SECTION_LABELS,
         profile_label=PROFILE_LABELS[user.profile],
         groups=service.groups_by_user().get(user.id, []),
         erasure=erasures.latest_for(user)), status
