@@ -195,3 +195,15 @@ def test_pseudonyms_read_in_the_readers_language(world):
     admin.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
     users = admin.get(f"/t/{world.slug}/users/").get_data(as_text=True)
     assert "Ancien utilisateur 7F3A" in users
+
+
+def test_pages_read_in_french(world):
+    user = client_for(world, "user1")
+    assert _ask(user, world.slug).status_code == 302
+    user.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
+    page = user.get(f"/t/{world.slug}/my-data").get_data(as_text=True)
+    assert "Mes données" in page and "Modifié par votre administrateur" in page
+    admin = client_for(world, "admin")
+    admin.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
+    listing = admin.get(f"/t/{world.slug}/erasure-requests/").get_data(as_text=True)
+    assert "Demandes de suppression" in listing and world.emails["user1"] in listing
