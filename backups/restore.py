@@ -31,7 +31,7 @@ import psycopg2
 from psycopg2 import sql
 from sqlalchemy import make_url, text
 
-from backups import archive, journal, swap
+from backups import archive, journal, replay, swap
 from backups.dump import libpq_env, pg_counts, pg_tool, run_tool, sqlite_counts
 from backups.errors import ArchiveError, BackupError
 from backups.journal import Plan
@@ -112,10 +112,13 @@ def _rewrite_identity_pg(admin: str, database: str, info: TenantInfo) -> None:
         conn.close()
 
 
-def _migrated(info: TenantInfo, settings: Settings) -> str | None:
+def _migrated(info: TenantInfo, settings: Settings, source_uid: str) -> str | None:
+    """Migrate the staged database to head, then replay what happened since the backup
+    (erasures: :mod:`backups.replay`), before it goes live."""
     outcome = migrate_one(info, settings)
     if outcome.error:
         raise BackupError(f"migrating the restored database failed: {outcome.summary}")
+    replay.replay(info, settings, tuple(dict.fromkeys((source_uid, info.uid))))
     return outcome.to_revision
 
 
@@ -147,7 +150,8 @@ def _restore_sqlite(tenant: Tenant, info: TenantInfo, settings: Settings, member
             raise ArchiveError("; ".join(problems))
         if manifest["tenant"]["uid"] != info.uid:
             _rewrite_identity_sqlite(staged, info)
-        revision = _migrated(dataclasses.replace(info, database_name=staged.name), settings)
+        revision = _migrated(dataclasses.replace(info, database_name=staged.name), settings,
+                             manifest["tenant"]["uid"])
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
@@ -184,7 +188,8 @@ def _restore_postgresql(tenant: Tenant, info: TenantInfo, settings: Settings, me
             raise ArchiveError("; ".join(problems))
         if manifest["tenant"]["uid"] != info.uid:
             _rewrite_identity_pg(admin, staged, info)
-        revision = _migrated(dataclasses.replace(info, database_name=staged), settings)
+        revision = _migrated(dataclasses.replace(info, database_name=staged), settings,
+                            manifest["tenant"]["uid"])
     except BaseException:
         with pg.admin_connection(admin) as conn, conn.cursor() as cur:
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(

@@ -1,7 +1,8 @@
 """What the app hands the layers below: to the tenancy core (``tenants.hooks``) its two
 migration lineages and a new tenant's first rows (``tenants.lifecycle`` removes a dropped
 tenant's files itself); to maintenance the log purge at destroy time, how to list a tenant's
-admins and the backup health the staff console shows; to :mod:`core.jobs` the scheduled jobs.
+admins and the backup health the staff console shows; to backups the erasure ledger, replayed
+on restore; to :mod:`core.jobs` the scheduled jobs.
 :func:`register` runs when ``qalitel`` is imported."""
 
 from __future__ import annotations
@@ -91,3 +92,7 @@ def register() -> None:
     from qalitel import jobs
 
     jobs.register()  # the scheduled jobs (``qalitel jobs run-due``)
+    from backups import replay
+    from qalitel.my_data.replay import replay_erasures
+
+    replay.on_restore(replay_erasures)  # a restored backup never brings an erased person back

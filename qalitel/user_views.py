@@ -26,6 +26,7 @@ from qalitel.auth import throttle
 from qalitel.auth.throttle import Rule, throttled
 from qalitel.auth.views import has_remember_cookie, sign_in
 from qalitel.users import service
+from qalitel.users.labels import PROFILE_LABELS
 from qalitel.users.models import Group, Profile, User
 from qalitel.users.service import (
     EMAIL_MAX,
@@ -39,8 +40,6 @@ from tenants.context import tdb
 bp = Blueprint("users", __name__, url_prefix="/users")
 account = Blueprint("account", __name__)
 
-PROFILE_LABELS = {Profile.USER: _l("User"), Profile.MANAGER: _l("Manager"),
-                  Profile.ADMIN: _l("Administrator")}
 
 
 def profile_choices() -> list[tuple[str, Any]]:

@@ -53,12 +53,15 @@ def _tenant_modules() -> None:
     from qalitel.auth.views import bp as auth_bp
     from qalitel.backup_views import bp as backups_bp
     from qalitel.exports.views import bp as exports_bp
+    from qalitel.my_data.views import admin as erasures_bp
+    from qalitel.my_data.views import bp as my_data_bp
     from qalitel.prefs_views import bp as prefs_bp
     from qalitel.records.views import bp as records_bp
     from qalitel.user_views import account as account_bp
     from qalitel.user_views import bp as users_bp
 
-    for child in (auth_bp, records_bp, prefs_bp, users_bp, account_bp):
+    for child in (auth_bp, records_bp, prefs_bp, users_bp, account_bp, my_data_bp,
+                  erasures_bp):
         tenant.register_blueprint(child)
     tenant.register_blueprint(audit_log_bp)
     tenant.register_blueprint(maintenance_bp)

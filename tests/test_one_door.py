@@ -236,9 +236,13 @@ ALLOWED_MODULES = {
     # (page) or for the operator the client asked (`tenants export|import`); the file goes
     # to whoever the client designates, never printed
     "qalitel.exports.jobs", "qalitel.exports.tenant_import", "qalitel.cli_exports",
+    # replays the erasure ledger on the staged restored database before it goes live (as
+    # backups.restore: no staff path, nothing shown)
+    "backups.replay",
 }
 #: Packages of the client application whose every module serves requests AT the tenant.
-ALLOWED_PACKAGES = ("qalitel.auth", "qalitel.users", "qalitel.records")
+ALLOWED_PACKAGES = ("qalitel.auth", "qalitel.users", "qalitel.records",
+                    "qalitel.my_data")  # each user's own data (and its erasure replayed)
 
 
 def _allowed(module: str) -> bool:

@@ -44,6 +44,7 @@ from qalitel import prefs
 from qalitel.auth import service, throttle
 from qalitel.auth.throttle import Rule, throttled
 from qalitel.i18n import LANGUAGES
+from qalitel.my_data import logins
 from qalitel.users.models import User
 from qalitel.users.service import (
     EMAIL_MAX,
@@ -51,6 +52,7 @@ from qalitel.users.service import (
     UserError,
     check_credentials,
     end_sessions,
+    find_by_email,
     set_password,
 )
 from tenants.context import current_tenant, has_tenant, tdb
@@ -196,21 +198,27 @@ def login():
     form = LoginForm()
     if request.method == "POST":
         user = None
-        if form.validate_on_submit():
+        valid = form.validate_on_submit()
+        if valid:
             user = check_credentials(form.email.data or "", form.password.data or "")
         if user is not None and user.is_suspended:
+            logins.record_failure(user.id)
             flash(_("This account is suspended. Ask your administrator."), "error")
             return render_template("auth/login.html", form=form), 403
         if user is None and form.email.errors:
             form.password.data = ""
             return render_template("auth/login.html", form=form), 400
         if user is not None:
+            logins.record_success(user.id)
             _remember_language(user)
             sign_in(user, remember=bool(form.remember.data))
             # prefs hook: remember the login name; land on `next`, else the start/last page.
             prefs.set_pref("login", user.email)
             return redirect(prefs.landing_path(safe_next(request.args.get("next")))
                             or url_for("tenant.index"))
+        known = find_by_email(form.email.data) if valid else None
+        if known is not None:
+            logins.record_failure(known.id)
         form.password.data = ""
         flash(_("Unknown email or wrong password."), "error")
         return render_template("auth/login.html", form=form), 401

@@ -170,6 +170,11 @@ def _ensure_an_admin_remains(user: User) -> None:
                           "appoint another administrator first."))
 
 
+def ensure_an_admin_remains(user: User) -> None:
+    """Refuse (:class:`UserError`) to take ``user`` away if they are the last active admin."""
+    _ensure_an_admin_remains(user)
+
+
 def rename(user: User, name: str) -> None:
     if name != user.name:
         user.name = clean_name(name)

@@ -1,7 +1,7 @@
 """closures: a closed tenant's timeline on its registry row, and the deletion records
 
 Revision ID: p0010
-Revises: p0008
+Revises: p0009
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'p0010'
-down_revision: str | None = 'p0008'
+down_revision: str | None = 'p0009'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
