@@ -236,6 +236,8 @@ ALLOWED_MODULES = {
     # (page) or for the operator the client asked (`tenants export|import`); the file goes
     # to whoever the client designates, never printed
     "qalitel.exports.jobs", "qalitel.exports.tenant_import", "qalitel.cli_exports",
+    # an operator's or the closure's full export, logged in the client's access log first
+    "qalitel.exports.operator",
 }
 #: Packages of the client application whose every module serves requests AT the tenant.
 ALLOWED_PACKAGES = ("qalitel.auth", "qalitel.users", "qalitel.records")

@@ -166,6 +166,9 @@ def reopen_tenant(settings: Settings, tenant: Tenant) -> Tenant:
     db.session.commit()
     db.session.refresh(tenant)
     _invalidate(tenant)
+    from qalitel.exports.closure import withdraw_closure_exports
+
+    withdraw_closure_exports(tenant)  # alive again: the closure's export goes
     return tenant
 
 
