@@ -1,12 +1,13 @@
 """``/closure-export/<token>``: a closed tenant's export, for its administrators, outside the
 tenant (whose pages answer 410). The token alone opens it (no sign-in is possible any more);
-tokens are random, stored as SHA-256 and looked up by that hash (an index lookup on a digest
-reveals nothing of the token). Every attempt counts against a per-address limit
+tokens are random (256 bits), stored as SHA-256, looked up by that hash and compared with
+``hmac.compare_digest``. Every attempt counts against a per-address limit
 (``CLOSURE_EXPORT_LIMIT_PER_ADDRESS``); 404 for an unknown token, 410 once the link has
 expired or the data was purged."""
 
 from __future__ import annotations
 
+import hmac
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, render_template, send_file
@@ -14,7 +15,7 @@ from flask import Blueprint, abort, current_app, render_template, send_file
 from core import throttle as store
 from qalitel.auth.throttle import address, too_many
 from qalitel.exports.closure import KIND
-from qalitel.exports.jobs import aware, find_by_token, is_expired
+from qalitel.exports.jobs import aware, find_by_token, is_expired, token_hash
 from qalitel.exports.models import ExportState
 
 bp = Blueprint("closure_export", __name__)
@@ -38,7 +39,8 @@ def download(token: str):
     if refused is not None:
         return refused
     job = find_by_token(token)
-    if job is None or job.kind != KIND:
+    if (job is None or job.kind != KIND or job.token_hash is None
+            or not hmac.compare_digest(job.token_hash, token_hash(token))):
         abort(404)
     path = Path(job.file_path) if job.file_path else None
     if (is_expired(job) or job.state is not ExportState.READY or path is None
