@@ -132,12 +132,21 @@ def test_the_link_ends_at_the_purge_date_and_a_forged_token_is_404(
     assert client.get(_path(link)).status_code == 410
 
 
-def test_a_reopen_withdraws_the_export(make_app, backend, tmp_path, password_hash,
-                                       smtp_server):
+def test_each_admin_gets_the_link_and_a_reopen_withdraws_the_export(
+        make_app, backend, tmp_path, password_hash, smtp_server):
     world = make_world(make_app, backend, tmp_path, password_hash, closure_grace_days=2,
                        external_url=EXTERNAL, **smtp_server.settings())
     world.app.config["MAIL_BACKGROUND"] = False
-    link = _close(world, smtp_server)
+    from qalitel.users.models import Profile, User
+
+    with in_tenant(world.app, "acme") as session:
+        session.add(User(email="other@acme.example", name="Other admin",
+                         password_hash=password_hash, profile=Profile.ADMIN))
+        session.commit()
+    assert world.run("tenants", "close", "acme").exit_code == 0
+    mails = {m.rcpt_tos[0]: link_in(m) for m in smtp_server.wait_for(2)}
+    assert set(mails) == {"admin@acme.example", "other@acme.example"}
+    [link] = set(mails.values())  # one link for the company, sent to each admin
     assert len(_exports(world)) == 1
     assert world.run("tenants", "reopen", "acme").exit_code == 0
     assert _exports(world) == []
