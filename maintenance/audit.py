@@ -1,7 +1,9 @@
 """The maintenance access log: per tenant, append-only, hash-chained, written first.
 
 Every event of a maintenance intervention (request, approval, denial, expiries, revocation,
-session start, each page or record viewed or changed, session end) is appended with
+session start, each page or record viewed or changed, session end), and each export of the
+whole tenant by SCOQI (``export``: ``qalitel tenants export``, the closure's export), is
+appended with
 :func:`append`, which commits in a transaction of its own *before* returning. A caller does
 its work only after ``append`` returned; on :class:`AuditWriteError` it refuses the access.
 
@@ -81,7 +83,7 @@ from maintenance.verify_log import FIELDS, GENESIS, entry_hash
 from tenants.registry import Tenant
 
 EVENTS = ("request", "approval", "denial", "request_expired", "grant_expired", "revocation",
-          "session_start", "view", "change", "change_failed", "session_end")
+          "session_start", "view", "change", "change_failed", "session_end", "export")
 ACTOR_KINDS = ("staff", "client", "system")
 DEFAULT_LOCK_TIMEOUT_MS = 5000
 

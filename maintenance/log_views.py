@@ -29,6 +29,7 @@ EVENT_LABELS = {
     "change": _l("Data changed"),
     "change_failed": _l("Change refused by the database (not made)"),
     "session_end": _l("Session ended"),
+    "export": _l("Full export of your data by SCOQI"),
 }
 ACTOR_LABELS = {"staff": _l("SCOQI engineer"), "client": _l("Your company"),
                 "system": _l("System")}

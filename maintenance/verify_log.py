@@ -16,7 +16,8 @@ one JSON object per line: an entry of the log, in order. Each object has exactly
     seq                1, 2, 3, ... without gaps
     at                 UTC time, ISO 8601 with microseconds and "Z": 2030-01-31T09:05:00.000001Z
     event              request, approval, denial, request_expired, grant_expired,
-                       revocation, session_start, view, change, change_failed, session_end
+                       revocation, session_start, view, change, change_failed, session_end,
+                       export
     actor_kind         staff, client or system
     actor_name         the human name of who acted
     actor_email        their e-mail address, or null

@@ -70,6 +70,9 @@ def _init_web(app: Flask) -> None:
     prefs.init_app(app)
     app.register_blueprint(prefs_views.site)
     views.init_app(app)
+    from qalitel.exports import closure_views
+
+    closure_views.init_app(app)  # a closed tenant's export, outside the tenant
     cli.init_app(app)
     staff_console.init_app(app)
     from qalitel import transaction

@@ -1,8 +1,10 @@
 """``qalitel tenants export SLUG`` and ``qalitel tenants import FILE --as SLUG`` (registered on
 the ``tenants`` group by :mod:`qalitel.cli_tenancy`).
 
-Bad input (unknown slug, an output that exists or whose folder does not, a refused archive)
-exits 2 with a clear message and leaves nothing behind.
+Bad input (unknown slug, a missing or bad ``--reason``, an output that exists or whose folder
+does not, a refused archive) exits 2 with a clear message and leaves nothing behind. Each
+export leaves an entry in the tenant's access log, written before the file is put in place
+(:mod:`qalitel.exports.operator`): when the log cannot be written, no export is (exit 1).
 """
 
 from __future__ import annotations
@@ -21,21 +23,30 @@ from qalitel.cli import fail, settings
 @click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Archive to write (default: <instance>/exports/"
                                  "<slug>-export-<UTC time>.zip, private to this user).")
+@click.option("--reason", "reason", required=True,
+              help="Why the data is exported (one line): the client reads it, with your OS "
+                   "user, host and the file's SHA-256, in its access log.")
 @click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
 @with_appcontext
-def export_command(slug: str, output: Path | None, force: bool, as_json: bool) -> None:
+def export_command(slug: str, output: Path | None, reason: str, force: bool,
+                   as_json: bool) -> None:
     """Write a ZIP of everything tenant SLUG holds: tables, people, files, manifest."""
     from core import clock
-    from qalitel.exports.tenant import ExportBuildError, write_tenant_archive
-    from tenants.context import tenant_context
-    from tenants.engines import TenantInfo
+    from qalitel.exports.operator import (
+        ExportNotLoggedError,
+        ExportReasonError,
+        check_reason,
+        logged_export,
+    )
+    from qalitel.exports.tenant import ExportBuildError
     from tenants.registry import InvalidSlugError, TenantStatus
     from tenants.service import TenantNotFoundError, get_tenant
 
     try:
         tenant = get_tenant(slug)
-    except (InvalidSlugError, TenantNotFoundError) as exc:
+        check_reason(reason)
+    except (InvalidSlugError, TenantNotFoundError, ExportReasonError) as exc:
         fail(str(exc), 2)
         return
     if tenant.status not in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED):
@@ -51,13 +62,13 @@ def export_command(slug: str, output: Path | None, force: bool, as_json: bool) -
         fail(f"{output} already exists (pass --force to replace it)", 2)
     if output.is_dir():
         fail(f"{output} is a folder", 2)
-    info = TenantInfo.from_row(tenant)
     try:
-        with tenant_context(info) as ctx:
-            manifest = write_tenant_archive(info, settings(), ctx.engine, output, when,
-                                            replace=force)
+        manifest = logged_export(settings(), tenant, output, reason, replace=force).manifest
     except FileExistsError:
         fail(f"{output} already exists (pass --force to replace it)", 2)
+        return
+    except ExportNotLoggedError as exc:
+        fail(f"export of {slug} refused: {exc}")
         return
     except (ExportBuildError, OSError) as exc:
         fail(f"export of {slug} failed: {exc}")

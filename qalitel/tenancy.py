@@ -2,7 +2,8 @@
 migration lineages and a new tenant's first rows (``tenants.lifecycle`` removes a dropped
 tenant's files itself); to maintenance the log purge at destroy time, how to list a tenant's
 admins and the backup health the staff console shows; to backups the erasure ledger, replayed
-on restore; to :mod:`core.jobs` the scheduled jobs.
+on restore; to :mod:`core.jobs` the scheduled jobs; to the closure its export link
+(:mod:`qalitel.exports.closure`).
 :func:`register` runs when ``qalitel`` is imported."""
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ def register() -> None:
     from maintenance.backup_health import provide_backup_health
 
     provide_backup_health(backup_health)
+    from qalitel.closure import on_closure_export_link
+    from qalitel.exports.closure import build_closure_export
+
+    on_closure_export_link(build_closure_export)  # the closure mail's export link
     from qalitel import jobs
 
     jobs.register()  # the scheduled jobs (``qalitel jobs run-due``)

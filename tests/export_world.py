@@ -88,3 +88,11 @@ def slugs(app: Flask) -> list[str]:
 
 def run(app: Flask, *args: str | Path):
     return app.test_cli_runner().invoke(args=[str(a) for a in args])
+
+
+REASON = "Ticket #812: the client asked for a copy"
+
+
+def export(app: Flask, slug: str, *args: str | Path):
+    """``qalitel tenants export SLUG --reason …`` (the reason is required)."""
+    return run(app, "tenants", "export", slug, "--reason", REASON, *args)

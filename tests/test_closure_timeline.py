@@ -72,6 +72,7 @@ def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
     assert before.files == 2 and len(before.copies) == 4
     client = world.app.test_client()
     assert client.get("/t/acme/login").status_code == 200
+    exports = world.settings.instance_dir / "exports"
 
     # Closure on day 1: logins stop at once, maintenance ends, admins are told the date.
     result = world.run("tenants", "close", "acme", "--reason", "contract ended", "--json")
@@ -84,11 +85,12 @@ def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
     assert client.get("/t/acme/").status_code == 410
     requests, grants, events = _maintenance_state(world)
     assert requests == {"approved", "expired"} and grants == {"revoked"}
-    assert events[-2:] == ["request_expired", "revocation"]
+    assert events[-3:] == ["request_expired", "revocation", "export"]  # then its export
     mail = smtp_server.wait_for(3)[-1]  # after the two maintenance requests' messages
     assert "fermé" in mail.message["Subject"]  # the platform default: French
     assert mail.rcpt_tos == ["admin@acme.example"]
-    assert first_due.isoformat() in mail.body and "protectiondedonnees@scoqi.com" in mail.body
+    assert first_due.isoformat() in mail.body and "/closure-export/" in mail.body
+    assert len(list(exports.glob("closure-*.zip"))) == 1
     if backend == "postgresql":
         assert "role" in " ".join(leftovers(world, before, backend))  # own role still there
         from tenants import pg
@@ -103,6 +105,7 @@ def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
     clock.set(START + days(2))
     assert world.run("tenants", "reopen", "acme").exit_code == 0
     assert status(world)["status"] == "active"
+    assert list(exports.glob("*")) == []  # the closure's export withdrawn
     assert client.get("/t/acme/login").status_code == 200
     assert world.run("tenants", "close", "acme").exit_code == 0
     due = (START + days(2)).date() + days(62)
@@ -144,6 +147,7 @@ def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
     [files] = [i for i in record["items"] if i["kind"] == "files"]
     assert files["count"] == before.files and before.uid in files["name"]
     assert kinds.count("target-folder") == 2 and "access-log" in kinds
+    assert kinds.count("export") == 1 and list(exports.glob("*")) == []
     if backend == "postgresql":
         assert [i["name"] for i in record["items"] if i["kind"] == "role"] == [before.role]
         assert sorted(i["name"] for i in record["items"] if i["kind"] == "grant-role") \

@@ -239,6 +239,8 @@ ALLOWED_MODULES = {
     # replays the erasure ledger on the staged restored database before it goes live (as
     # backups.restore: no staff path, nothing shown)
     "backups.replay",
+    # an operator's or the closure's full export, logged in the client's access log first
+    "qalitel.exports.operator",
 }
 #: Packages of the client application whose every module serves requests AT the tenant.
 ALLOWED_PACKAGES = ("qalitel.auth", "qalitel.users", "qalitel.records",

@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_postgres
-from tests.export_world import FORMULA, TITLE, make_tenant, run, scan, slugs, stored_files, uid_of
+from tests.export_world import (
+    FORMULA,
+    TITLE,
+    export,
+    make_tenant,
+    run,
+    scan,
+    slugs,
+    stored_files,
+    uid_of,
+)
 
 
 def test_export_then_import_as_gives_the_same_rows_and_files(make_app, backend, tmp_path,
@@ -21,7 +31,7 @@ def test_export_then_import_as_gives_the_same_rows_and_files(make_app, backend, 
     app = make_app(backend)
     handle = make_tenant(app, "acme", password_hash)
     archive = tmp_path / "acme.zip"
-    result = run(app, "tenants", "export", "acme", "--output", archive, "--json")
+    result = export(app, "acme", "--output", archive, "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["rows"]["nonconformities"] == 3 and summary["files"] == 2
@@ -43,7 +53,7 @@ def test_ids_continue_after_the_imported_ones(make_app, backend, tmp_path, passw
     app = make_app(backend)
     make_tenant(app, "acme", password_hash)
     archive = tmp_path / "acme.zip"
-    assert run(app, "tenants", "export", "acme", "--output", archive).exit_code == 0
+    assert export(app, "acme", "--output", archive).exit_code == 0
     assert run(app, "tenants", "import", archive, "--as", "acme-copy").exit_code == 0
     with in_tenant(app, "acme-copy") as session:
         top = max(u.id for u in session.query(User))
@@ -64,11 +74,11 @@ def test_a_sqlite_export_imports_into_postgresql(make_app, tmp_path, password_ha
         assert db.session.query(Tenant).filter_by(slug="acme").one().backend.value == \
             "postgresql"
     archive = tmp_path / "acme.zip"
-    assert run(app, "tenants", "export", "acme", "--output", archive).exit_code == 0
+    assert export(app, "acme", "--output", archive).exit_code == 0
     result = run(app, "tenants", "import", archive, "--as", "acme-lite", "--backend", "sqlite")
     assert result.exit_code == 0, result.output
     lite = tmp_path / "lite.zip"
-    assert run(app, "tenants", "export", "acme-lite", "--output", lite).exit_code == 0
+    assert export(app, "acme-lite", "--output", lite).exit_code == 0
     result = run(app, "tenants", "import", lite, "--as", "acme-pg", "--backend", "postgresql")
     assert result.exit_code == 0, result.output
     with app.app_context():
@@ -84,7 +94,7 @@ def test_the_archive_layout_and_manifest(make_app, backend, tmp_path, password_h
     app = make_app(backend)
     handle = make_tenant(app, "acme", password_hash)
     archive = tmp_path / "acme.zip"
-    assert run(app, "tenants", "export", "acme", "--output", archive).exit_code == 0
+    assert export(app, "acme", "--output", archive).exit_code == 0
     with zipfile.ZipFile(archive) as zf:
         names = set(zf.namelist())
         manifest = json.loads(zf.read("manifest.json"))
@@ -127,7 +137,7 @@ def test_export_bad_input_exits_2(make_app, tmp_path, password_hash, problem):
         "exists": ("acme", existing, "already exists (pass --force"),
         "is folder": ("acme", tmp_path, "is a directory"),
     }[problem]
-    result = run(app, "tenants", "export", slug, "--output", output)
+    result = export(app, slug, "--output", output)
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert existing.read_bytes() == b"keep me"
@@ -139,7 +149,7 @@ def test_force_replaces_an_existing_output(make_app, tmp_path, password_hash):
     make_tenant(app, "acme", password_hash)
     existing = tmp_path / "taken.zip"
     existing.write_bytes(b"old")
-    result = run(app, "tenants", "export", "acme", "--output", existing, "--force")
+    result = export(app, "acme", "--output", existing, "--force")
     assert result.exit_code == 0, result.output
     assert zipfile.is_zipfile(existing)
 
@@ -171,7 +181,7 @@ def test_the_archive_is_one_snapshot(make_app, backend, tmp_path, password_hash,
 
     monkeypatch.setattr(exporting, "_write_people", meanwhile)
     archive = tmp_path / "acme.zip"
-    result = run(app, "tenants", "export", "acme", "--output", archive)
+    result = export(app, "acme", "--output", archive)
     assert result.exit_code == 0, result.output
     with zipfile.ZipFile(archive) as zf:
         emails = {r["email"] for r in json.loads(zf.read("tables/users.json"))["rows"]}
@@ -184,7 +194,7 @@ def test_without_output_the_archive_goes_to_the_private_exports_folder(make_app,
                                                                        password_hash):
     app = make_app("sqlite")
     make_tenant(app, "acme", password_hash)
-    result = run(app, "tenants", "export", "acme", "--json")
+    result = export(app, "acme", "--json")
     assert result.exit_code == 0, result.output
     written = Path(json.loads(result.output)["output"])
     assert written.parent == app.extensions["qalitel_settings"].instance_dir / "exports"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PG_URL
-from tests.export_world import make_tenant, run, slugs
+from tests.export_world import export, make_tenant, run, slugs
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def exported(make_app, backend, tmp_path, password_hash):
     app = make_app(backend)
     make_tenant(app, "acme", password_hash)
     archive = tmp_path / "acme.zip"
-    assert run(app, "tenants", "export", "acme", "--output", archive).exit_code == 0
+    assert export(app, "acme", "--output", archive).exit_code == 0
     return app, archive
 
 

@@ -4,7 +4,8 @@ For every closed tenant, in order: end any maintenance access still open; once t
 period is over, drop the live database, role and files; then delete each backup copy whose
 window has ended, on every target (a closed tenant's newest backup is not kept: the prune
 rule protecting it is for live tenants); once no copy is left, remove the tenant's folder
-from the folder targets and mark it purged. Each removal is an item of its deletion record.
+from the folder targets, delete the closure's export file and mark it purged. Each removal
+is an item of its deletion record.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from backups.targets import Target, parse_targets
 from core import clock
 from core.db import db
 from qalitel.closure.service import ACCESS_NOTE, drop_tenant, record_of
+from qalitel.exports.closure import purge_closure_exports
 from tenants.deletion import DeletionItem, ItemKind
 from tenants.registry import Tenant, TenantStatus
 
@@ -119,6 +121,7 @@ def run_closures(app: Flask, *, by: str = JOB) -> ClosureSummary:
                     summary.dropped.append(slug)
                 if _purge_backups(settings, tenant, targets, by, summary):
                     record = record_of(tenant)
+                    purge_closure_exports(tenant, record, by)
                     tenant.purged_at = record.purged_at = clock.now()
                     summary.purged.append(slug)
                 elif tenant.purge_due_at is not None and now.date() > tenant.purge_due_at:

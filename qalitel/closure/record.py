@@ -27,7 +27,8 @@ END = "-----END QALITEL SIGNATURE-----"
 KIND_TEXT = {ItemKind.DATABASE: "database", ItemKind.ROLE: "database role",
              ItemKind.GRANT_ROLE: "maintenance grant role", ItemKind.FILES: "files folder",
              ItemKind.ACCESS_LOG: "access log", ItemKind.BACKUP_COPY: "backup copy",
-             ItemKind.TARGET_FOLDER: "backup target folder"}
+             ItemKind.TARGET_FOLDER: "backup target folder",
+             ItemKind.EXPORT: "export file"}
 
 
 def _at(value: datetime | None) -> str | None:

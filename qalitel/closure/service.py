@@ -58,7 +58,9 @@ class Closure:
         return {"tenant": self.slug, "status": "closed", "closed_at": self.closed_at.isoformat(),
                 "grace_ends_at": self.grace_ends_at.isoformat(),
                 "purge_due_at": self.purge_due_at.isoformat(), "mailed": self.mailed,
-                "export_link": self.export_link, "ended_access": self.ended_access,
+                # the link itself is the admins' secret: not printed to the operator
+                "export_offered": self.export_link is not None,
+                "ended_access": self.ended_access,
                 "dropped": self.dropped, "drop_error": self.drop_error}
 
 
@@ -166,6 +168,9 @@ def reopen_tenant(settings: Settings, tenant: Tenant) -> Tenant:
     db.session.commit()
     db.session.refresh(tenant)
     _invalidate(tenant)
+    from qalitel.exports.closure import withdraw_closure_exports
+
+    withdraw_closure_exports(tenant)  # alive again: the closure's export goes
     return tenant
 
 
