@@ -7,6 +7,7 @@ restores the dump as the tenant's own role, as the in-place restore does."""
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import pytest
 from sqlalchemy import text
@@ -61,7 +62,7 @@ def test_a_pooled_engine_opened_before_the_restore_serves_the_restored_data(worl
     assert leftovers(world, backend) == []
     if backend == "sqlite":  # the swap's marker is cleared once the restore stands
         path = world.settings.sqlite_tenant_dir / info.database_name
-        with sqlite3.connect(path) as conn:
+        with closing(sqlite3.connect(path)) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
 
 
@@ -149,3 +150,75 @@ def test_a_deep_verification_restores_as_the_tenants_role(world, monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen == {"database": [role], "tables": [role]}
     assert leftovers(world, "postgresql") == []
+
+
+KILL_MID_COPY = """
+import os, pickle, signal, sys
+from contextlib import closing
+from qalitel import create_app
+from backups import swap
+
+settings, live = pickle.loads(open(sys.argv[1], "rb").read())
+real = swap._copy_content
+
+def copy(source, target):
+    if target != live:  # the previous content set aside: copied whole
+        return real(source, target)
+    def die(_status, remaining, total):
+        if remaining < total - 2:  # pages written, the transaction not committed
+            os.kill(os.getpid(), signal.SIGKILL)
+    with closing(swap._sqlite(source)) as reader, closing(swap._sqlite(target)) as writer:
+        reader.backup(writer, pages=1, progress=die)
+
+swap._copy_content = copy
+app = create_app(settings, web=False)
+with app.app_context():
+    from backups.models import Backup
+    from backups.restore import restore
+    from backups.targets import parse_targets
+    from core.db import db
+    from tenants.service import get_tenant
+
+    restore(get_tenant("acme"), db.session.get(Backup, 1), settings, parse_targets(settings),
+            app.extensions["qalitel_engines"])
+sys.exit("not killed")
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_content_swap_killed_midway_leaves_the_live_file_as_it_was(world):
+    """SQLite only (PostgreSQL's commit point is one rename transaction): the restored
+    content copied into the live file page by page, the process killed before the copy
+    commits; an engine of another process reads the old data, unharmed, and the sweep puts
+    the tenant back as it was."""
+    import dataclasses
+    import pickle
+    import signal
+    import subprocess
+    import sys
+
+    from tenants.engines import build_engine
+    from tenants.resolution import load_tenant
+
+    assert world.run("backup", "run", "acme").exit_code == 0
+    change_everything(world)
+    with world.app.app_context():
+        info = load_tenant("acme")
+    assert info is not None
+    web = build_engine(info, world.settings)
+    old = _titles(web)
+    live = str(world.settings.sqlite_tenant_dir / info.database_name)
+    frozen = world.tmp / "settings.pickle"
+    frozen.write_bytes(pickle.dumps((dataclasses.replace(world.settings, extra={}), live)))
+    done = subprocess.run([sys.executable, "-c", KILL_MID_COPY, str(frozen)],
+                          capture_output=True, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    assert _titles(web) == old and status(world) == "suspended"
+    with closing(sqlite3.connect(live)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    result = world.run("backup", "sweep")
+    assert result.exit_code == 0, result.output
+    assert "the previous database and files are in place" in result.output
+    assert _titles(web) == old and status(world) == "active"
+    assert leftovers(world, "sqlite") == []
+    web.dispose()
