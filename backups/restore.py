@@ -1,17 +1,20 @@
 """``backup restore SLUG BACKUP_ID``: put a tenant back as one of its backups holds it.
 
 The archive is fetched from a good copy, decrypted and checked (tenant, backend, schema
-revision known to this code, dump hash, row counts) into a new database or file *beside*
-the live one, then migrated to head if it is older. Only then, with the tenant suspended,
-the files and the database are swapped (:mod:`backups.swap`: the tenant always has a
-database); the previous ones are kept until the restored database opens as the tenant
-(identity row checked), then dropped. A failure at any step leaves the tenant as it was.
+revision known to this code). Then the tenant is suspended (its users get the "suspended"
+page, and on PostgreSQL what was still connected is cut off) for the whole rest of the
+restore: the database is restored and checked (dump hash, row counts) into a new database
+or file *beside* the live one as the tenant's role, migrated to head if it is older, the
+files and the database are swapped (:mod:`backups.swap`: the tenant always has a database);
+the previous ones are kept until the restored database opens as the tenant (identity row
+checked), then dropped, and only then the tenant gets its status back. A failure at any
+step leaves the tenant as it was.
 
 Each step is journalled (:mod:`backups.journal`) and named for fault injection (``fault=``,
-used by tests): ``journal``, ``staged``, ``files-staged``, ``suspended``, ``files-placed``,
+used by tests): ``journal``, ``suspended``, ``staged``, ``files-staged``, ``files-placed``,
 ``swapped``, ``checked``, ``cleaned``. A process killed at any of them leaves what
 :func:`backups.sweep.sweep_leftovers` settles: rolled back before the database swap,
-forward after it.
+forward after it, the tenant's status from before the restore given back.
 """
 
 from __future__ import annotations
@@ -29,16 +32,16 @@ from typing import Any
 
 import psycopg2
 from psycopg2 import sql
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 
 from backups import archive, journal, replay, swap
-from backups.dump import libpq_env, pg_counts, pg_tool, run_tool, sqlite_counts
+from backups.dump import pg_counts, sqlite_counts
 from backups.errors import ArchiveError, BackupError
 from backups.journal import Plan
 from backups.models import Backup
 from backups.run import fetch_good_copy
 from backups.targets import Target
-from backups.verify import _compare
+from backups.verify import _compare, pg_restore_as_role
 from core.config import Settings
 from core.db import db
 from tenants import migrations, pg
@@ -51,8 +54,9 @@ log = logging.getLogger(__name__)
 ident = sql.Identifier
 #: What a database refusing a step of the restore raises (rolled back: nothing changed).
 DatabaseError = (psycopg2.Error, sqlite3.Error)
-STEPS = ("journal", "staged", "files-staged", "suspended", "files-placed", "swapped",
+STEPS = ("journal", "suspended", "staged", "files-staged", "files-placed", "swapped",
          "checked", "cleaned")
+
 
 @dataclass
 class Restored:
@@ -150,6 +154,7 @@ def _restore_sqlite(tenant: Tenant, info: TenantInfo, settings: Settings, member
             raise ArchiveError("; ".join(problems))
         if manifest["tenant"]["uid"] != info.uid:
             _rewrite_identity_sqlite(staged, info)
+        swap.match_page_size(str(staged), plan.db_live)
         revision = _migrated(dataclasses.replace(info, database_name=staged.name), settings,
                              manifest["tenant"]["uid"])
     except BaseException:
@@ -167,16 +172,7 @@ def _restore_postgresql(tenant: Tenant, info: TenantInfo, settings: Settings, me
         cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 OWNER {}").format(
             ident(staged), ident(role)))
     try:
-        with pg.admin_connection(admin) as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident(staged)))
-        # As in a provisioned tenant, the role owns its schema (it is NOINHERIT: being the
-        # database's owner does not let it create in a schema pg_database_owner owns).
-        with pg.admin_connection(admin, staged) as conn, conn.cursor() as cur:
-            cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(ident(role)))
-        run_tool([pg_tool(settings, "pg_restore"), "--no-owner", "--no-privileges",
-                  f"--role={role}", "--exit-on-error", "--no-password",
-                  f"--dbname={staged}", str(member)],
-                 libpq_env(make_url(admin).set(database=staged)), "pg_restore")
+        pg_restore_as_role(settings, admin, staged, role, member, "pg_restore")
         conn = psycopg2.connect(pg.libpq_dsn(admin, staged), connect_timeout=10)
         try:
             with conn.cursor() as cursor:
@@ -215,6 +211,21 @@ def _no_fault(_step: str) -> None:
     pass
 
 
+def _suspend(tenant: Tenant, engines: Any) -> None:
+    tenant.status = TenantStatus.SUSPENDED
+    db.session.commit()
+    engines.invalidate(tenant.uid)
+
+
+def _resume(tenant: Tenant, status: TenantStatus, engines: Any) -> None:
+    """Give the tenant back its status from before the restore (unless it was changed
+    meanwhile) and commit; this process's engine for it is dropped."""
+    if tenant.status is TenantStatus.SUSPENDED:
+        tenant.status = status
+    db.session.commit()
+    engines.invalidate(tenant.uid)
+
+
 def restore(source: Tenant, backup: Backup, settings: Settings, targets: list[Target],
             engines: Any, into: Tenant | None = None, *, created: bool = False,
             fault: Callable[[str], None] | None = None) -> Restored:
@@ -246,17 +257,17 @@ def restore(source: Tenant, backup: Backup, settings: Settings, targets: list[Ta
             step = _restore_sqlite if tenant.backend is Backend.SQLITE else _restore_postgresql
             status, suspended = tenant.status, False
             try:
+                if status is TenantStatus.ACTIVE:
+                    _suspend(tenant, engines)
+                    suspended = True
+                    swap.cut_off(plan, admin)
+                hit("suspended")
                 plan.revision, tables = step(tenant, info, settings, member, manifest, plan,
                                              admin)
                 journal.save(settings, plan)
                 hit("staged")
                 swap.stage_files(plan, content)
                 hit("files-staged")
-                tenant.status = TenantStatus.SUSPENDED
-                db.session.commit()
-                suspended = True
-                engines.invalidate(tenant.uid)
-                hit("suspended")
                 swap.place_files(plan)
                 hit("files-placed")
                 swap.swap_database(plan, admin)
@@ -265,18 +276,17 @@ def restore(source: Tenant, backup: Backup, settings: Settings, targets: list[Ta
             except BaseException:
                 db.session.rollback()
                 swap.roll_back(plan, admin)
+                if suspended:
+                    _resume(tenant, status, engines)
                 journal.settled(settings, token)
                 raise
-            finally:
-                if suspended:
-                    engines.invalidate(tenant.uid)
-                    tenant.status = status
-                    db.session.commit()
             plan.committed = True
             journal.save(settings, plan)
-            hit("checked")
-            tenant.schema_revision = plan.revision
-            db.session.commit()
+            try:
+                hit("checked")
+            finally:  # even a failure here leaves the restore standing (the sweep ends it)
+                tenant.schema_revision = plan.revision
+                _resume(tenant, status, engines)
             try:
                 swap.roll_forward(plan, admin)
             except Exception:  # the restore stands; the sweep drops what it replaced

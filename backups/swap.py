@@ -2,16 +2,24 @@
 stopped midway, by what is on disk and on the server (the same steps serve the restore
 that fails and the sweep after a restore that was killed).
 
-The commit point is one atomic step: PostgreSQL renames the live database aside and the
-staged one into its name in one transaction; SQLite hard-links the live file aside, then
-``rename``s the staged file over it. So the tenant always has a database: the old one until
-the commit point, the restored one after it. The files are swapped just before it.
+The commit point is one atomic step. PostgreSQL renames the live database aside and the
+staged one into its name in one transaction. SQLite swaps by *content*, never by file: the
+live file's content is first copied aside (``….pre-restore-…``), then the staged file's is
+copied into the live file in one step of SQLite's backup API, one write transaction under
+SQLite's own locking. Other processes' connections to the live file (a web worker's pool)
+see the restored data at their next transaction, and a copy killed midway is rolled back by
+SQLite (its WAL frames were never committed). The staged file carries a marker
+(``user_version``) into the live one, which tells a swap that committed from one that did
+not. So the tenant always has a database: the old one until the commit point, the restored
+one after it. The files are swapped just before it.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import psycopg2
@@ -71,26 +79,66 @@ def place_files(plan: Plan) -> None:
     _fsync_dir(live.parent)
 
 
-def _sqlite_sidecars(path: str) -> None:
-    for suffix in ("-wal", "-shm"):
+def _marker(token: str) -> int:
+    """The ``user_version`` a restore's staged SQLite file carries into the live one."""
+    return int(token[:7], 16) | 1
+
+
+def _sqlite(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def _user_version(path: str) -> int:
+    with closing(_sqlite(path)) as conn:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _marked(plan: Plan) -> bool:
+    """Whether the live SQLite file holds the content the restore staged."""
+    live = plan.db_live
+    return Path(live).exists() and _user_version(live) == _marker(plan.token)
+
+
+def _copy_content(source: str, target: str) -> None:
+    """Copy a SQLite database's content into ``target`` (made if missing) in one step of
+    the backup API: one write transaction of ``target``, waiting for its other writers;
+    connections open on it see the new content at their next transaction."""
+    with closing(_sqlite(source)) as reader, closing(_sqlite(target)) as writer:
+        reader.backup(writer)
+
+
+def match_page_size(staged: str, live: str) -> None:
+    """Give a staged SQLite file the live one's page size (the backup API cannot copy into
+    a WAL database of another page size)."""
+    with closing(_sqlite(live)) as conn:
+        size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    with closing(_sqlite(staged)) as conn:
+        if int(conn.execute("PRAGMA page_size").fetchone()[0]) != size:
+            conn.execute("PRAGMA journal_mode=DELETE")
+            conn.execute(f"PRAGMA page_size={size}")
+            conn.execute("VACUUM")
+
+
+def _remove_sqlite(path: str) -> bool:
+    """Remove one of the restore's own SQLite files (never the live one) and its sidecars;
+    whether it existed."""
+    existed = Path(path).exists()
+    for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return existed
 
 
 def swap_database(plan: Plan, admin: str | None) -> None:
     """The commit point (see the module docstring)."""
     if plan.backend == Backend.SQLITE.value:
-        live = Path(plan.db_live)
-        import sqlite3
-
-        conn = sqlite3.connect(live)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
-        _sqlite_sidecars(plan.db_live)
-        os.link(live, plan.db_previous)
-        os.replace(plan.db_staged, live)
-        _fsync_dir(live.parent)
+        _remove_sqlite(plan.db_previous)
+        _copy_content(plan.db_live, plan.db_previous)
+        _fsync_dir(Path(plan.db_live).parent)
+        with closing(_sqlite(plan.db_staged)) as conn:
+            conn.execute(f"PRAGMA user_version={_marker(plan.token)}")
+        _copy_content(plan.db_staged, plan.db_live)
         return
     assert admin is not None
     with pg.admin_connection(admin) as conn, conn.cursor() as cur:
@@ -99,6 +147,18 @@ def swap_database(plan: Plan, admin: str | None) -> None:
             cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                         "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
     _renames(admin, [(plan.db_live, plan.db_previous), (plan.db_staged, plan.db_live)])
+
+
+def cut_off(plan: Plan, admin: str | None) -> None:
+    """End what is still connected to a PostgreSQL tenant's live database once it is
+    suspended (requests that began before): a transaction in flight fails instead of
+    committing into the database the restore replaces."""
+    if plan.backend == Backend.SQLITE.value:
+        return
+    assert admin is not None
+    with pg.admin_connection(admin) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()", (plan.db_live,))
 
 
 def _renames(admin: str, pairs: list[tuple[str, str]]) -> None:
@@ -132,8 +192,7 @@ def committed(plan: Plan, admin: str | None) -> bool:
     if plan.committed:
         return True
     if plan.backend == Backend.SQLITE.value:
-        previous, live = Path(plan.db_previous), Path(plan.db_live)
-        return previous.exists() and live.exists() and not os.path.samefile(previous, live)
+        return _marked(plan)
     assert admin is not None
     return _pg_exists(admin, plan.db_previous)
 
@@ -145,8 +204,7 @@ def roll_back(plan: Plan, admin: str | None) -> list[str]:
     sqlite = plan.backend == Backend.SQLITE.value
     if committed(plan, admin) and not plan.committed:
         if sqlite:
-            _sqlite_sidecars(plan.db_live)
-            os.replace(plan.db_previous, plan.db_live)
+            _copy_content(plan.db_previous, plan.db_live)
         else:
             assert admin is not None
             with pg.admin_connection(admin) as conn, conn.cursor() as cur:
@@ -158,12 +216,8 @@ def roll_back(plan: Plan, admin: str | None) -> list[str]:
         done.append(f"database:{plan.db_live} put back")
     if sqlite:
         for name in (plan.db_staged, plan.db_previous):
-            path = Path(name)
-            if path.exists() and (name == plan.db_staged
-                                  or os.path.samefile(path, plan.db_live)):
-                path.unlink()
-                _sqlite_sidecars(name)
-                done.append(f"file:{path.name}")
+            if _remove_sqlite(name):
+                done.append(f"file:{Path(name).name}")
     else:
         assert admin is not None
         if _pg_exists(admin, plan.db_staged):
@@ -189,13 +243,16 @@ def roll_back(plan: Plan, admin: str | None) -> list[str]:
 
 
 def roll_forward(plan: Plan, admin: str | None) -> list[str]:
-    """The restored database is in place and checked: drop what it replaced."""
+    """The restored database is in place and checked (the journal says so): drop what it
+    replaced."""
     done: list[str] = []
     if plan.backend == Backend.SQLITE.value:
-        previous = Path(plan.db_previous)
-        if previous.exists():
-            previous.unlink()
-            done.append(f"file:{previous.name}")
+        for name in (plan.db_previous, plan.db_staged):
+            if _remove_sqlite(name):
+                done.append(f"file:{Path(name).name}")
+        if _marked(plan):  # the journal says committed: the marker has done its work
+            with closing(_sqlite(plan.db_live)) as conn:
+                conn.execute("PRAGMA user_version=0")
     else:
         assert admin is not None
         if _pg_exists(admin, plan.db_previous):

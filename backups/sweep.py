@@ -83,6 +83,8 @@ def _settle(settings: Settings, plan: Plan, out: Swept) -> None:
             out.settled.append(f"{label}: the restored database does not open "
                                f"({str(exc)[:200]}): putting the previous one back")
     if kept:
+        plan.committed = True  # first: a sweep killed while rolling forward keeps it too
+        journal.save(settings, plan)
         done = swap.roll_forward(plan, admin)
         tenant.schema_revision = plan.revision
         out.settled.append(f"{label}: kept the restored database")

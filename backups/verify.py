@@ -1,6 +1,8 @@
 """``backup verify``: every copy's checksum on every target, and with ``--deep`` the newest
 archive of each tenant restored into a scratch database (or file) and compared with its
-manifest: row count of every table, and every file's hash. The scratch copy is dropped.
+manifest: row count of every table, and every file's hash. On PostgreSQL the dump is
+restored as the tenant's own role, as an in-place restore does (:func:`pg_restore_as_role`):
+what it holds never runs with a superuser's rights. The scratch copy is dropped.
 """
 
 from __future__ import annotations
@@ -121,21 +123,36 @@ def _restore_sqlite(dump: Path) -> dict[str, int]:
         conn.close()
 
 
+def pg_restore_as_role(settings: Settings, admin: str, database: str, role: str,
+                       dump: Path, what: str) -> None:
+    """Restore ``dump`` into ``database`` (new, empty and owned by the tenant's ``role``)
+    as that role: closed to PUBLIC and its public schema the role's, as in a provisioned
+    tenant (the role is NOINHERIT: owning the database does not let it create in a schema
+    ``pg_database_owner`` owns)."""
+    with pg.admin_connection(admin) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+            sql.Identifier(database)))
+    with pg.admin_connection(admin, database) as conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(role)))
+    run_tool([pg_tool(settings, "pg_restore"), "--no-owner", "--no-privileges",
+              f"--role={role}", "--exit-on-error", "--no-password", f"--dbname={database}",
+              str(dump)], libpq_env(make_url(admin).set(database=database)), what)
+
+
 def _restore_postgresql(dump: Path, tenant: Tenant, settings: Settings) -> dict[str, int]:
-    if tenant.server is None:
-        raise BackupError(f"tenant {tenant.slug} has no database server to restore on")
+    if tenant.server is None or not tenant.role_name:
+        raise BackupError(f"tenant {tenant.slug} has no database server or role to restore "
+                          "on")
     admin = server_url(settings, tenant.server)
     token = secrets.token_hex(6)
     scratch = journal.scratch_database(settings, "verify", token)
     with journal.held_on_server(admin, token) as held:
         with held.cursor() as cursor:
-            cursor.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
-                sql.Identifier(scratch)))
+            cursor.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 OWNER {}").format(
+                sql.Identifier(scratch), sql.Identifier(tenant.role_name)))
         try:
-            env = libpq_env(make_url(admin).set(database=scratch))
-            run_tool([pg_tool(settings, "pg_restore"), "--no-owner", "--no-privileges",
-                      "--exit-on-error", "--no-password", f"--dbname={scratch}", str(dump)],
-                     env, "pg_restore into the scratch database")
+            pg_restore_as_role(settings, admin, scratch, tenant.role_name, dump,
+                               "pg_restore into the scratch database")
             conn = psycopg2.connect(pg.libpq_dsn(admin, scratch), connect_timeout=10)
             try:
                 with conn.cursor() as cursor:
