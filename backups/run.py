@@ -101,18 +101,20 @@ def _settle(backup: Backup, targets: list[Target]) -> None:
 
 def write_copies(backup: Backup, source: Path, targets: list[Target],
                  outcome: TenantOutcome | None = None) -> None:
-    """Put ``source`` on every target still lacking a good copy, committing after each."""
+    """Put ``source`` on every target still lacking a good copy. Each copy is committed
+    before the next target is written (a run killed between targets is resumed from the
+    catalogue); the last one in the same commit as the backup's final status."""
     good = {c.target for c in backup.copies if c.status is CopyStatus.OK}
-    for target in targets:
-        if target.name in good:
-            continue
+    pending = [t for t in targets if t.name not in good]
+    for n, target in enumerate(pending, start=1):
         try:
             target.put(backup.key or "", source)
             error = None
         except TargetError as exc:
             error = str(exc)[:ERROR_MAX]
         _record_copy(backup, target, error)
-        db.session.commit()
+        if n < len(pending):
+            db.session.commit()
         if outcome is not None:
             outcome.copies[target.name] = error or "ok"
     _settle(backup, targets)

@@ -164,9 +164,13 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
         server = (data.server_cpu(libpq_dsn(args.pg_url)) if backend == "postgresql"
                   else lambda: None)
         if backend == "postgresql":
+            import psycopg2
             from sqlalchemy import make_url
 
-            pg_dump = pg_tool(settings, "pg_dump")
+            with psycopg2.connect(libpq_dsn(args.pg_url), connect_timeout=10) as conn:
+                major = conn.server_version // 10000
+            conn.close()
+            pg_dump = pg_tool(settings, "pg_dump", major)  # the app's choice for this server
             wrapper = "Debian's pg_wrapper" if "pg_wrapper" in str(Path(pg_dump).resolve()) \
                 else "no wrapper"
             print(f"  pg_dump and pg_restore: {pg_dump} ({wrapper}), for the app and the plain "
