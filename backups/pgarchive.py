@@ -41,6 +41,7 @@ class Entry:
     tag: str | None
     data_state: int
     offset: int
+    copy_stmt: str | None = None
 
 
 @dataclass
@@ -51,6 +52,16 @@ class Checked:
     version: tuple[int, int, int]
     entries: int
     rows: dict[tuple[str | None, str | None], int | None] = field(default_factory=dict)
+    kept: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # table: COPY, data
+
+    def table(self, name: str) -> list[dict[str, str | None]]:
+        """The rows of a table asked for with ``keep`` (values as text, ``None`` for null)."""
+        statement, data = self.kept[name]
+        inside = statement[statement.index("(") + 1:statement.rindex(") FROM stdin")]
+        columns = [c.strip().strip('"') for c in inside.split(",")]
+        lines = data[:-len(COPY_END)].decode().split("\n")[:-1]
+        return [dict(zip(columns, map(_copy_value, line.split("\t")), strict=True))
+                for line in lines]
 
 
 class _Reader:
@@ -121,8 +132,8 @@ def _toc(reader: _Reader, version: tuple[int, int, int]) -> list[Entry]:
         reader.str(), reader.str()  # table oid, oid
         tag, desc = reader.str(), reader.str() or ""
         reader.int()  # section
-        for _ in range(3):  # definition, drop statement, copy statement
-            reader.str()
+        reader.str(), reader.str()  # definition, drop statement
+        copy_stmt = reader.str()
         namespace = reader.str()
         reader.str()  # tablespace
         if version[:2] >= (1, 14):
@@ -135,13 +146,13 @@ def _toc(reader: _Reader, version: tuple[int, int, int]) -> list[Entry]:
         state, offset = reader.offset()
         if state not in (POS_NOT_SET, POS_SET, NO_DATA):
             raise DumpFormatError("the dump's table of contents is damaged (data offset)")
-        entries.append(Entry(dump_id, desc, namespace, tag, state, offset))
+        entries.append(Entry(dump_id, desc, namespace, tag, state, offset, copy_stmt))
     return entries
 
 
-def _chunks(reader: _Reader, inflate: bool) -> tuple[int, bytes]:
+def _chunks(reader: _Reader, inflate: bool, keep: bool = False) -> tuple[int, bytes]:
     """Walk one stream of chunks to its zero-length end: the lines it holds and its last
-    bytes (inflated first when ``inflate``)."""
+    bytes, or all of them when ``keep`` (inflated first when ``inflate``)."""
     inflater = zlib.decompressobj() if inflate else None
     lines, tail = 0, b""
     while (length := reader.int()) != 0:
@@ -154,13 +165,14 @@ def _chunks(reader: _Reader, inflate: bool) -> tuple[int, bytes]:
             except zlib.error as exc:
                 raise DumpFormatError(f"a data block of the dump is damaged: {exc}") from exc
         lines += chunk.count(b"\n")
-        tail = (tail + chunk)[-len(COPY_END):]
+        tail = tail + chunk if keep else (tail + chunk)[-len(COPY_END):]
     if inflater is not None and not inflater.eof:
         raise DumpFormatError("a data block of the dump is cut short (compressed stream)")
     return lines, tail
 
 
-def _block(reader: _Reader, entry: Entry, compression: int) -> int | None:
+def _block(reader: _Reader, entry: Entry, compression: int, found: Checked,
+           keep: frozenset[str]) -> int | None:
     kind, dump_id = reader.byte(), reader.int()
     if dump_id != entry.dump_id or kind not in (BLK_DATA, BLK_BLOBS):
         raise DumpFormatError(f"the dump's data for entry {entry.dump_id} is missing or "
@@ -170,16 +182,39 @@ def _block(reader: _Reader, entry: Entry, compression: int) -> int | None:
         while reader.int() != 0:  # one stream per large object, up to a zero oid
             _chunks(reader, inflate)
         return None
-    lines, tail = _chunks(reader, inflate)
+    kept = entry.tag in keep and entry.namespace == "public" and bool(entry.copy_stmt)
+    lines, tail = _chunks(reader, inflate, kept)
     if compression not in (COMPRESS_NONE, COMPRESS_GZIP):
         return None
-    if tail != COPY_END:
+    if not tail.endswith(COPY_END):
         raise DumpFormatError(f"the COPY data of {entry.tag!r} in the dump is cut short")
+    if kept:
+        found.kept[entry.tag or ""] = (entry.copy_stmt or "", tail)
     return lines - COPY_END.count(b"\n")
 
 
-def check_custom_dump(path: Path) -> Checked:
-    """Check the archive at ``path`` whole; :class:`DumpFormatError` says what is wrong."""
+_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _copy_value(text: str) -> str | None:
+    """A value of ``COPY``'s text format (``\\N`` is null; backslash escapes undone)."""
+    if text == "\\N":
+        return None
+    if "\\" not in text:
+        return text
+    out, chars = [], iter(text)
+    for char in chars:
+        if char == "\\":
+            nxt = next(chars, "")
+            out.append(_ESCAPES.get(nxt, nxt))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def check_custom_dump(path: Path, keep: frozenset[str] = frozenset()) -> Checked:
+    """Check the archive at ``path`` whole; :class:`DumpFormatError` says what is wrong.
+    The data of the ``public`` tables named in ``keep`` is kept (see :meth:`Checked.table`)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -197,7 +232,7 @@ def check_custom_dump(path: Path) -> Checked:
             raise DumpFormatError(f"the dump's data for entry {entry.dump_id} is not where "
                                   "its table of contents says")
         reader.pos = end
-        rows = _block(reader, entry, compression)
+        rows = _block(reader, entry, compression, found, keep)
         end = reader.pos
         if entry.desc == "TABLE DATA":
             found.rows[(entry.namespace, entry.tag)] = rows

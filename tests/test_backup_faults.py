@@ -268,3 +268,26 @@ def test_process_killed_while_dumping(make_app, backend, tmp_path, password_hash
     assert [len(world.archives(m)) for m in world.media] == [1, 1]
     assert world.leftovers() == []
     assert world.run("backup", "verify", "acme", "--deep").exit_code == 0
+
+
+def test_a_database_naming_another_tenant_is_not_backed_up(make_app, backend, tmp_path,
+                                                           password_hash):
+    """The registry points at a database whose identity row names another tenant (a moved or
+    swapped database): the backup is refused with a clear message and no target gets it."""
+    from sqlalchemy import text
+
+    from tests.conftest import in_tenant
+
+    world = make_world(make_app, backend, tmp_path, password_hash)
+    with in_tenant(world.app, "acme") as session:
+        session.execute(text("UPDATE tenant_identity SET slug = 'other' WHERE id = 1"))
+        session.commit()
+    world.app.extensions["qalitel_engines"].clear()
+    result = world.run("backup", "run", "acme")
+    assert result.exit_code == 1, result.output
+    assert "database does not belong to tenant acme" in result.output
+    [backup] = world.catalogue()
+    assert backup["status"] == "failed" and backup["sha256"] is None
+    assert "does not belong to tenant acme" in backup["error"]
+    assert all(world.archives(m) == [] for m in world.media)
+    assert world.leftovers() == []
