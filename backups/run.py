@@ -227,12 +227,18 @@ def run_backups(app: Flask, infos: list[TenantInfo], targets: list[Target],
 
     def one(info: TenantInfo) -> TenantOutcome:
         with app.app_context():
+            # This thread's session alone writes its tenant's rows (under the lease): what it
+            # committed need not be read back after each commit.
+            db.session().expire_on_commit = False
             try:
                 with lease.held(f"backup:{info.uid}", LEASE_TTL) as held:
                     if held is None:
                         return TenantOutcome(info.slug, status=SKIPPED,
                                              skipped="running elsewhere")
-                    return backup_tenant(info, settings, targets)
+                    try:
+                        return backup_tenant(info, settings, targets)
+                    finally:  # its connection back to the pool before the lease is let go
+                        db.session.close()
             except Exception as exc:
                 db.session.rollback()
                 return TenantOutcome(info.slug, error=_short(exc))

@@ -194,6 +194,9 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
             plains.append(data.plain_loop(sources, copy, folder / "plain-parallel-2", jobs,
                                           server))
             second = backup_run(app, args, f"{backend}-second", server)
+            durable = data.plain_loop(
+                sources, data.durable_copier(copy, settings.backup_recipient),
+                folder / "plain-durable", jobs, server)
         finally:
             peaks.stop.set()
             if watcher is not None:
@@ -206,6 +209,8 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
         for n, plain in enumerate(plains, 1):
             print(rate(f"plain {plain_name}, {jobs} threads (#{n})", plain.seconds,
                        plain.count, plain.bytes, plain.cpu, plain.server))
+        print(rate(f"plain + age + 2 fsynced copies, {jobs} threads", durable.seconds,
+                   durable.count, durable.bytes, durable.cpu, durable.server))
         best = min(plains, key=lambda p: p.seconds)
         for label, (seconds, cpu, server, outcomes) in (("first", first), ("second", second)):
             bad = [o for o in outcomes if o["status"] != "complete" or o["error"]]
@@ -219,7 +224,8 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
             verdict = "ok" if ratio >= TARGET_RATIO else "BELOW TARGET"
             print(f"    ratio to the plain loop with {jobs} threads (tenants/s): {ratio:.2f}×  "
                   f"target ≥ {TARGET_RATIO}×: {verdict}; to one at a time: "
-                  f"{serial.seconds / seconds:.2f}×")
+                  f"{serial.seconds / seconds:.2f}×; to the durable plain loop: "
+                  f"{durable.seconds / seconds:.2f}×")
         print(f"  written on the two targets: {written / MB:.1f} MB (both runs)")
         if backend == "postgresql":
             budget = args.budget + settings.platform_pool_size + PLATFORM_OVERFLOW
