@@ -81,16 +81,35 @@ class _Reader:
     def byte(self) -> int:
         return self.take(1)[0]
 
+    def _short(self, end: int) -> DumpFormatError:
+        return DumpFormatError(f"the dump ends early (at byte {len(self.data)}, "
+                               f"{end - len(self.data)} more expected)")
+
     def int(self) -> int:
-        sign = self.byte()
-        value = int.from_bytes(self.take(self.int_size), "little")
-        return -value if sign else value
+        data, pos = self.data, self.pos
+        end = pos + 1 + self.int_size
+        if end > len(data):
+            raise self._short(end)
+        value = int.from_bytes(data[pos + 1:end], "little")
+        self.pos = end
+        return -value if data[pos] else value
 
     def str(self) -> str | None:
         length = self.int()
         if length < 0:
             return None
         return self.take(length).decode("utf-8", "replace")
+
+    def skip(self) -> bool:
+        """Step over a string; False when it was the null one."""
+        length = self.int()
+        if length < 0:
+            return False
+        end = self.pos + length
+        if end > len(self.data):
+            raise self._short(end)
+        self.pos = end
+        return True
 
     def offset(self) -> tuple[int, int]:
         state = self.byte()
@@ -129,19 +148,19 @@ def _toc(reader: _Reader, version: tuple[int, int, int]) -> list[Entry]:
     for _ in range(count):
         dump_id = reader.int()
         reader.int()  # had a dumper
-        reader.str(), reader.str()  # table oid, oid
+        reader.skip(), reader.skip()  # table oid, oid
         tag, desc = reader.str(), reader.str() or ""
         reader.int()  # section
-        reader.str(), reader.str()  # definition, drop statement
+        reader.skip(), reader.skip()  # definition, drop statement
         copy_stmt = reader.str()
         namespace = reader.str()
-        reader.str()  # tablespace
+        reader.skip()  # tablespace
         if version[:2] >= (1, 14):
-            reader.str()  # table access method
+            reader.skip()  # table access method
         if version[:2] >= (1, 16):
             reader.int()  # relkind
-        reader.str(), reader.str()  # owner, "with oids" (always false)
-        while reader.str() is not None:  # dependencies, up to a null
+        reader.skip(), reader.skip()  # owner, "with oids" (always false)
+        while reader.skip():  # dependencies, up to a null
             pass
         state, offset = reader.offset()
         if state not in (POS_NOT_SET, POS_SET, NO_DATA):
