@@ -74,8 +74,9 @@ def _short(exc: BaseException) -> str:
 
 
 def workers_for(settings: Settings, count: int) -> int:
-    """Tenants worked on at once: each holds two tenant connections (the snapshot and
-    ``pg_dump``), so the connection budget allows half as many."""
+    """Tenants worked on at once: half the connection budget. Each holds one connection to
+    its database (``pg_dump``'s; :func:`backups.dump.server_major` adds a short one once per
+    server), so the other half is headroom; on 2 cores, twice the workers gained nothing."""
     return max(1, min(count, settings.migrate_connection_budget // 2))
 
 

@@ -5,7 +5,9 @@ files each; then, in one run:
 
 * a plain loop over the same databases — PostgreSQL: ``pg_dump --format=custom`` as the
   admin role; SQLite: the online backup API — into a folder, once one at a time (also the
-  warm-up) and twice with as many threads as the app uses (the faster of the two counts);
+  warm-up) and twice with as many threads as the app uses (the faster of the two counts),
+  with the ``pg_dump`` binary the app picks; once more "durable": age-encrypted and written
+  to two folders, fsynced (the floor of an encrypted backup on two media);
 * the real ``qalitel backup run --all`` (in process, through the CLI) to two folder targets,
   encrypted with age to a key made here, while a thread polls ``pg_stat_activity`` for the
   connections of this run's tenant roles and platform database;
