@@ -1,17 +1,19 @@
 """One consistent copy of a tenant database, with the row count of each of its tables.
 
-PostgreSQL: ``pg_dump --format=custom`` connected as the tenant's own role, on a snapshot
-exported by a repeatable-read transaction that also counts the rows, so the counts describe
-exactly what the dump holds. The password goes through ``PGPASSWORD``, never the command
-line. SQLite: the online backup API, counted on the copy.
+PostgreSQL: ``pg_dump --format=custom`` connected as the tenant's own role; the rows are
+counted in the dump itself (:mod:`backups.pgarchive`), so the counts describe exactly what
+it holds. The password goes through ``PGPASSWORD``, never the command line. SQLite: the
+online backup API, counted on the copy.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +22,15 @@ from psycopg2 import sql
 from sqlalchemy import URL
 
 from backups.errors import BackupError
+from backups.pgarchive import DumpFormatError, check_custom_dump
 from core.config import Settings
-from tenants.engines import TenantInfo, check_identity, sqlite_path, tenant_url
+from tenants.engines import (
+    TenantIdentityError,
+    TenantInfo,
+    check_identity,
+    sqlite_path,
+    tenant_url,
+)
 from tenants.pg import libpq_dsn
 from tenants.registry import Backend
 
@@ -36,11 +45,28 @@ class Dump:
     schema_revision: str | None
 
 
-def pg_tool(settings: Settings, name: str) -> str:
-    """The path of ``pg_dump`` or ``pg_restore``: from ``QALITEL_PG_BIN_DIR``, else ``PATH``."""
+DEBIAN_VERSIONS = Path("/usr/lib/postgresql")
+
+
+@functools.lru_cache(maxsize=64)
+def _on_path(name: str, server_major: int | None, search: str | None) -> str | None:
+    found = shutil.which(name, path=search)
+    if found is None or server_major is None or Path(found).resolve().name != "pg_wrapper":
+        return found
+    direct = DEBIAN_VERSIONS / str(server_major) / "bin" / name
+    return str(direct) if os.access(direct, os.X_OK) else found
+
+
+def pg_tool(settings: Settings, name: str, server_major: int | None = None) -> str:
+    """The path of ``pg_dump`` or ``pg_restore``: from ``QALITEL_PG_BIN_DIR``, else ``PATH``.
+
+    When ``PATH`` leads to Debian's ``pg_wrapper`` (a Perl script that picks a version on
+    every call, ~30 ms of CPU) and the server's major version is known, the matching
+    ``/usr/lib/postgresql/<major>/bin`` binary is called directly, if installed.
+    """
     if settings.pg_bin_dir is not None:
         return str(settings.pg_bin_dir / name)
-    found = shutil.which(name)
+    found = _on_path(name, server_major, os.environ.get("PATH"))
     if found is None:
         raise BackupError(f"{name} not found on PATH: install postgresql-client-15 (Debian) "
                           "or set QALITEL_PG_BIN_DIR")
@@ -125,39 +151,70 @@ def dump_sqlite(info: TenantInfo, settings: Settings, folder: Path) -> Dump:
             writer.close()
     except sqlite3.Error as exc:
         raise BackupError(f"SQLite backup of {info.slug} failed: {exc}") from exc
+    except TenantIdentityError as exc:
+        raise BackupError(str(exc)) from exc
     finally:
         reader.close()
     return Dump(out, "sqlite", counts, revision)
 
 
-def dump_postgresql(info: TenantInfo, settings: Settings, folder: Path) -> Dump:
-    url = tenant_url(info, settings)
-    out = folder / "database.pgdump"
+IDENTITY, REVISION = "tenant_identity", "alembic_version"
+MAJOR_TTL = 300.0  # seconds a server's major version is remembered
+_majors: dict[tuple[str | None, int | None], tuple[float, int]] = {}
+
+
+def server_major(settings: Settings, url: URL) -> int | None:
+    """The major version of the server at ``url``, when :func:`pg_tool` needs it to skip
+    ``pg_wrapper`` (else ``None``, and no connection): asked once per server every
+    :data:`MAJOR_TTL` seconds, not once per tenant."""
+    if settings.pg_bin_dir is not None or not _behind_wrapper():
+        return None
+    key, now = (url.host, url.port), time.monotonic()
+    known = _majors.get(key)
+    if known is not None and now - known[0] < MAJOR_TTL:
+        return known[1]
     try:
         conn = psycopg2.connect(libpq_dsn(url), connect_timeout=10,
                                 application_name="qalitel-backup")
-    except psycopg2.Error as exc:
-        raise BackupError(f"cannot connect to the database of {info.slug}: "
-                          f"{str(exc).strip()[:STDERR_MAX]}") from exc
+    except psycopg2.Error:
+        return None  # pg_dump itself then says why it cannot connect
     try:
-        check_identity(conn, info.uid, info.slug)
-        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT pg_export_snapshot()")
-            snapshot = cursor.fetchone()[0]
-            counts = pg_counts(cursor)
-            revision = _revision(cursor)
-            run_tool([pg_tool(settings, "pg_dump"), "--format=custom", "--no-password",
-                      f"--snapshot={snapshot}", f"--file={out}"], libpq_env(url), "pg_dump")
-        conn.rollback()
-    except psycopg2.Error as exc:
-        raise BackupError(f"PostgreSQL backup of {info.slug} failed: "
-                          f"{str(exc).strip()[:STDERR_MAX]}") from exc
+        major = conn.server_version // 10000
     finally:
         conn.close()
-    # A dump that pg_restore cannot list is no dump, whatever pg_dump's exit status said.
-    run_tool([pg_tool(settings, "pg_restore"), "--list", str(out)],
-             libpq_env(url.set(password=None)), "pg_restore --list of the dump")
+    _majors[key] = (now, major)
+    return major
+
+
+def _behind_wrapper() -> bool:
+    found = _on_path("pg_dump", None, os.environ.get("PATH"))
+    return found is not None and Path(found).resolve().name == "pg_wrapper"
+
+
+def dump_postgresql(info: TenantInfo, settings: Settings, folder: Path) -> Dump:
+    """``pg_dump`` as the tenant's role (its one connection: it takes its own consistent
+    snapshot), then :func:`check_custom_dump` of the file, which also gives the row counts,
+    the identity row and the schema revision exactly as the dump holds them. A dump of a
+    database that does not name this tenant is refused before it is archived."""
+    url = tenant_url(info, settings)
+    out = folder / "database.pgdump"
+    run_tool([pg_tool(settings, "pg_dump", server_major(settings, url)), "--format=custom",
+              "--no-password", f"--file={out}"], libpq_env(url), "pg_dump")
+    # A dump that is not whole is no dump, whatever pg_dump's exit status said.
+    try:
+        checked = check_custom_dump(out, keep=frozenset({IDENTITY, REVISION}))
+    except DumpFormatError as exc:
+        raise BackupError(f"the dump pg_dump wrote is not a whole archive: {exc}") from exc
+    counts = {table: rows for (schema, table), rows in checked.rows.items()
+              if schema == "public" and table is not None and rows is not None}
+    identity = checked.table(IDENTITY) if IDENTITY in checked.kept else []
+    if not any((row.get("id"), row.get("tenant_uid"), row.get("slug"))
+               == ("1", info.uid, info.slug) for row in identity):
+        raise BackupError(f"database does not belong to tenant {info.slug}")
+    if len(counts) != len(checked.rows):
+        raise BackupError("the dump's rows cannot be counted (compressed with lz4 or zstd?)")
+    revisions = checked.table(REVISION) if REVISION in checked.kept else []
+    revision = revisions[0].get("version_num") if revisions else None
     return Dump(out, "pg_dump-custom", counts, revision)
 
 

@@ -74,8 +74,9 @@ def _short(exc: BaseException) -> str:
 
 
 def workers_for(settings: Settings, count: int) -> int:
-    """Tenants worked on at once: each holds two tenant connections (the snapshot and
-    ``pg_dump``), so the connection budget allows half as many."""
+    """Tenants worked on at once: half the connection budget. Each holds one connection to
+    its database (``pg_dump``'s; :func:`backups.dump.server_major` adds a short one once per
+    server), so the other half is headroom; on 2 cores, twice the workers gained nothing."""
     return max(1, min(count, settings.migrate_connection_budget // 2))
 
 
@@ -101,18 +102,20 @@ def _settle(backup: Backup, targets: list[Target]) -> None:
 
 def write_copies(backup: Backup, source: Path, targets: list[Target],
                  outcome: TenantOutcome | None = None) -> None:
-    """Put ``source`` on every target still lacking a good copy, committing after each."""
+    """Put ``source`` on every target still lacking a good copy. Each copy is committed
+    before the next target is written (a run killed between targets is resumed from the
+    catalogue); the last one in the same commit as the backup's final status."""
     good = {c.target for c in backup.copies if c.status is CopyStatus.OK}
-    for target in targets:
-        if target.name in good:
-            continue
+    pending = [t for t in targets if t.name not in good]
+    for n, target in enumerate(pending, start=1):
         try:
             target.put(backup.key or "", source)
             error = None
         except TargetError as exc:
             error = str(exc)[:ERROR_MAX]
         _record_copy(backup, target, error)
-        db.session.commit()
+        if n < len(pending):
+            db.session.commit()
         if outcome is not None:
             outcome.copies[target.name] = error or "ok"
     _settle(backup, targets)
@@ -225,12 +228,18 @@ def run_backups(app: Flask, infos: list[TenantInfo], targets: list[Target],
 
     def one(info: TenantInfo) -> TenantOutcome:
         with app.app_context():
+            # This thread's session alone writes its tenant's rows (under the lease): what it
+            # committed need not be read back after each commit.
+            db.session().expire_on_commit = False
             try:
                 with lease.held(f"backup:{info.uid}", LEASE_TTL) as held:
                     if held is None:
                         return TenantOutcome(info.slug, status=SKIPPED,
                                              skipped="running elsewhere")
-                    return backup_tenant(info, settings, targets)
+                    try:
+                        return backup_tenant(info, settings, targets)
+                    finally:  # its connection back to the pool before the lease is let go
+                        db.session.close()
             except Exception as exc:
                 db.session.rollback()
                 return TenantOutcome(info.slug, error=_short(exc))

@@ -5,7 +5,9 @@ files each; then, in one run:
 
 * a plain loop over the same databases — PostgreSQL: ``pg_dump --format=custom`` as the
   admin role; SQLite: the online backup API — into a folder, once one at a time (also the
-  warm-up) and twice with as many threads as the app uses (the faster of the two counts);
+  warm-up) and twice with as many threads as the app uses (the faster of the two counts),
+  with the ``pg_dump`` binary the app picks; once more "durable": age-encrypted and written
+  to two folders, fsynced (the floor of an encrypted backup on two media);
 * the real ``qalitel backup run --all`` (in process, through the CLI) to two folder targets,
   encrypted with age to a key made here, while a thread polls ``pg_stat_activity`` for the
   connections of this run's tenant roles and platform database;
@@ -164,9 +166,13 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
         server = (data.server_cpu(libpq_dsn(args.pg_url)) if backend == "postgresql"
                   else lambda: None)
         if backend == "postgresql":
+            import psycopg2
             from sqlalchemy import make_url
 
-            pg_dump = pg_tool(settings, "pg_dump")
+            with psycopg2.connect(libpq_dsn(args.pg_url), connect_timeout=10) as conn:
+                major = conn.server_version // 10000
+            conn.close()
+            pg_dump = pg_tool(settings, "pg_dump", major)  # the app's choice for this server
             wrapper = "Debian's pg_wrapper" if "pg_wrapper" in str(Path(pg_dump).resolve()) \
                 else "no wrapper"
             print(f"  pg_dump and pg_restore: {pg_dump} ({wrapper}), for the app and the plain "
@@ -190,6 +196,9 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
             plains.append(data.plain_loop(sources, copy, folder / "plain-parallel-2", jobs,
                                           server))
             second = backup_run(app, args, f"{backend}-second", server)
+            durable = data.plain_loop(
+                sources, data.durable_copier(copy, settings.backup_recipient),
+                folder / "plain-durable", jobs, server)
         finally:
             peaks.stop.set()
             if watcher is not None:
@@ -202,6 +211,8 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
         for n, plain in enumerate(plains, 1):
             print(rate(f"plain {plain_name}, {jobs} threads (#{n})", plain.seconds,
                        plain.count, plain.bytes, plain.cpu, plain.server))
+        print(rate(f"plain + age + 2 fsynced copies, {jobs} threads", durable.seconds,
+                   durable.count, durable.bytes, durable.cpu, durable.server))
         best = min(plains, key=lambda p: p.seconds)
         for label, (seconds, cpu, server, outcomes) in (("first", first), ("second", second)):
             bad = [o for o in outcomes if o["status"] != "complete" or o["error"]]
@@ -215,7 +226,8 @@ def measure_backend(args: argparse.Namespace, backend: str) -> int:
             verdict = "ok" if ratio >= TARGET_RATIO else "BELOW TARGET"
             print(f"    ratio to the plain loop with {jobs} threads (tenants/s): {ratio:.2f}×  "
                   f"target ≥ {TARGET_RATIO}×: {verdict}; to one at a time: "
-                  f"{serial.seconds / seconds:.2f}×")
+                  f"{serial.seconds / seconds:.2f}×; to the durable plain loop: "
+                  f"{durable.seconds / seconds:.2f}×")
         print(f"  written on the two targets: {written / MB:.1f} MB (both runs)")
         if backend == "postgresql":
             budget = args.budget + settings.platform_pool_size + PLATFORM_OVERFLOW

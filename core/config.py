@@ -180,7 +180,8 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
      "the usual `AWS_*` variables."),
     ("QALITEL_PG_BIN_DIR", "pg_bin_dir", Path, "(found on `PATH`)",
      "Folder of `pg_dump` and `pg_restore` (Debian: `postgresql-client-15`, matching the "
-     "server's major version)."),
+     "server's major version). Unset, when `PATH` leads to Debian's `pg_wrapper`, the "
+     "server's `/usr/lib/postgresql/<major>/bin` is used."),
 ]
 
 def settings() -> Settings:

@@ -182,7 +182,30 @@ def test_pg_dump_exiting_0_with_a_truncated_dump_is_caught(make_app, backend, tm
                        pg_bin_dir=_fake_pg_bin(tmp_path, body))
     result = world.run("backup", "run", "acme")
     assert result.exit_code == 1
-    assert "pg_restore --list of the dump failed" in result.output
+    assert "the dump pg_dump wrote is not a whole archive" in result.output
+    assert all(world.archives(m) == [] for m in world.media)
+    assert world.leftovers() == []
+
+
+@pytest.mark.parametrize("keep", ["2/3", "1/2", "-1"])
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_real_dump_cut_inside_its_data_with_exit_0_is_caught(make_app, backend, tmp_path,
+                                                             password_hash, keep):
+    """A real dump cut short inside its data blocks (where ``pg_restore --list``, which reads
+    only the table of contents, would still pass), by a ``pg_dump`` exiting 0."""
+    import shutil
+
+    cut = "$((size - 1))" if keep == "-1" else f"$((size * {keep}))"
+    body = (f'{shutil.which("pg_dump")} "$@" || exit $?\n'
+            'for a in "$@"; do case "$a" in --file=*) out="${a#--file=}";; esac; done\n'
+            f'size=$(stat -c %s "$out")\ntruncate -s {cut} "$out"\nexit 0\n')
+    world = make_world(make_app, backend, tmp_path, password_hash,
+                       pg_bin_dir=_fake_pg_bin(tmp_path, body))
+    result = world.run("backup", "run", "acme")
+    assert result.exit_code == 1, result.output
+    assert "the dump pg_dump wrote is not a whole archive" in result.output
+    [backup] = world.catalogue()
+    assert backup["status"] == "failed" and backup["sha256"] is None
     assert all(world.archives(m) == [] for m in world.media)
     assert world.leftovers() == []
 
@@ -245,3 +268,26 @@ def test_process_killed_while_dumping(make_app, backend, tmp_path, password_hash
     assert [len(world.archives(m)) for m in world.media] == [1, 1]
     assert world.leftovers() == []
     assert world.run("backup", "verify", "acme", "--deep").exit_code == 0
+
+
+def test_a_database_naming_another_tenant_is_not_backed_up(make_app, backend, tmp_path,
+                                                           password_hash):
+    """The registry points at a database whose identity row names another tenant (a moved or
+    swapped database): the backup is refused with a clear message and no target gets it."""
+    from sqlalchemy import text
+
+    from tests.conftest import in_tenant
+
+    world = make_world(make_app, backend, tmp_path, password_hash)
+    with in_tenant(world.app, "acme") as session:
+        session.execute(text("UPDATE tenant_identity SET slug = 'other' WHERE id = 1"))
+        session.commit()
+    world.app.extensions["qalitel_engines"].clear()
+    result = world.run("backup", "run", "acme")
+    assert result.exit_code == 1, result.output
+    assert "database does not belong to tenant acme" in result.output
+    [backup] = world.catalogue()
+    assert backup["status"] == "failed" and backup["sha256"] is None
+    assert "does not belong to tenant acme" in backup["error"]
+    assert all(world.archives(m) == [] for m in world.media)
+    assert world.leftovers() == []

@@ -141,8 +141,8 @@ def test_all_backs_up_every_live_tenant_in_parallel_as_json(world, password_hash
 
 
 def test_parallel_work_stays_within_the_connection_budget(world, password_hash, monkeypatch):
-    """Each tenant in progress holds two connections to its database (the snapshot and
-    pg_dump): at most budget / 2 tenants are worked on at once, and at least one."""
+    """Each tenant in progress holds one connection to its database (pg_dump's): at most
+    budget / 2 tenants are worked on at once (the rest is headroom), and at least one."""
     import threading
 
     from backups import archive
