@@ -30,7 +30,8 @@ def platform_problem(engine: Engine) -> str | None:
         with engine.connect() as connection:
             revision = current_revision(connection)
     except SQLAlchemyError as exc:
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"]
+        first = lines[0][:300]
         return f"cannot open the platform database {where}: {first}"
     if revision is None:
         return f"the platform database {where} is not initialised: {HINT}"

@@ -186,3 +186,26 @@ def test_commands_refuse_a_platform_database_behind_this_codes_schema(platform_a
                            {"v": head("platform")})
         db.session.commit()
     assert platform_app.test_cli_runner().invoke(args=["jobs", "status"]).exit_code == 0
+
+
+def test_commands_refuse_a_platform_database_they_cannot_open(tmp_path, backend):
+    from core.db import db
+    from tests.fixtures.pg import PG_PREFIX, PG_URL
+
+    if backend == "postgresql":
+        from tenants import pg
+
+        url = pg.libpq_dsn(PG_URL, f"{PG_PREFIX}no_such_platform")
+    else:
+        url = f"sqlite:///{tmp_path}/no/such/folder/platform.sqlite3"
+    app = _bare_app(tmp_path, backend, url)
+    try:
+        for args in (("jobs", "run-due"), ("backup", "status")):
+            result = app.test_cli_runner().invoke(args=list(args))
+            assert result.exit_code == 2, result.output
+            assert "Error: cannot open the platform database" in result.stderr
+            assert isinstance(result.exception, SystemExit)
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
