@@ -1,8 +1,8 @@
 """``qalitel backup run|list|verify|restore|prune|status|sweep``.
 
-Bad input (unknown slug, malformed targets, no recipient, …) exits 2 before anything is
-written; a failure while working exits 1 naming every one; ``--json`` prints one document
-for cron and scripts.
+Bad input (unknown slug, malformed targets, no recipient, an uninitialised platform
+database, …) exits 2 before anything is written; a failure while working exits 1 naming
+every one; ``--json`` prints one document for cron and scripts.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from backups.errors import BackupConfigError
+from tenants.readiness import PlatformGroup
 
-backup_group = click.Group("backup", help="Encrypted backups of every tenant, on every target.")
+backup_group = PlatformGroup("backup", help="Encrypted backups of every tenant, on every target.")
 
 
 def _refuse(message: str) -> NoReturn:
@@ -287,8 +288,9 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
 def prune_command(as_json: bool) -> None:
     """Delete copies older than QALITEL_BACKUP_RETENTION_DAYS from every target.
 
-    The newest complete and the newest deep-verified backup of a live tenant are kept
-    whatever their age. Exits 1 naming every copy that could not be deleted.
+    A live tenant's newest complete backup, newest deep-verified one and newest one with a
+    good copy are kept whatever their age. Exits 1 naming every copy that could not be
+    deleted (a target taken out of the configuration: see retire-target).
     """
     from backups.prune import prune
 
@@ -300,6 +302,34 @@ def prune_command(as_json: bool) -> None:
     failures = [f"{r.tenant}: backup {r.backup_id}: {f}" for r in results for f in r.failures]
     if failures:
         _failed(failures)
+
+
+@backup_group.command("retire-target")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print what was retired as JSON.")
+@with_appcontext
+def retire_target_command(name: str, as_json: bool) -> None:
+    """Count every copy on NAME (a target as QALITEL_BACKUP_TARGETS named it, taken out of
+    it for good) as gone: pruned, with a 'retired target' note, so prune completes.
+
+    Refused while NAME is still configured. Deletes nothing on NAME itself. A complete
+    backup with a copy there becomes partial (the next run copies it to the targets now
+    configured), or failed when that was its last good copy.
+    """
+    from backups.retire import RetireRefused, retire_target
+    from core.platform_transaction import unit_of_work
+
+    try:
+        with unit_of_work():
+            done = retire_target(_settings(), name)
+    except RetireRefused as exc:
+        _refuse(str(exc))
+    lines = [f"{done.target}: {len(done.copies)} copies counted as gone"
+             + (f"; now partial: backups {', '.join(map(str, done.partial))}"
+                if done.partial else "")
+             + (f"; left without a good copy: backups {', '.join(map(str, done.failed))}"
+                if done.failed else "")]
+    _emit(as_json, done.__dict__, lines)
 
 
 @backup_group.command("status")

@@ -1,11 +1,14 @@
 """``backup prune``: delete every copy older than ``QALITEL_BACKUP_RETENTION_DAYS`` from
 every target, each deletion recorded in the catalogue.
 
-A live (active or suspended) tenant's newest complete backup and its newest deep-verified
-one are never pruned, whatever their age: a tenant whose backups stopped still has one to
-restore. A closed or destroyed tenant keeps nothing past the window; a closed tenant's
-copies are deleted by its closure's purge (``qalitel.closure``), which names each of them in
-the tenant's deletion record, not by the plain prune.
+A live (active or suspended) tenant's newest complete backup, its newest deep-verified one
+and its newest one with at least one good copy (written, and not found altered by a checksum
+check: a ``partial`` backup while a medium is down) are never pruned, whatever their age: a
+tenant whose backups stopped still has one to restore. A closed or destroyed tenant keeps
+nothing past the window; a closed tenant's copies are deleted by its closure's purge
+(``qalitel.closure``), which names each of them in the tenant's deletion record, not by the
+plain prune. A target taken out of the configuration for good is retired
+(:mod:`backups.retire`) so prune stops waiting for its copies.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from backups.errors import TargetError
 from backups.models import Backup, BackupCopy, BackupStatus, CopyStatus
@@ -36,13 +39,30 @@ class Pruned:
     failures: list[str] = field(default_factory=list)
 
 
+def _good_copy():
+    """A copy of the backup that is written and that no checksum check found altered."""
+    return select(BackupCopy.id).where(
+        BackupCopy.backup_id == Backup.id, BackupCopy.status == CopyStatus.OK,
+        or_(BackupCopy.checked_at.is_(None), BackupCopy.check_result == "ok")).exists()
+
+
+KEPT = (
+    Backup.status == BackupStatus.COMPLETE,
+    Backup.deep_result == "ok",
+    and_(Backup.status.in_([BackupStatus.COMPLETE, BackupStatus.PARTIAL,
+                            BackupStatus.RUNNING]),
+         Backup.sha256.is_not(None), _good_copy()),
+)
+"""For each condition, a live tenant's newest backup meeting it is kept."""
+
+
 def protected(session) -> set[int]:
     """Ids of the backups prune keeps whatever their age (see the module docstring)."""
     live = set(session.execute(select(Tenant.uid).where(
         Tenant.status.in_([TenantStatus.ACTIVE, TenantStatus.SUSPENDED]))).scalars())
     keep: set[int] = set()
     for uid in live:
-        for condition in (Backup.status == BackupStatus.COMPLETE, Backup.deep_result == "ok"):
+        for condition in KEPT:
             newest = session.execute(
                 select(Backup.id).where(Backup.tenant_uid == uid, condition,
                                         Backup.pruned_at.is_(None))
@@ -85,7 +105,9 @@ def prune(settings: Settings, targets: list[Target],
             if target is None:
                 if row is not None and row.status is not CopyStatus.FAILED:
                     row.error = "not deleted: target no longer configured"
-                    result.failures.append(f"{name}: target no longer configured")
+                    result.failures.append(
+                        f"{name}: target no longer configured (gone for good? `qalitel "
+                        f"backup retire-target {name}`)")
                 continue
             try:
                 if backup.key:

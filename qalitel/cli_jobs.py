@@ -2,7 +2,8 @@
 
 ``run-due`` is what cron or a systemd timer calls every few minutes, on any number of hosts:
 each due job runs once, under its lease in the platform database; one held elsewhere is
-skipped (exit 0). Exit 1 when a job failed (the others still ran), 2 on bad input.
+skipped (exit 0). Exit 1 when a job failed (the others still ran), 2 on bad input or when
+the platform database is not initialised (cron without the host's ``QALITEL_*`` variables).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from qalitel.cli import fail, settings
+from tenants.readiness import PlatformGroup
 
-jobs_group = click.Group("jobs", help="Scheduled work: backups, pruning, expiry, sweeps.")
+jobs_group = PlatformGroup("jobs", help="Scheduled work: backups, pruning, expiry, sweeps.")
 
 
 def _when(value: datetime | None, due_now: str = "-") -> str:
@@ -93,6 +95,8 @@ def status_command(as_json: bool) -> None:
                 + (f" in {s.duration_seconds:.1f} s" if s.duration_seconds is not None else "")
                 if s.outcome else "never run")
         extra = "" if s.enabled else " (not enabled on this host)"
+        if s.failures_in_a_row and s.next_due:
+            extra += f" (retry after {s.failures_in_a_row} failure(s) in a row)"
         running = f", running on {s.running_by}" if s.running_by else ""
         click.echo(f"{s.name}: every {_period(s.every_seconds)}, {last}{running}, next due "
                    f"{_when(s.next_due, 'now')}{extra}")

@@ -19,8 +19,11 @@ from core.config import Settings
 from core.jobs import JobContext, JobFailed, register_job
 
 BACKUP_MAX_AGE = timedelta(hours=23)
-"""A live tenant whose newest complete backup is older than this is backed up (daily, with
-slack for the run's own duration)."""
+"""A live tenant whose newest complete or partial backup is older than this is backed up
+(daily, with slack for the run's own duration). A partial one counts: with a medium down,
+archiving every tenant anew at each call would fill the others; that run first copies the
+missing archives (``backups.run.complete_missing``), and ``backup status`` flags a tenant
+without a complete backup for 26 hours."""
 DEEP_SAMPLE = 3
 """Tenants deep-verified per run: those whose newest backup was least recently verified."""
 LEDGER_DAYS = 90
@@ -46,7 +49,9 @@ def _targets(settings: Settings) -> list[Any]:
 
 
 def daily_backups(ctx: JobContext) -> dict[str, Any]:
-    """``backup run`` for every live tenant without a complete backup in 23 hours."""
+    """``backup run`` for every live tenant without a complete or partial backup in 23
+    hours; fails (so retried with the back-off) while any tenant's newest backup is
+    partial, without archiving it anew."""
     from backups.archive import recipient
     from backups.errors import BackupConfigError
     from backups.run import run_backups
@@ -60,7 +65,12 @@ def daily_backups(ctx: JobContext) -> dict[str, Any]:
     except BackupConfigError as exc:
         raise JobFailed(str(exc)) from None
     limit = BACKUP_MAX_AGE.total_seconds() / 3600
-    stale = {h.tenant for h in health() if h.age_hours is None or h.age_hours >= limit}
+    report = health()
+    stale = {h.tenant for h in report
+             if h.backed_up_hours is None or h.backed_up_hours >= limit}
+    incomplete = [f"{h.tenant}: its newest backup ({h.backed_up_hours} h old) is partial; "
+                  "its next daily run copies it to the targets it misses"
+                  for h in report if h.tenant not in stale and h.last_status == "partial"]
     infos = [TenantInfo.from_row(t) for t in _live_tenants() if t.slug in stale]
     db.session.commit()
     db.session.remove()  # the workers have their own sessions
@@ -70,6 +80,7 @@ def daily_backups(ctx: JobContext) -> dict[str, Any]:
     failures = [line for o in outcomes for line in o.failures()]
     failures += [f"{o.slug}: backup {o.backup_id} is {o.status}" for o in outcomes
                  if not o.failures() and not o.ok and not o.skipped]
+    failures += incomplete  # not archived anew, but still a failure to see (a medium down)
     if failures:
         raise JobFailed("; ".join(failures), {**summary, "failed": len(failures)})
     return summary

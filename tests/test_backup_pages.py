@@ -80,7 +80,7 @@ def test_admin_sees_this_tenants_real_backups_and_no_other(world, password_hash)
     assert ids_on(page) == [4, 1]  # acme's runs, newest first; other's (2, 3) never
     body = text(page)
     assert "Your data is kept for 30 days on 2 separate media." in body
-    assert "newest verified backup is kept whatever its age" in body
+    assert "the newest one with an intact copy are kept whatever their age" in body
     assert "medium 1: saved" in body and "medium 2: saved" in body
     for folder in world.media:
         assert str(folder) not in page.get_data(as_text=True)  # never the server's paths
@@ -198,7 +198,7 @@ def test_french_page_and_plural_forms(make_app, backend, tmp_path, password_hash
     body = text(client.get(URL.format("acme")))
     assert "Vos données sont conservées 1 jour sur 2 supports distincts." in body
     assert "Aucune sauvegarde pour l'instant." in body
-    assert "La dernière sauvegarde vérifiée est conservée quel que soit son âge" in body
+    assert "la dernière dont une copie est intacte sont conservées quel que soit leur âge" in body
     english = text(client.get(URL.format("acme"), headers=EN))
     assert "Your data is kept for 1 day on 2 separate media." in english
 
@@ -299,11 +299,11 @@ def test_privacy_window_follows_the_setting(make_app, backend):
     client = app.test_client()
     french = text(client.get("/privacy"))
     assert "14 jours glissants" in french and "30 jours glissants" not in french
-    assert "jusqu'à ce qu'une plus récente la remplace ou que l'entreprise quitte QALITEL" \
-        in french
+    assert "jusqu'à ce que de plus récentes les remplacent ou que l'entreprise quitte " \
+        "QALITEL" in french
     english = text(client.get("/privacy", headers=EN))
     assert "kept for 14 rolling days on more than one storage medium" in english
-    assert "kept whatever its age, until a newer one replaces it or the company leaves" \
-        in english
+    assert "the newest one with at least one intact copy) are kept whatever their age, until " \
+        "newer ones replace them or the company leaves" in english
     one = make_app(backend, backup_retention_days=1)
     assert "1 jour glissant," in text(one.test_client().get("/privacy"))

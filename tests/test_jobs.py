@@ -147,7 +147,8 @@ def test_a_failing_job_is_recorded_with_its_error_and_retried_next_time(app, clo
     assert report["partial"]["summary"] == {"done": ["alpha"]}
     status = json.loads(_cli(app, "jobs", "status", "--json").stdout)
     state = {s["name"]: s for s in status["jobs"]}
-    assert state["flaky"]["outcome"] == "failed" and state["flaky"]["next_due"] is None
+    assert state["flaky"]["outcome"] == "failed"
+    assert state["flaky"]["next_due"].startswith("2030-03-01 02:05:00")  # 5 minutes' back-off
     assert "the disk is on fire" in state["flaky"]["error"]
     assert state["fine"]["outcome"] == "ok" and state["fine"]["duration_seconds"] >= 0
 
@@ -283,7 +284,7 @@ def test_the_staff_console_shows_each_jobs_last_run_and_highlights_failures(app,
     assert "<code>broken</code>" in failed and "1 d" in failed
     assert '<span class="badge danger">failed</span>' in failed
     assert "RuntimeError: target /srv/b is read-only" in failed
-    assert ">now<" in failed  # a failed job is due again
+    assert "2030-03-01 02:05 UTC" in failed  # a failed job is retried after 5 minutes
     never = page[page.index('<tr class="job-never">'):]
     assert "<code>later</code>" in never and "6 h" in never and "never" in never
 

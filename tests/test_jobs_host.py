@@ -165,3 +165,50 @@ def test_a_real_run_due_process_skips_a_job_held_elsewhere_and_exits_0(world):
     assert second["backups"]["outcome"] == "ok"
     assert second["maintenance-expiry"]["outcome"] == "not-due"
     assert [b["status"] for b in world.catalogue()] == ["complete"]
+
+
+def _readme_block(starting: str) -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [line] = [line.strip() for line in readme.splitlines() if line.strip().startswith(starting)]
+    return line
+
+
+def _quoted(value: str) -> str:
+    """``value`` as a double-quoted shell and systemd EnvironmentFile value."""
+    for char in ("\\", '"', "$", "`"):
+        value = value.replace(char, "\\" + char)
+    return f'"{value}"'
+
+
+def test_the_readme_cron_line_reads_the_systemd_units_environment_file(world, tmp_path):
+    """The cron line, run as cron runs it (no QALITEL_* variable, sh), with the unit's
+    EnvironmentFile: it runs the jobs on the host's databases; without that file it refuses
+    the empty default instance (exit 2) instead of a traceback."""
+    qalitel = shutil.which("qalitel", path=str(Path(sys.executable).parent))
+    assert qalitel
+    unit_file = _readme_block("EnvironmentFile=").partition("=")[2]
+    cron = _readme_block("*/5 * * * * ").removeprefix("*/5 * * * * ")
+    assert f"set -a; . {unit_file}; set +a;" in cron
+    env_file, log, srv = tmp_path / "env", tmp_path / "jobs.log", tmp_path / "srv"
+    srv.mkdir()
+    variables = {k: v for k, v in _environment(world.settings).items()
+                 if k.startswith("QALITEL_")}
+    env_file.write_text("".join(f"{k}={_quoted(v)}\n" for k, v in variables.items()))
+    command = (cron.replace(unit_file, str(env_file)).replace("/srv/qalitel", str(srv))
+               .replace(".venv/bin/qalitel", qalitel).replace("/var/log/qalitel/jobs.log",
+                                                               str(log)))
+    cron_env = {k: v for k, v in os.environ.items() if not k.startswith("QALITEL_")}
+    done = subprocess.run(["sh", "-c", command], env=cron_env, capture_output=True,
+                          check=False, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, log.read_text()
+    report = {j["job"]: j for j in json.loads(log.read_text())["jobs"]}
+    assert report["backups"]["outcome"] == "ok"
+    assert [b["status"] for b in world.catalogue()] == ["complete"]
+
+    bare = command.replace(f"set -a; . {env_file}; set +a; ", "")
+    log.unlink()
+    done = subprocess.run(["sh", "-c", bare], env=cron_env, capture_output=True,
+                          check=False, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert "is not initialised: run `qalitel init` there" in log.read_text()
+    assert "Traceback" not in log.read_text()

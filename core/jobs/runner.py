@@ -1,7 +1,9 @@
 """Running jobs: each due job under its lease (``job:<name>``), one ledger row per attempt.
 
-A job is due when its newest attempt failed, or when its newest successful run started at
-least its period ago (less :attr:`~core.jobs.registry.Job.slack`). Due-ness is checked again
+A job is due when its newest successful run started at least its period ago (less
+:attr:`~core.jobs.registry.Job.slack`), or, when its newest attempt failed, once the back-off
+after that failure has passed (:func:`backoff`: 5 minutes after the first failure in a row,
+then 10, 20…, never more than its period). Due-ness is checked again
 once the lease is held, so a job another host has just finished is not run twice. A job whose
 lease another process holds is *skipped* (``running elsewhere``), which is no failure.
 """
@@ -17,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from core import clock, config
 from core.db import db
@@ -34,6 +36,8 @@ NOT_DUE = "not-due"
 DISABLED = "disabled"
 ELSEWHERE = "running elsewhere"
 ABANDONED = "abandoned: its process stopped before finishing (its lease expired)"
+FIRST_RETRY = timedelta(minutes=5)
+"""How long after a failure a job is retried; doubled after each further failure in a row."""
 
 
 def lock_name(job: Job) -> str:
@@ -74,11 +78,32 @@ def _newest(job: Job, outcomes: tuple[Outcome, ...]) -> JobRun | None:
         .order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(1)).scalar_one_or_none()
 
 
+def backoff(job: Job, failures: int) -> timedelta:
+    """The wait before retrying ``job`` after ``failures`` (>= 1) failed attempts in a row:
+    :data:`FIRST_RETRY`, doubled each time, capped at the job's period."""
+    doublings = min(failures - 1, 20)  # 5 min * 2**20 is years: far past any period
+    return min(FIRST_RETRY * 2 ** doublings, job.every)
+
+
+def failures_in_a_row(job: Job) -> int:
+    """How many attempts of ``job`` failed since its newest successful run."""
+    last_ok = _newest(job, (Outcome.OK,))
+    query = select(func.count()).select_from(JobRun).where(
+        JobRun.job == job.name, JobRun.outcome == Outcome.FAILED)
+    if last_ok is not None:
+        query = query.where(JobRun.started_at >= last_ok.started_at, JobRun.id != last_ok.id)
+    return db.session.execute(query).scalar() or 0
+
+
 def next_due(job: Job) -> datetime | None:
-    """When ``job`` is next due; None when it is due now (never run, or its last try failed)."""
+    """When ``job`` is next due; None when it is due now (never run). After a failure, when
+    its back-off ends, counted from the end of the failed attempt."""
     last = _newest(job, (Outcome.OK, Outcome.FAILED))
-    if last is None or last.outcome is Outcome.FAILED:
+    if last is None:
         return None
+    if last.outcome is Outcome.FAILED:
+        ended = _aware(last.finished_at or last.started_at)
+        return ended + backoff(job, max(1, failures_in_a_row(job)))  # type: ignore[operator]
     return _aware(last.started_at) + job.every  # type: ignore[operator]
 
 
@@ -207,6 +232,7 @@ class JobState:
     summary: dict[str, Any] | None
     next_due: datetime | None  # None: due now
     running_by: str | None  # the holder of a live lease
+    failures_in_a_row: int = 0  # failed attempts since the last success (the back-off's)
 
     @property
     def failed(self) -> bool:
@@ -230,5 +256,6 @@ def status(settings: config.Settings) -> list[JobState]:
             last.duration_seconds if last else None,
             last.outcome.value if last else None, last.error if last else None,
             last.summary if last else None, next_due(job),
-            lock.holder if live and lock is not None else None))
+            lock.holder if live and lock is not None else None,
+            failures_in_a_row(job) if last and last.outcome is Outcome.FAILED else 0))
     return states
