@@ -88,6 +88,12 @@ def download(token: str):
         abort(404)
     if job.kind == "tenant" and not is_admin():
         abort(403)  # no longer an administrator: the whole company's data is not theirs
+    return send_export(job)
+
+
+def send_export(job: DataExport):
+    """The file of ``job``, already checked to be the signed-in user's: 410 once expired,
+    404 while not ready or if the file is gone."""
     if is_expired(job):
         return render_template("exports/expired.html", job=job, utc=aware), 410
     if job.state is not ExportState.READY or not job.file_path:
