@@ -78,7 +78,8 @@ def test_a_tombstone_joins_no_group(world):
     ("Aluminium by Al, al. and AL!", "Aluminium by Former user 7F3A, Former user 7F3A. and "
                                      "Former user 7F3A!"),
     ("Sal, Alan, Al-Rashid, (al)", "Sal, Alan, Al-Rashid, (Former user 7F3A)"),
-    ("al@x.org, x.al and al+1", "al@x.org, x.al and al+1"),
+    ("al@x.org, x.al and al+1", "al@x.org, x.al and Former user 7F3A+1"),
+    ("photo of Al.jpg", "photo of Former user 7F3A.jpg"),
     ("mail AL@ACME.EXAMPLE or al@acme.example.org", "mail former-user-7f3a@erased.invalid or "
                                                     "al@acme.example.org"),
 ])

@@ -194,3 +194,30 @@ def test_download_and_retry_need_csrf(world):
     assert user.post(f"{page(world)}/download").status_code == 400
     assert user.post(f"{page(world)}/download", data={"csrf_token": "forged"}).status_code == 400
     assert jobs(world) == []
+
+
+def test_an_erasure_deletes_the_persons_exports_at_once(world):
+    from core.db import db
+    from qalitel.exports.models import DataExport, ExportState
+    from qalitel.my_data.models import ErasureRequest
+    from tenants.context import tdb
+
+    user = client_for(world, "user1")
+    assert ask(user, world).status_code == 302
+    process(world)
+    world.clock.advance(days=1, minutes=1)
+    assert ask(user, world).status_code == 302  # the next day's, still pending
+    assert len(list(exports_dir(world).glob("*.zip"))) == 1
+    assert user.post(f"{page(world)}/erasure",
+                     data={"csrf_token": csrf_token(user, page(world))}).status_code == 302
+    with world.app.app_context(), world.context():
+        request_id = tdb.query(ErasureRequest).one().id
+    admin = client_for(world, "admin")
+    token = csrf_token(admin, f"/t/{world.slug}/erasure-requests/")
+    assert admin.post(f"/t/{world.slug}/erasure-requests/{request_id}/approve",
+                      data={"csrf_token": token}).status_code == 302
+    assert list(exports_dir(world).glob("*")) == []  # no file, no inputs
+    with world.app.app_context():
+        states = [j.state for j in db.session.query(DataExport).order_by(DataExport.id)]
+    assert states == [ExportState.EXPIRED, ExportState.FAILED]
+    assert process(world) == []

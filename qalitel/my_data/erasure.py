@@ -70,14 +70,22 @@ def _free_text_columns() -> list[tuple[Any, Any]]:
     return out
 
 
+# A name is a word of its own: not inside another word, nor a hyphenated compound
+# ("Al-Rashid"), nor the local part of an address ("al@x.org"); "User acme.pdf" mentions it.
+_NAME_EDGES = (r"(?<![\w.@-])", r"(?!\w|[-@]\w)")
+# An address is not a part of a longer one ("al@x.org.uk", "bal@x.org").
+_ADDRESS_EDGES = (r"(?<![\w.@+-])", r"(?!\w|[.@+-]\w)")
+
+
 def mention_pattern(replacements: dict[str, str]) -> re.Pattern[str]:
     """Whole-word, case-insensitive matches of the keys of ``replacements`` (longest
-    first): "Al" matches "al." and "AL" but not "Aluminium", "Al-Rashid" nor "al@x.org";
-    "al@x.org" does not match inside "al@x.org.uk" (a word joined by ``.@+-`` to another
-    is another word)."""
+    first): "Al" matches "al." and "AL" but not "Aluminium"."""
     words = sorted((w for w in replacements if w), key=len, reverse=True)
-    return re.compile(r"(?<![\w.@+-])(?:" + "|".join(map(re.escape, words))
-                      + r")(?![\w]|[.@+-]\w)", re.IGNORECASE)
+    parts = []
+    for word in words:
+        before, after = _ADDRESS_EDGES if "@" in word else _NAME_EDGES
+        parts.append(before + re.escape(word) + after)
+    return re.compile("|".join(parts), re.IGNORECASE)
 
 
 def replace_mentions(text: str, replacements: dict[str, str]) -> str:

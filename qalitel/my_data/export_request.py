@@ -17,17 +17,18 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core import clock, validation
+from core import clock, config, validation
 from core.db import db
 from qalitel.exports.jobs import (
     ExportJob,
     aware,
     exports_of,
+    input_path,
     register_export_kind,
     request_export,
     retry_export,
 )
-from qalitel.exports.models import DataExport, ExportState
+from qalitel.exports.models import ACTIVE_STATES, DataExport, ExportState
 from qalitel.my_data.archive import personal_zip
 from qalitel.my_data.collect import personal_data
 from tenants.context import current_tenant, tdb
@@ -107,3 +108,24 @@ def retry_personal_export(job: DataExport, prefs: dict[str, Any] | None = None) 
     """A failed export of the user's data tried again, with their cookie as it is now
     (``ValueError`` if it did not fail; ``ExportBusyError`` if another is on its way)."""
     retry_export(job, _inputs(prefs))
+
+
+def forget_exports(user_id: int) -> int:
+    """On erasure: the person's exports are deleted at once (files and inputs), not kept
+    until they expire; a pending or running one fails. Returns how many were touched."""
+    settings = config.settings()
+    jobs = db.session.execute(select(DataExport).where(
+        DataExport.kind == KIND, DataExport.tenant_uid == current_tenant().uid,
+        DataExport.subject_user_id == user_id,
+        DataExport.state.in_((*ACTIVE_STATES, ExportState.READY)))).scalars().all()
+    for job in jobs:
+        if job.file_path:
+            Path(job.file_path).unlink(missing_ok=True)
+        input_path(settings, job.id).unlink(missing_ok=True)
+        if job.state is ExportState.READY:
+            job.state, job.file_path, job.token_hash = ExportState.EXPIRED, None, None
+        else:
+            job.state, job.active_key = ExportState.FAILED, None
+            job.error, job.finished_at = "account deleted", clock.now()
+    db.session.flush()
+    return len(jobs)
