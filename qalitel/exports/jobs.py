@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import logging
 import os
 import secrets
@@ -47,6 +46,13 @@ from core.config import Settings
 from core.config import settings as current_settings
 from core.db import db
 from core.links import tenant_link
+from qalitel.exports.files import (
+    drop_inputs,
+    exports_dir,
+    read_inputs,
+    sweep_inputs,
+    write_inputs,
+)
 from qalitel.exports.models import ACTIVE_STATES, DataExport, ExportState
 from qalitel.exports.tenant import write_tenant_archive
 from qalitel.users.models import User
@@ -135,34 +141,6 @@ def valid_for(settings: Settings) -> timedelta:
     return timedelta(days=settings.export_days)
 
 
-def input_path(settings: Settings, job_id: int) -> Path:
-    return exports_dir(settings) / f"{job_id}.input.json"
-
-
-def _write_inputs(job: DataExport, inputs: Mapping[str, Any] | None) -> None:
-    path = input_path(current_settings(), job.id)
-    if not inputs:
-        path.unlink(missing_ok=True)
-        return
-    partial = path.with_suffix(".tmp")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(dict(inputs), handle)
-    os.replace(partial, path)
-
-
-def _read_inputs(settings: Settings, job_id: int) -> dict[str, Any]:
-    try:
-        loaded = json.loads(input_path(settings, job_id).read_text())
-    except FileNotFoundError:
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def _drop_inputs(settings: Settings, job_id: int) -> None:
-    input_path(settings, job_id).unlink(missing_ok=True)
-
-
 def request_export(kind: str, tenant_uid: str, user_id: int,
                    inputs: Mapping[str, Any] | None = None) -> DataExport:
     """A new pending export (flushed; the request commits); :class:`ExportBusyError` when
@@ -179,7 +157,7 @@ def request_export(kind: str, tenant_uid: str, user_id: int,
         if job in db.session:
             db.session.expunge(job)
         raise
-    _write_inputs(job, inputs)
+    write_inputs(job, inputs)
     return job
 
 
@@ -192,7 +170,7 @@ def retry_export(job: DataExport, inputs: Mapping[str, Any] | None = None) -> Da
     job.state = ExportState.PENDING
     job.finished_at = None
     db.session.flush()
-    _write_inputs(job, inputs)
+    write_inputs(job, inputs)
     return job
 
 
@@ -222,12 +200,6 @@ def is_expired(job: DataExport, now: datetime | None = None) -> bool:
     return job.state is ExportState.EXPIRED or (
         job.state is ExportState.READY and expires is not None
         and expires <= (now or clock.now()))
-
-
-def exports_dir(settings: Settings) -> Path:
-    folder = settings.instance_dir / "exports"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return folder
 
 
 def _claim(job_id: int, now: datetime) -> bool:
@@ -286,7 +258,7 @@ def _build(job: DataExport, settings: Settings, claimed: datetime) -> None:
     if build is None:
         raise RuntimeError(f"no builder registered for exports of kind {job.kind!r}")
     info, spec = TenantInfo.from_row(tenant), (job.id, job.kind, job.subject_user_id)
-    inputs = _read_inputs(settings, job.id)
+    inputs = read_inputs(settings, job.id)
     db.session.commit()  # hold no platform transaction while the file is built
     final = exports_dir(settings) / f"{job.id}-{secrets.token_hex(8)}.zip"
     partial = final.with_suffix(".partial")
@@ -326,7 +298,7 @@ def _run(job_id: int, settings: Settings, claimed: datetime) -> None:
     try:
         _build(job, settings, claimed)
         db.session.commit()
-        _drop_inputs(settings, job_id)
+        drop_inputs(settings, job_id)
     except _Superseded:
         db.session.rollback()
         log.warning("export %s: another worker took it over; this copy is discarded", job_id)
@@ -344,7 +316,7 @@ def _run(job_id: int, settings: Settings, claimed: datetime) -> None:
         job.error = (str(exc) or type(exc).__name__)[:ERROR_MAX]
         job.finished_at = clock.now()
         db.session.commit()
-        _drop_inputs(settings, job_id)
+        drop_inputs(settings, job_id)
 
 
 def process_pending_exports(app: Flask, *, limit: int | None = None) -> list[int]:
@@ -391,30 +363,8 @@ def expire_exports(app: Flask | None = None) -> int:
     for leftover in folder.glob("*.partial"):
         if leftover.stat().st_mtime < cutoff:
             leftover.unlink(missing_ok=True)
-    _sweep_inputs(folder, cutoff)
+    sweep_inputs(folder, cutoff)
     return len(due)
-
-
-def _sweep_inputs(folder: Path, cutoff: float) -> None:
-    """Inputs of built exports (a crash between the build and their deletion), and those no
-    pending or running export needs once :data:`STALE_AFTER` has passed (a request whose
-    transaction never committed, a retry meanwhile is younger than that)."""
-    files = {}
-    for path in folder.glob("*.input.*"):
-        head = path.name.split(".", 1)[0]
-        if head.isdigit():
-            files[path] = int(head)
-    if not files:
-        return
-    states = dict(db.session.execute(select(DataExport.id, DataExport.state).where(
-        DataExport.id.in_(set(files.values())))).tuples().all())
-    db.session.rollback()
-    for path, job_id in files.items():
-        state = states.get(job_id)
-        if state in ACTIVE_STATES:
-            continue
-        if state in (ExportState.READY, ExportState.EXPIRED) or path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
 
 
 def build_tenant_archive(job: ExportJob, path: Path) -> None:

@@ -19,11 +19,11 @@ from sqlalchemy import select
 
 from core import clock, config, validation
 from core.db import db
+from qalitel.exports.files import input_path
 from qalitel.exports.jobs import (
     ExportJob,
     aware,
     exports_of,
-    input_path,
     register_export_kind,
     request_export,
     retry_export,
