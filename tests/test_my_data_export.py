@@ -78,8 +78,8 @@ def test_the_background_export_holds_everything_about_the_person(world):
     assert not inputs.exists()  # the cookie's content lived as long as the job
     [mail] = world.mailbox.wait_for(1)
     assert mail.rcpt_tos == [world.emails["user1"]]
-    assert "Acme" in mail.message["Subject"] or world.slug in mail.message["Subject"].lower()
-    assert "7 days" in mail.body and "personal data" in mail.body
+    assert mail.message["Subject"] == "Your personal data export from Acme is ready"
+    assert "personal data held by Acme" in mail.body and "7 days" in mail.body
     mailed = user.get(urlsplit(link_in(mail)).path)
     assert mailed.status_code == 200 and mailed.mimetype == "application/zip"
     listed = user.get(page(world)).get_data(as_text=True)
@@ -221,3 +221,18 @@ def test_an_erasure_deletes_the_persons_exports_at_once(world):
         states = [j.state for j in db.session.query(DataExport).order_by(DataExport.id)]
     assert states == [ExportState.EXPIRED, ExportState.FAILED]
     assert process(world) == []
+
+
+def test_the_mail_reads_in_the_users_language(world):
+    from tenants.context import tdb
+
+    user = client_for(world, "user1")
+    with world.app.app_context(), world.context():
+        world.user("user1").locale = "fr"
+        tdb.commit()
+    assert ask(user, world).status_code == 302
+    process(world)
+    [mail] = world.mailbox.wait_for(1)
+    assert mail.message["Subject"] == "L’export de vos données personnelles chez Acme est prêt"
+    assert "vos données personnelles détenues par Acme" in mail.body
+    assert "7 jours" in mail.body and "Former user" not in mail.body

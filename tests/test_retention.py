@@ -134,3 +134,22 @@ def test_export_files_live_as_long_as_the_setting(make_app, backend, smtp_server
     from pathlib import Path
 
     assert not Path(path).exists()
+
+
+def test_inputs_left_by_a_crash_are_swept(make_app, backend):
+    import os
+    import time
+
+    from qalitel.exports.files import exports_dir
+    from qalitel.exports.jobs import expire_exports
+
+    app = make_app(backend)
+    folder = exports_dir(app.extensions["qalitel_settings"])
+    old, fresh = folder / "900.input.json", folder / "901.input.json"
+    for path in (old, fresh):
+        path.write_text('{"prefs": {"login": "someone@acme.example"}}')
+    hours_ago = time.time() - 3 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    expire_exports(app)
+    assert not old.exists()  # its request never committed: nobody will build it
+    assert fresh.exists()  # maybe a request committing right now

@@ -53,9 +53,9 @@ def drop_inputs(settings: Settings, job_id: int) -> None:
 
 
 def sweep_inputs(folder: Path, cutoff: float) -> None:
-    """Inputs of built exports (a crash between the build and their deletion), and those no
-    pending or running export needs once ``STALE_AFTER`` (:mod:`qalitel.exports.jobs`) has passed (a request whose
-    transaction never committed, a retry meanwhile is younger than that)."""
+    """Inputs of built exports (a crash between the build and their deletion), and those
+    no pending or running export needs once older than ``cutoff`` (a request whose
+    transaction never committed; a retry under way is younger than that)."""
     files = {}
     for path in folder.glob("*.input.*"):
         head = path.name.split(".", 1)[0]
@@ -64,7 +64,7 @@ def sweep_inputs(folder: Path, cutoff: float) -> None:
     if not files:
         return
     states = dict(db.session.execute(select(DataExport.id, DataExport.state).where(
-        DataExport.id.in_(set(files.values())))).tuples().all())
+        DataExport.id.in_(set(files.values())))).all())
     db.session.rollback()
     for path, job_id in files.items():
         state = states.get(job_id)
