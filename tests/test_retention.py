@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.config import ConfigError, load
-from tests.conftest import in_tenant, provision
+from tests.conftest import in_tenant, login, provision
 
 NOW = datetime(2030, 3, 1, 9, tzinfo=UTC)
 
@@ -111,6 +111,10 @@ def test_export_files_live_as_long_as_the_setting(make_app, backend, smtp_server
     clock = ManualClock(NOW)
     set_clock(app, clock)
     handle = provision(app, "alpha", password_hash)
+    admin = app.test_client()
+    assert login(admin, "alpha", handle.admin_email).status_code == 302
+    page = admin.get("/t/alpha/admin/export", headers={"Accept-Language": "en"})
+    assert "download link valid 2 days" in page.get_data(as_text=True)
     with app.app_context():
         job_id = jobs.request_export("personal", handle.uid, handle.user_ids["user"],
                                      {"prefs": {"lang": "en"}}).id
