@@ -70,6 +70,8 @@ class Settings:
     backup_identity: Path | None = None
     backup_retention_days: int = 30
     closure_grace_days: int = 0
+    export_days: int = 7
+    login_history_days: int = 180
     backup_s3_endpoint: str = ""
     pg_bin_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -175,6 +177,12 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
     ("QALITEL_CLOSURE_GRACE_DAYS", "closure_grace_days", int, "0",
      "Days a closed tenant's database and files are kept (`tenants reopen` works meanwhile) "
      "before they are dropped; 0: at once."),
+    ("QALITEL_EXPORT_DAYS", "export_days", int, "7",
+     "Days a finished data export (a client's full export, a user's own data) can be "
+     "downloaded; its file is then deleted (1 to 90)."),
+    ("QALITEL_LOGIN_HISTORY_DAYS", "login_history_days", int, "180",
+     "Days each sign-in is kept in the login history (1 to 3650); older ones are deleted by "
+     "the `retention` job."),
     ("QALITEL_BACKUP_S3_ENDPOINT", "backup_s3_endpoint", str, "(AWS)",
      "Endpoint URL of an S3-compatible service for `s3://` targets; credentials come from "
      "the usual `AWS_*` variables."),
@@ -302,6 +310,10 @@ def load(overrides: Mapping[str, Any] | None = None,
         raise ConfigError("QALITEL_BACKUP_RETENTION_DAYS must be between 0 and 3650")
     if not 0 <= settings.closure_grace_days <= 365:
         raise ConfigError("QALITEL_CLOSURE_GRACE_DAYS must be between 0 and 365")
+    if not 1 <= settings.export_days <= 90:
+        raise ConfigError("QALITEL_EXPORT_DAYS must be between 1 and 90")
+    if not 1 <= settings.login_history_days <= 3650:
+        raise ConfigError("QALITEL_LOGIN_HISTORY_DAYS must be between 1 and 3650")
     if settings.engine_cache_size < 1 or settings.tenant_pool_size < 1:
         raise ConfigError("engine cache size and tenant pool size must be at least 1")
     if not 1 <= settings.file_max_bytes <= 2**31 - 1 or not 1 <= settings.file_max_count <= 1000:

@@ -4,7 +4,7 @@ imported (:func:`register`); ``qalitel jobs run-due`` runs the due ones (cron, a
 Each job reuses the code of its command (``backup run|prune|verify --deep``, ``maintenance
 expire``, ``files sweep``) and returns a small summary for the ledger; a partial failure
 raises :class:`~core.jobs.JobFailed` naming what failed. To add one (restore leftovers,
-exports, closure purge, retention…), write its function here and add a line to
+…), write its function here and add a line to
 :func:`register`.
 """
 
@@ -160,6 +160,21 @@ def exports(ctx: JobContext) -> dict[str, Any]:
     return {"built": process_pending_exports(ctx.app), "expired": expire_exports(ctx.app)}
 
 
+def retention(ctx: JobContext) -> dict[str, Any]:
+    """Retention periods from configuration: sign-ins older than
+    ``QALITEL_LOGIN_HISTORY_DAYS`` in every live tenant, and the files of data exports past
+    their ``QALITEL_EXPORT_DAYS`` (also done by ``exports``, each minute)."""
+    from qalitel.exports.jobs import expire_exports
+    from qalitel.my_data.retention import prune_login_history
+
+    removed, failures = prune_login_history(ctx.settings, _live_tenants())
+    summary = {"login_events_deleted": sum(removed.values()), "tenants": len(removed),
+               "exports_expired": expire_exports(ctx.app)}
+    if failures:
+        raise JobFailed("; ".join(failures), summary)
+    return summary
+
+
 def backup_sweep(ctx: JobContext) -> dict[str, Any]:
     """What restores and deep verifications killed midway left: rolled back or finished."""
     from backups.sweep import sweep_leftovers
@@ -207,4 +222,5 @@ def register() -> None:
                  description="Remove unreferenced attached files")
     register_job("jobs-ledger-prune", timedelta(days=1), ledger_prune,
                  description=f"Forget job runs older than {LEDGER_DAYS} days")
-    # Later issues register theirs here (exports, retention).
+    register_job("retention", timedelta(hours=6), retention,
+                 description="Delete sign-ins and export files past their retention period")

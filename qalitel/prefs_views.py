@@ -25,6 +25,7 @@ from wtforms.fields.choices import SelectChoice
 from core import config
 from core.validation import safe_redirect
 from qalitel import prefs
+from qalitel.closure.service import POLICY_MARGIN_DAYS
 from qalitel.i18n import LANGUAGE_NAMES, LANGUAGES
 from tenants.context import current_tenant
 
@@ -122,7 +123,18 @@ def _privacy_page(in_tenant: bool):
                            remember_days=settings.remember_days,
                            backup_days=settings.backup_retention_days,
                            grace_days=settings.closure_grace_days,
-                           retention_days=settings.backup_retention_days)
+                           retention_days=settings.backup_retention_days,
+                           purge_days=closure_purge_days(settings),
+                           margin_days=POLICY_MARGIN_DAYS,
+                           login_days=settings.login_history_days,
+                           export_days=settings.export_days)
+
+
+def closure_purge_days(settings: config.Settings) -> int:
+    """The latest day, counted from a closure, by which nothing of the company is left:
+    grace, backup window, then the policy's margin (as the closure's purge date)."""
+    return (settings.closure_grace_days + settings.backup_retention_days
+            + POLICY_MARGIN_DAYS)
 
 
 def _active_language() -> str:

@@ -163,6 +163,10 @@ def edit(user_id: int):
     form.profile.choices = profile_choices()
     form.groups.choices = _group_choices()
     status = 200
+    if request.method == "POST" and user.is_tombstone:
+        if not form.validate_on_submit() and "csrf_token" in form.errors:
+            abort(400)
+        return _refused_tombstone(user)
     if form.validate_on_submit():
         try:
             service.update_user(user, name=form.name.data or "", profile=form.profile.data or "")
@@ -175,14 +179,32 @@ def edit(user_id: int):
             return redirect(url_for("tenant.users.edit", user_id=user.id))
     elif request.method == "POST":
         status = 400
+    return _edit_page(user, form, status)
+
+
+def _edit_page(user: User, form: EditUserForm, status: int):
     return render_template("users/edit.html", form=form, user=user, action=ActionForm(),
                            labels=PROFILE_LABELS), status
+
+
+def _refused_tombstone(user: User):
+    """An erased account's page, 409, with the reason: nothing about it can change."""
+    try:
+        service.refuse_tombstone(user)
+    except UserError as exc:
+        flash(str(exc), "error")
+    form = EditUserForm(obj=user, groups=service.group_ids_of(user))
+    form.profile.choices = profile_choices()
+    form.groups.choices = _group_choices()
+    return _edit_page(user, form, 409)
 
 
 def _action(user_id: int, act: Callable[[User], Any], done: str | None):
     user = _user_or_404(user_id)
     if not ActionForm().validate_on_submit():
         abort(400)
+    if user.is_tombstone:
+        return _refused_tombstone(user)
     try:
         act(user)
     except UserError as exc:
@@ -250,7 +272,8 @@ def groups():
 def group(group_id: int):
     group = _group_or_404(group_id)
     form = MembersForm()
-    form.members.choices = [(u.id, f"{u.name} <{u.email}>") for u in service.list_users()]
+    form.members.choices = [(u.id, f"{u.name} <{u.email}>") for u in service.list_users()
+                            if not u.is_tombstone]
     if request.method == "GET":
         form.name.data = group.name
         form.members.data = service.member_ids(group)

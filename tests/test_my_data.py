@@ -4,10 +4,6 @@ data page with rectification, and hostile input."""
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
-
 import pytest
 from sqlalchemy import select
 
@@ -61,30 +57,6 @@ def test_login_addresses_are_truncated():
     assert truncate_address("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
     assert truncate_address("not an address") is None
     assert truncate_address(None) is None
-
-
-def test_download_is_a_zip_with_json_csv_and_manifest(world):
-    import hashlib
-
-    client = client_for(world, "user1")
-    token = csrf_token(client, f"/t/{world.slug}/my-data")
-    response = client.post(f"/t/{world.slug}/my-data/download", data={"csrf_token": token})
-    assert response.status_code == 200
-    assert response.mimetype == "application/zip"
-    archive = zipfile.ZipFile(io.BytesIO(response.data))
-    manifest = json.loads(archive.read("manifest.json"))
-    for name, entry in manifest["files"].items():
-        assert hashlib.sha256(archive.read(name)).hexdigest() == entry["sha256"]
-    data = json.loads(archive.read("data.json"))
-    assert data["users"][0]["email"] == world.emails["user1"]
-    assert manifest["counts"]["nonconformities"] == len(data["nonconformities"])
-    assert "csv/nonconformities.csv" in archive.namelist()
-    assert data["preferences"][0].get("login") == world.emails["user1"]
-
-
-def test_download_needs_csrf(world):
-    client = client_for(world, "user1")
-    assert client.post(f"/t/{world.slug}/my-data/download").status_code == 400
 
 
 def test_page_shows_counts_and_admin_fields(world):

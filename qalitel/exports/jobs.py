@@ -11,8 +11,14 @@ by its module). The life of one ``data_exports`` row:
   ``jobs run-due`` on several hosts at once builds it once;
 - built inside the tenant's context into ``<instance>/exports/``; ``ready`` with a new
   random download token (only its hash is stored) mailed to the requester, valid
-  :data:`VALID_FOR`; or ``failed`` with its error, which the requester sees and may retry;
+  ``QALITEL_EXPORT_DAYS``; or ``failed`` with its error, which the requester sees and may
+  retry;
 - past its validity, ``expired``: :func:`expire_exports` deletes the file.
+
+What only the request knows (the personal export's decoded preference cookie) is handed
+to the build as *inputs*: a small JSON file ``<id>.input.json`` beside the exports, written
+when the export is requested (or retried) and deleted as soon as the build ends, ready or
+failed; :func:`expire_exports` deletes those a crash left.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, current_app, render_template
 from flask_babel import force_locale
@@ -39,6 +46,13 @@ from core.config import Settings
 from core.config import settings as current_settings
 from core.db import db
 from core.links import tenant_link
+from qalitel.exports.files import (
+    drop_inputs,
+    exports_dir,
+    read_inputs,
+    sweep_inputs,
+    write_inputs,
+)
 from qalitel.exports.models import ACTIVE_STATES, DataExport, ExportState
 from qalitel.exports.tenant import write_tenant_archive
 from qalitel.users.models import User
@@ -48,7 +62,6 @@ from tenants.registry import Tenant, TenantStatus
 
 log = logging.getLogger(__name__)
 
-VALID_FOR = timedelta(days=7)
 STALE_AFTER = timedelta(hours=2)
 ERROR_MAX = 2000
 
@@ -63,6 +76,8 @@ class ExportJob:
     subject_user_id: int
     settings: Settings
     when: datetime
+    #: What the request handed over (:func:`request_export`'s ``inputs``); {} if none.
+    inputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 BuildFn = Callable[[ExportJob, Path], None]
@@ -70,7 +85,7 @@ BuildFn = Callable[[ExportJob, Path], None]
 _kinds: dict[str, BuildFn] = {}
 #: Modules registering a kind when imported; :func:`process_pending_exports` imports them
 #: all, so a worker started by any command knows every kind (add yours here).
-KIND_MODULES: list[str] = []
+KIND_MODULES: list[str] = ["qalitel.my_data.export_request"]
 
 
 def register_export_kind(kind: str, build: BuildFn) -> BuildFn:
@@ -121,9 +136,16 @@ def _activate(job: DataExport) -> None:
         raise _busy(job.kind) from None
 
 
-def request_export(kind: str, tenant_uid: str, user_id: int) -> DataExport:
+def valid_for(settings: Settings) -> timedelta:
+    """How long a built export's link and file live (``QALITEL_EXPORT_DAYS``)."""
+    return timedelta(days=settings.export_days)
+
+
+def request_export(kind: str, tenant_uid: str, user_id: int,
+                   inputs: Mapping[str, Any] | None = None) -> DataExport:
     """A new pending export (flushed; the request commits); :class:`ExportBusyError` when
-    one of the same kind is pending or running for the same tenant (or user)."""
+    one of the same kind is pending or running for the same tenant (or user). ``inputs``
+    (JSON values) reach the build as :attr:`ExportJob.inputs` and are deleted after it."""
     if kind not in _kinds:
         raise ValueError(f"unknown export kind {kind!r}")
     job = DataExport(kind=kind, tenant_uid=tenant_uid, subject_user_id=user_id,
@@ -135,17 +157,20 @@ def request_export(kind: str, tenant_uid: str, user_id: int) -> DataExport:
         if job in db.session:
             db.session.expunge(job)
         raise
+    write_inputs(job, inputs)
     return job
 
 
-def retry_export(job: DataExport) -> DataExport:
-    """A failed export back to pending (its error kept until the next attempt clears it)."""
+def retry_export(job: DataExport, inputs: Mapping[str, Any] | None = None) -> DataExport:
+    """A failed export back to pending (its error kept until the next attempt clears it),
+    with the retrying request's ``inputs``."""
     if job.state is not ExportState.FAILED:
         raise ValueError("only a failed export is retried")
     _activate(job)
     job.state = ExportState.PENDING
     job.finished_at = None
     db.session.flush()
+    write_inputs(job, inputs)
     return job
 
 
@@ -177,12 +202,6 @@ def is_expired(job: DataExport, now: datetime | None = None) -> bool:
         and expires <= (now or clock.now()))
 
 
-def exports_dir(settings: Settings) -> Path:
-    folder = settings.instance_dir / "exports"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return folder
-
-
 def _claim(job_id: int, now: datetime) -> bool:
     """Take one export for this worker; committed at once so other workers see it."""
     result = db.session.execute(
@@ -212,9 +231,10 @@ def _message(settings: Settings, job: DataExport, tenant: Tenant, user: Requeste
     link = tenant_link(settings, tenant.slug, f"/exports/{token}")
     with force_locale(user.locale or current_app.config.get("BABEL_DEFAULT_LOCALE", "fr")):
         subject = (_("The export of %(company)s is ready", company=tenant.name)
-                   if job.kind == "tenant" else _("Your data export is ready"))
+                   if job.kind == "tenant" else
+                   _("Your personal data export from %(company)s is ready", company=tenant.name))
         body = render_template("mail/export_ready.txt", user=user, company=tenant.name,
-                               kind=job.kind, link=link, days=VALID_FOR.days,
+                               kind=job.kind, link=link, days=settings.export_days,
                                until=aware(job.expires_at).strftime("%Y-%m-%d %H:%M"))
     return mail.build_message(settings, user.email, subject, body)
 
@@ -238,6 +258,7 @@ def _build(job: DataExport, settings: Settings, claimed: datetime) -> None:
     if build is None:
         raise RuntimeError(f"no builder registered for exports of kind {job.kind!r}")
     info, spec = TenantInfo.from_row(tenant), (job.id, job.kind, job.subject_user_id)
+    inputs = read_inputs(settings, job.id)
     db.session.commit()  # hold no platform transaction while the file is built
     final = exports_dir(settings) / f"{job.id}-{secrets.token_hex(8)}.zip"
     partial = final.with_suffix(".partial")
@@ -248,7 +269,8 @@ def _build(job: DataExport, settings: Settings, claimed: datetime) -> None:
                 raise RuntimeError("the requesting user's account no longer exists")
             user = Requester(found.name, found.email, found.locale)
             ctx.session.rollback()  # its connection back to the pool while the file is built
-            build(ExportJob(spec[0], spec[1], info, spec[2], settings, clock.now()), partial)
+            build(ExportJob(spec[0], spec[1], info, spec[2], settings, clock.now(), inputs),
+                  partial)
             os.replace(partial, final)
             os.chmod(final, 0o600)
             digest, size = hashlib.sha256(), 0
@@ -261,7 +283,7 @@ def _build(job: DataExport, settings: Settings, claimed: datetime) -> None:
             job.token_hash, job.file_path = token_hash(token), str(final)
             job.file_size, job.file_sha256 = size, digest.hexdigest()
             job.state, job.active_key = ExportState.READY, None
-            job.finished_at, job.expires_at = clock.now(), clock.now() + VALID_FOR
+            job.finished_at, job.expires_at = clock.now(), clock.now() + valid_for(settings)
             message = _message(settings, job, tenant, user, token)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -276,6 +298,7 @@ def _run(job_id: int, settings: Settings, claimed: datetime) -> None:
     try:
         _build(job, settings, claimed)
         db.session.commit()
+        drop_inputs(settings, job_id)
     except _Superseded:
         db.session.rollback()
         log.warning("export %s: another worker took it over; this copy is discarded", job_id)
@@ -293,6 +316,7 @@ def _run(job_id: int, settings: Settings, claimed: datetime) -> None:
         job.error = (str(exc) or type(exc).__name__)[:ERROR_MAX]
         job.finished_at = clock.now()
         db.session.commit()
+        drop_inputs(settings, job_id)
 
 
 def process_pending_exports(app: Flask, *, limit: int | None = None) -> list[int]:
@@ -320,8 +344,9 @@ def process_pending_exports(app: Flask, *, limit: int | None = None) -> list[int
 
 
 def expire_exports(app: Flask | None = None) -> int:
-    """Delete the files of exports past their validity (state ``expired``), and partial
-    files dead workers left; returns how many exports expired."""
+    """Delete the files of exports past their validity (state ``expired``), partial files
+    dead workers left, and inputs no pending or running export needs any longer; returns
+    how many exports expired."""
     if app is not None:
         with app.app_context():
             return expire_exports()
@@ -334,9 +359,11 @@ def expire_exports(app: Flask | None = None) -> int:
         job.state, job.file_path = ExportState.EXPIRED, None
     db.session.commit()
     cutoff = time.time() - STALE_AFTER.total_seconds()
-    for leftover in exports_dir(current_settings()).glob("*.partial"):
+    folder = exports_dir(current_settings())
+    for leftover in folder.glob("*.partial"):
         if leftover.stat().st_mtime < cutoff:
             leftover.unlink(missing_ok=True)
+    sweep_inputs(folder, cutoff)
     return len(due)
 
 

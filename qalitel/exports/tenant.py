@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
 import secrets
@@ -25,12 +26,12 @@ from sqlalchemy import Connection, Engine, Table, select
 
 from core.config import Settings
 from core.filestore import FileStore
-from qalitel import tenant_models
 from qalitel.exports.archive import ArchiveWriter
 from qalitel.exports.values import to_json
 from qalitel.users.models import Group, User, UserGroup
 from tenants import migrations
 from tenants.engines import TenantInfo
+from tenants.schema import TenantBase
 
 BATCH = 1000
 USER_COLUMNS = ("id", "email", "name", "profile", "locale", "suspended_at", "last_login_at",
@@ -43,8 +44,13 @@ class ExportBuildError(RuntimeError):
 
 
 def tenant_tables() -> list[Table]:
-    """Every table of the tenant schema, parents before children (foreign-key order)."""
-    return list(tenant_models.TenantBase.metadata.sorted_tables)
+    """Every table of the tenant schema, parents before children (foreign-key order).
+
+    The models are loaded by name, as the migration lineage does (:mod:`qalitel.tenancy`):
+    some of their packages build exports themselves (``my_data``), so importing them here
+    would make an import circle."""
+    importlib.import_module("qalitel.tenant_models")
+    return list(TenantBase.metadata.sorted_tables)
 
 
 def table_member(name: str) -> str:

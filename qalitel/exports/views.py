@@ -14,7 +14,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, send_file,
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from core import clock
+from core import clock, config
 from core.db import db
 from core.web import admin_required, is_admin
 from qalitel.exports.jobs import (
@@ -42,7 +42,8 @@ def _page(error: str | None = None, status: int = 200):
     exports = exports_of("tenant", current_tenant().uid)
     busy = any(e.state in (ExportState.PENDING, ExportState.RUNNING) for e in exports)
     return render_template("exports/admin.html", exports=exports, busy=busy, error=error,
-                           labels=state_labels(), utc=aware, now=clock.now()), status
+                           labels=state_labels(), utc=aware, now=clock.now(),
+                           export_days=config.settings().export_days), status
 
 
 @bp.get("/admin/export")
@@ -88,6 +89,12 @@ def download(token: str):
         abort(404)
     if job.kind == "tenant" and not is_admin():
         abort(403)  # no longer an administrator: the whole company's data is not theirs
+    return send_export(job)
+
+
+def send_export(job: DataExport):
+    """The file of ``job``, already checked to be the signed-in user's: 410 once expired,
+    404 while not ready or if the file is gone."""
     if is_expired(job):
         return render_template("exports/expired.html", job=job, utc=aware), 410
     if job.state is not ExportState.READY or not job.file_path:

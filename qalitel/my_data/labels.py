@@ -1,27 +1,13 @@
-"""Pseudonyms shown in the reader's language: a tombstone's name, and the mentions that
-replaced the person's name in free text, are stored as "Former user 7F3A" and every
-rendered template value shows them translated ("Ancien utilisateur 7F3A" in French)."""
+"""Pseudonyms shown in the reader's language in every template
+(:func:`qalitel.users.labels.translate_pseudonyms`)."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from flask import Flask
-from flask_babel import gettext as _
 
-from qalitel.my_data.erasure import PSEUDONYM_PREFIX
+from qalitel.users.labels import PSEUDONYM_PREFIX, translate_pseudonyms
 
-_PSEUDONYM = re.compile(re.escape(PSEUDONYM_PREFIX) + r" ([0-9A-F]{4,16})\b")
-
-
-def translate_pseudonyms(value: Any) -> Any:
-    if not isinstance(value, str) or PSEUDONYM_PREFIX not in value:
-        return value
-    for code in dict.fromkeys(_PSEUDONYM.findall(value)):
-        # str.replace, or Markup.replace, which escapes what it puts in: safe either way
-        value = value.replace(f"{PSEUDONYM_PREFIX} {code}", _("Former user %(code)s", code=code))
-    return value
+__all__ = ["PSEUDONYM_PREFIX", "init_app", "translate_pseudonyms"]
 
 
 def init_app(app: Flask) -> None:

@@ -24,6 +24,7 @@ from core.db import db
 from qalitel import transaction
 from qalitel.i18n import DEFAULT as DEFAULT_LOCALE
 from qalitel.my_data.erasure import erase, is_tombstone, new_code
+from qalitel.my_data.export_request import forget_exports
 from qalitel.my_data.ledger import Erasure
 from qalitel.my_data.models import REASON_MAX, ErasureRequest, ErasureState
 from qalitel.users.models import User
@@ -108,6 +109,7 @@ def decide(request: ErasureRequest, admin: User, approve: bool, reason: str = ""
                 else new_code(config.settings().secret_key, tenant.uid, person.id))
         erase(person, code)
         tdb.flush()
+        forget_exports(person.id)
         if recorded is None:  # else: approved before, but that tenant commit failed
             db.session.add(Erasure(tenant_uid=tenant.uid, tenant_user_id=person.id,
                                    pseudonym=code, erased_at=now))

@@ -4,7 +4,7 @@ page deciding erasure requests (``/t/<slug>/erasure-requests/``)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -12,14 +12,17 @@ from wtforms import SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired
 
-from core import validation
+from core import clock, config, validation
 from core.forms import Checked, SafeForm
 from core.web import admin_required
 from qalitel import prefs
+from qalitel.exports.jobs import ExportBusyError, aware
+from qalitel.exports.models import ExportState
+from qalitel.exports.views import send_export, state_labels
 from qalitel.i18n import LANGUAGE_NAMES
+from qalitel.my_data import export_request as exports
 from qalitel.my_data import requests as erasures
 from qalitel.my_data.collect import personal_data
-from qalitel.my_data.export_request import request_personal_export
 from qalitel.my_data.models import REASON_MAX
 from qalitel.users import service
 from qalitel.users.labels import PROFILE_LABELS
@@ -66,10 +69,15 @@ def _summary() -> dict[str, int]:
     return {section: len(rows) for section, rows in data.items() if rows}
 
 
-def _page(form: RectifyForm, status: int = 200):
+def _page(form: RectifyForm, status: int = 200, export_error: str | None = None):
     user = current_user
+    mine = exports.personal_exports(user.id)
+    busy = any(job.state in (ExportState.PENDING, ExportState.RUNNING) for job in mine)
     return render_template(
         "my_data/page.html", form=form, action=ActionForm(), summary=_summary(),
+        exports=mine, busy=busy, next_at=exports.next_request_at(user.id),
+        export_error=export_error, labels=state_labels(), utc=aware, now=clock.now(),
+        export_days=config.settings().export_days, ExportState=ExportState,
         section_labels=SECTION_LABELS,
         profile_label=PROFILE_LABELS[user.profile],
         groups=service.groups_by_user().get(user.id, []),
@@ -102,16 +110,57 @@ def rectify():
     return redirect(url_for("tenant.my_data.page"))
 
 
+def _fresh_page(status: int, error: str):
+    return _page(RectifyForm(obj=current_user, locale=current_user.locale or "fr"), status,
+                 error)
+
+
 @bp.post("/my-data/download")
 @login_required
 def download():
+    """Queue the export of the signed-in user's data (409 while one is on its way, 429
+    within a day of the last request)."""
     if not ActionForm().validate_on_submit():
         abort(400)
-    name, body = request_personal_export(current_user.id, prefs.current_prefs())
-    response = current_app.response_class(body, mimetype="application/zip")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    try:
+        exports.request_personal_export(current_user.id, prefs.current_prefs())
+    except ExportBusyError as exc:
+        return _fresh_page(409, str(exc))
+    except exports.TooSoonError as exc:
+        page, status = _fresh_page(429, str(exc))
+        wait = max(1, int((exc.next_at - clock.now()).total_seconds()))
+        return page, status, {"Retry-After": str(wait)}
+    flash(_("Your data is being gathered. You will get an e-mail with a download link when "
+            "it is ready; this page shows where it stands."), "info")
+    return redirect(url_for("tenant.my_data.page"))
+
+
+@bp.get("/my-data/exports/<int:export_id>")
+@login_required
+def export_file(export_id: int):
+    """The file of one of the signed-in user's own exports (404 for anyone else's)."""
+    job = exports.own_export(export_id, current_user.id)
+    if job is None:
+        abort(404)
+    return send_export(job)
+
+
+@bp.post("/my-data/exports/<int:export_id>/retry")
+@login_required
+def retry_export(export_id: int):
+    job = exports.own_export(export_id, current_user.id)
+    if job is None:
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if job.state is not ExportState.FAILED:
+        return _fresh_page(409, _("Only a failed export can be retried."))
+    try:
+        exports.retry_personal_export(job, prefs.current_prefs())
+    except ExportBusyError as exc:
+        return _fresh_page(409, str(exc))
+    flash(_("The export will be tried again."), "info")
+    return redirect(url_for("tenant.my_data.page"))
 
 
 @bp.post("/my-data/erasure")

@@ -10,18 +10,22 @@ from typing import Any
 
 from flask import Response
 
+from qalitel.users.labels import translate_pseudonyms
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_MAX = 50000
 
 
 def csv_cell(value: Any) -> Any:
-    """A cell a spreadsheet will not run: text starting like a formula gets a quote."""
+    """A cell a spreadsheet will not run (text starting like a formula gets a quote), the
+    pseudonyms of erased accounts in the reader's language as on pages."""
     if value is None:
         return ""
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bool):
         return "1" if value else "0"
+    value = translate_pseudonyms(value)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value

@@ -25,6 +25,10 @@ class Profile(enum.StrEnum):
     ADMIN = "admin"
 
 
+# The e-mail domain of erased accounts (tombstones, :mod:`qalitel.my_data.erasure`).
+TOMBSTONE_DOMAIN = "erased.invalid"
+
+
 def new_session_token() -> str:
     return secrets.token_urlsafe(24)
 
@@ -58,6 +62,11 @@ class User(UserMixin, TenantBase):
     @property
     def is_suspended(self) -> bool:
         return self.suspended_at is not None
+
+    @property
+    def is_tombstone(self) -> bool:
+        """An erased account: kept under its pseudonym, never edited nor reactivated."""
+        return self.email.endswith("@" + TOMBSTONE_DOMAIN)
 
     @property
     def is_active(self) -> bool:  # type: ignore[override]

@@ -23,7 +23,14 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from core import validation
 from core.pagination import Page, paginate
 from core.validation import EMAIL_MAX, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN
-from qalitel.users.models import Group, Profile, User, UserGroup, new_session_token
+from qalitel.users.models import (
+    TOMBSTONE_DOMAIN,
+    Group,
+    Profile,
+    User,
+    UserGroup,
+    new_session_token,
+)
 from tenants.context import tdb
 
 GROUP_NAME_MAX = 100
@@ -175,7 +182,15 @@ def ensure_an_admin_remains(user: User) -> None:
     _ensure_an_admin_remains(user)
 
 
+def refuse_tombstone(user: User) -> None:
+    """An erased account stays as it is: :class:`UserError` for any change to it."""
+    if user.is_tombstone:
+        raise UserError(_("This account was deleted at its owner's request: it can no "
+                          "longer be changed or reactivated."))
+
+
 def rename(user: User, name: str) -> None:
+    refuse_tombstone(user)
     if name != user.name:
         user.name = clean_name(name)
     tdb.flush()
@@ -183,6 +198,7 @@ def rename(user: User, name: str) -> None:
 
 def update_user(user: User, *, name: str, profile: Profile | str) -> None:
     """Set a user's name and profile (admin page); unchanged values are left alone."""
+    refuse_tombstone(user)
     name = name if name == user.name else clean_name(name)
     try:
         profile = Profile(profile)
@@ -208,6 +224,7 @@ def suspend(user: User) -> None:
 
 
 def reactivate(user: User) -> None:
+    refuse_tombstone(user)
     if not user.is_suspended:
         return
     user.suspended_at = None
@@ -302,8 +319,14 @@ def _existing(model: type[User] | type[Group], ids: Iterable[int]) -> set[int]:
     return set(tdb.execute(select(model.id).where(model.id.in_(wanted))).scalars())
 
 
+def _tombstone_ids() -> set[int]:
+    return set(tdb.execute(select(User.id).where(
+        User.email.endswith("@" + TOMBSTONE_DOMAIN, autoescape=True))).scalars())
+
+
 def set_user_groups(user: User, group_ids: Iterable[int]) -> None:
     """Make ``user`` a member of exactly these groups (unknown ids are ignored)."""
+    refuse_tombstone(user)
     wanted = _existing(Group, group_ids)
     current = set(group_ids_of(user))
     if current - wanted:
@@ -315,8 +338,9 @@ def set_user_groups(user: User, group_ids: Iterable[int]) -> None:
 
 
 def set_group_members(group: Group, user_ids: Iterable[int]) -> None:
-    """Make exactly these users members of ``group`` (unknown ids are ignored)."""
-    wanted = _existing(User, user_ids)
+    """Make exactly these users members of ``group`` (unknown ids and erased accounts are
+    ignored)."""
+    wanted = _existing(User, user_ids) - _tombstone_ids()
     current = set(member_ids(group))
     if current - wanted:
         tdb.execute(delete(UserGroup).where(UserGroup.group_id == group.id,
