@@ -79,31 +79,41 @@ def _sha(path) -> tuple[str, int]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size
 
 
-def test_every_export_of_the_tenant_goes_and_is_recorded(world, backend):
+def test_every_export_of_the_tenant_goes_and_is_recorded(make_app, backend, tmp_path,
+                                                        password_hash):
     from core.db import db
     from qalitel.exports.jobs import process_pending_exports, request_export
 
+    world = make_world(make_app, backend, tmp_path, password_hash, closure_grace_days=2,
+                       backup_retention_days=5)
+    world.app.config["MAIL_BACKGROUND"] = False
+    clock = ManualClock(START)
+    set_clock(world.app, clock)
+    assert world.run("backup", "run", "acme").exit_code == 0  # kept until day 5
     exports = world.settings.instance_dir / "exports"
     before = owned(world)
     with world.app.app_context():
         request_export("tenant", before.uid, 1)
         db.session.commit()
     assert process_pending_exports(world.app)
+    clock.advance(minutes=1)  # another manifest time: another file
     assert world.run("tenants", "export", "acme", "--reason", "Ticket 9").exit_code == 0
     kept = exports / "acmeish-export-20300601-030000.zip"  # another name: not the tenant's
     kept.write_bytes(b"not acme's")
-    made = {_sha(p) for p in exports.glob("*.zip") if p != kept}
+    made = sorted(_sha(p) for p in exports.glob("*.zip") if p != kept)
     assert len(made) == 2
     assert world.run("tenants", "close", "acme", "--reason", "Acme bankrupt").exit_code == 0
-    _clock(world).advance(timedelta(days=3))
-    assert run_closures(world).dropped == ["acme"]
+    clock.advance(timedelta(days=3))
+    summary = run_closures(world)
+    assert summary.dropped == ["acme"] and summary.purged == [], summary
     left = sorted(p.name for p in exports.iterdir())
     assert len(left) == 2 and left[0] == kept.name and left[1].startswith("closure-")
     items = [i for i in record_json(world)["record"]["items"] if i["kind"] == "export"]
-    assert {(i["sha256"], i["size"]) for i in items} == made
+    assert sorted((i["sha256"], i["size"]) for i in items) == made
     assert {i["place"] for i in items} == {"platform export folder"}
     late = exports / "acme-export-20300605-030000.zip"  # finished after the drop
     late.write_bytes(b"a late export")
+    clock.advance(timedelta(days=3))
     summary = run_closures(world)
     assert summary.purged == ["acme"], summary
     assert sorted(p.name for p in exports.iterdir()) == [kept.name]
