@@ -68,3 +68,10 @@ def public_key_pem(key: str) -> str:
     """The current signing key's public half (PEM), for checking signatures by hand."""
     return _signing_keys(key)[0].public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def public_key_pems(key: str) -> list[str]:
+    """The public halves of every signing key that verifies (current first), PEM."""
+    return [private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        for private in _signing_keys(key)]

@@ -92,13 +92,15 @@ def _revoke_grants(tenant: Tenant, note: str, ended: Ended) -> None:
         ended.revoked_grants.append(grant.id)
 
 
-def end_access(settings: Any, tenant: Tenant, note: str) -> Ended:
+def end_access(settings: Any, tenant: Tenant, note: str, *,
+               by: str = "maintenance: tenant closed") -> Ended:
     """End every maintenance access of closed ``tenant`` (idempotent); ``note`` goes in the
-    log entries (``"tenant closed"``; never client data)."""
+    log entries (``"tenant closed"``; never client data), ``by`` in the deletion record's
+    items of the grant roles dropped."""
     if tenant.status is not TenantStatus.CLOSED:
         raise ValueError(f"tenant {tenant.slug} is {tenant.status.value}, not closed")
     ended = Ended()
     _expire_requests(tenant, note, ended)
     _revoke_grants(tenant, note, ended)
-    purge.drop_grant_roles(settings, tenant)
+    purge.drop_grant_roles(settings, tenant, by=by)
     return ended

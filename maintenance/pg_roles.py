@@ -144,8 +144,10 @@ def disable_role(tenant: Tenant, role: str) -> None:
         _terminate(cur, role)
 
 
-def drop_role(tenant: Tenant, role: str) -> None:
-    """Remove a grant role entirely (its privileges first)."""
+def drop_role(tenant: Tenant, role: str) -> bool:
+    """Remove a grant role entirely (its privileges first); whether it was still there."""
     disable_role(tenant, role)
     with pg.admin_connection(_server_url(tenant)) as conn:
+        existed = pg.role_exists(conn, role)
         pg.drop_role(conn, role)
+    return existed

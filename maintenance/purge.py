@@ -65,17 +65,31 @@ def purge_log(_settings: Any, tenant: Tenant) -> None:
         log.exception("purge of %s's access log not written to the witness", slug)
 
 
-def drop_grant_roles(_settings: Any, tenant: Tenant) -> None:
+def drop_grant_roles(settings: Any, tenant: Tenant, *,
+                     by: str = "maintenance: tenant closed") -> list[str]:
     """Drop the PostgreSQL login roles of the tenant's grants, ended or not: server-wide
-    objects that would outlive the tenant's database otherwise."""
+    objects that would outlive the tenant's database otherwise. Each role still there is
+    named, as it goes, in the tenant's deletion record when it has one (flushed, not
+    committed); returns those roles."""
     if tenant.backend is not Backend.POSTGRESQL or tenant.server is None:
-        return
+        return []
     from maintenance import pg_roles
+    from tenants.deletion import DeletionItem, DeletionRecord, ItemKind
 
     roles = db.session.execute(select(Grant.role_name).where(
         Grant.tenant_id == tenant.id, Grant.role_name.is_not(None))).scalars().all()
-    for role in roles:
-        pg_roles.drop_role(tenant, role)
+    record = db.session.execute(select(DeletionRecord).where(
+        DeletionRecord.tenant_uid == tenant.uid)).scalar_one_or_none()
+    dropped = [role for role in roles if pg_roles.drop_role(tenant, role)]
+    if record is not None and dropped:
+        from tenants.lifecycle import server_place
+
+        place = server_place(settings, tenant)
+        record.items += [DeletionItem(kind=ItemKind.GRANT_ROLE, name=role, place=place,
+                                      removed_at=clock.now(), removed_by=by)
+                         for role in dropped]
+        db.session.flush()
+    return dropped
 
 
 def register() -> None:

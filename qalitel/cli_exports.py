@@ -2,9 +2,10 @@
 the ``tenants`` group by :mod:`qalitel.cli_tenancy`).
 
 Bad input (unknown slug, a missing or bad ``--reason``, an output that exists or whose folder
-does not, a refused archive) exits 2 with a clear message and leaves nothing behind. Each
-export leaves an entry in the tenant's access log, written before the file is put in place
-(:mod:`qalitel.exports.operator`): when the log cannot be written, no export is (exit 1).
+does not, a refused archive, one not signed by this platform without ``--unsigned``) exits
+2 with a clear message and leaves nothing behind. Each export leaves an entry in the
+tenant's access log, written before the file is put in place (:mod:`qalitel.exports.operator`):
+when the log cannot be written, no export is (exit 1).
 """
 
 from __future__ import annotations
@@ -91,10 +92,13 @@ def export_command(slug: str, output: Path | None, reason: str, force: bool,
 @click.option("--name", default=None, help="Company name (default: the archive's).")
 @click.option("--backend", type=click.Choice(["sqlite", "postgresql"]), default=None)
 @click.option("--server", "server_name", default=None, help="Name of a registered server.")
+@click.option("--unsigned", is_flag=True,
+              help="Import even an archive this platform did not sign, or whose signature "
+                   "does not match (altered, or exported elsewhere). Refused without it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @with_appcontext
 def import_command(file: Path, new_slug: str, name: str | None, backend: str | None,
-                   server_name: str | None, as_json: bool) -> None:
+                   server_name: str | None, unsigned: bool, as_json: bool) -> None:
     """Create tenant --as SLUG from an export archive (checked whole before anything)."""
     from qalitel.exports.archive import ExportArchiveError
     from qalitel.exports.tenant_import import import_tenant
@@ -102,17 +106,23 @@ def import_command(file: Path, new_slug: str, name: str | None, backend: str | N
 
     try:
         done = import_tenant(settings(), file, new_slug, name, backend=backend,
-                             server_name=server_name)
+                             server_name=server_name, unsigned=unsigned)
     except (ExportArchiveError, InvalidSlugError) as exc:
         fail(f"{file}: {exc}" if isinstance(exc, ExportArchiveError) else str(exc), 2)
         return
     except ProvisioningError as exc:
         fail(str(exc), 2)
         return
+    if done.signature is not None:
+        click.echo(f"WARNING: UNSIGNED IMPORT (--unsigned): {done.signature}. Tenant "
+                   f"{done.slug} holds whatever the archive says, unchecked by this "
+                   "platform's signature: check its users and profiles before opening it.",
+                   err=True)
     if as_json:
         click.echo(json.dumps({"slug": done.slug, "backend": done.backend,
                                "schema_revision": done.schema_revision, "rows": done.rows,
-                               "files": done.files}, indent=2))
+                               "files": done.files, "signed": done.signature is None,
+                               "signature_problem": done.signature}, indent=2))
         return
     click.echo(f"tenant {done.slug} imported on {done.backend}: "
                f"{sum(done.rows.values())} rows, {done.files} files")

@@ -28,7 +28,7 @@ class ItemKind(enum.StrEnum):
     ACCESS_LOG = "access-log"  # the maintenance access log (entry count, last hash)
     BACKUP_COPY = "backup-copy"  # one archive on one target (key, SHA-256, size)
     TARGET_FOLDER = "target-folder"  # the tenant's folder on a folder target
-    EXPORT = "export"  # the closure's export file for the admins (SHA-256, size)
+    EXPORT = "export"  # an export file of the tenant: the closure's, the app's, the CLI's
 
 
 class DeletionRecord(db.Model):

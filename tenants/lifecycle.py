@@ -42,6 +42,14 @@ class Dropped:
     files: int
 
 
+def server_place(settings: Settings, tenant: Tenant) -> str | None:
+    """The tenant's PostgreSQL server as a deletion record names it: ``name (host:port)``."""
+    if tenant.server is None:
+        return None
+    parts = make_url(server_url(settings, tenant.server))
+    return f"{tenant.server.name} ({parts.host or 'local'}:{parts.port or 5432})"
+
+
 def drop_tenant_data(settings: Settings, tenant: Tenant) -> Dropped:
     """Drop a closed tenant's database (and role) and files; its registry row stays.
 
@@ -62,8 +70,7 @@ def drop_tenant_data(settings: Settings, tenant: Tenant) -> Dropped:
     if tenant.backend is Backend.POSTGRESQL and tenant.server is not None:
         url = server_url(settings, tenant.server)
         drop_pg(url, tenant.database_name, tenant.role_name)
-        parts = make_url(url)
-        server = f"{tenant.server.name} ({parts.host or 'local'}:{parts.port or 5432})"
+        server = server_place(settings, tenant)
         database = tenant.database_name
     else:
         path = sqlite_path(settings, tenant.database_name)

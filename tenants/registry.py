@@ -93,6 +93,8 @@ class Tenant(db.Model):
     # A client leaving (qalitel.closure): the row stays, the data goes.
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closure_reason: Mapped[str | None] = mapped_column(Text)
+    #: What a reopen restores (active or suspended).
+    status_before_closure: Mapped[TenantStatus | None] = mapped_column(value_enum(TenantStatus))
     grace_ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     dropped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     purge_due_at: Mapped[date | None] = mapped_column(Date)

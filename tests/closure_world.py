@@ -4,6 +4,7 @@ before it leaves, and a scan of every place its data could remain."""
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,15 +55,52 @@ def record_json(world: BackupWorld) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def leftovers(world: BackupWorld, before: Owned, backend: str) -> list[str]:
+#: The client's data the platform database must not keep after the purge (with the reason).
+PRIVATE = (TITLE, "admin@acme.example", "Admin acme")
+
+
+def _contents(path: Path) -> list[tuple[str, bytes]]:
+    """A file's bytes, and for a ZIP (an export) each member's decompressed bytes too."""
+    data = path.read_bytes()
+    found = [("", data)]
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            found += [(f"!{name}", zf.read(name)) for name in zf.namelist()]
+    return found
+
+
+def platform_rows(world: BackupWorld, needles: tuple[str, ...]) -> list[str]:
+    """Every text value of every platform table holding one of ``needles``."""
+    from sqlalchemy import MetaData, String, Text
+
+    from core.db import db
+
+    found = []
+    with world.app.app_context():
+        meta = MetaData()
+        meta.reflect(db.engine)
+        with db.engine.connect() as conn:
+            for table in meta.sorted_tables:
+                columns = [c.name for c in table.columns if isinstance(c.type, String | Text)]
+                for row in conn.execute(table.select()).mappings():
+                    found += [f"platform {table.name}.{c} holds {n!r}" for c in columns
+                              for n in needles if isinstance(row[c], str) and n in row[c]]
+        db.session.remove()
+    return found
+
+
+def leftovers(world: BackupWorld, before: Owned, backend: str,
+              reason: str | None = None) -> list[str]:
     """Every trace of the tenant still found: on the backup targets (any file or folder at
-    all under its folder, or naming it), in the instance folder (names and bytes), and on
-    the database server (pg_database, pg_roles)."""
+    all under its folder, or naming it), in the instance folder (names and bytes, inside
+    ZIP files too: the exports), in the platform database's rows (the client's data: a
+    record title, the admin's e-mail and name, the closure ``reason``), and on the database
+    server (pg_database, pg_roles)."""
     needles = [before.uid, before.database, TITLE]
     if backend == "postgresql":
         needles += [before.role or "", *before.grant_roles]
     needles = [n for n in needles if n]
-    found: list[str] = []
+    found: list[str] = platform_rows(world, PRIVATE + ((reason,) if reason else ()))
     for key, _target, _sha in before.copies:
         for medium in world.media:
             if medium.joinpath(*key.split("/")).exists():
@@ -77,8 +115,8 @@ def leftovers(world: BackupWorld, before: Owned, backend: str) -> list[str]:
         if any(n in str(relative) for n in needles):
             found.append(f"instance path {relative}")
         if path.is_file():
-            data = path.read_bytes()
-            found += [f"{n!r} in {relative}" for n in needles if n.encode() in data]
+            for member, data in _contents(path):
+                found += [f"{n!r} in {relative}{member}" for n in needles if n.encode() in data]
     if backend == "postgresql":
         from tenants import pg
 

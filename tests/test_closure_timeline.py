@@ -60,6 +60,28 @@ def _maintenance_state(world: BackupWorld) -> tuple[set[str], set[str], list[str
         return requests, grants, events
 
 
+def _exports(world: BackupWorld, uid: str) -> set[tuple[str, int]]:
+    """A full export by the app (a ``data_exports`` row) and ``tenants export``'s default
+    file, in <instance>/exports; their SHA-256 and size."""
+    import hashlib
+
+    from core.db import db
+    from qalitel.exports.jobs import process_pending_exports, request_export
+    from qalitel.users.models import User
+    from tests.conftest import in_tenant
+
+    with in_tenant(world.app, "acme") as session:
+        admin = session.query(User).filter_by(email="admin@acme.example").one().id
+    with world.app.app_context():
+        request_export("tenant", uid, admin)
+        db.session.commit()
+    assert process_pending_exports(world.app)
+    assert world.run("tenants", "export", "acme", "--reason", "Ticket 9").exit_code == 0
+    files = list((world.settings.instance_dir / "exports").glob("*.zip"))
+    assert len(files) == 2 and any(p.name.startswith("acme-export-") for p in files)
+    return {(hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size) for p in files}
+
+
 def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
     clock = ManualClock(START)
     set_clock(world.app, clock)
@@ -107,7 +129,8 @@ def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
     assert status(world)["status"] == "active"
     assert list(exports.glob("*")) == []  # the closure's export withdrawn
     assert client.get("/t/acme/login").status_code == 200
-    assert world.run("tenants", "close", "acme").exit_code == 0
+    made = _exports(world, before.uid)  # an app export and an operator's, both left there
+    assert world.run("tenants", "close", "acme", "--reason", "Acme bankrupt").exit_code == 0
     due = (START + days(2)).date() + days(62)
     assert status(world)["purge_due_at"] == due
     summary = run_closures(world)
@@ -118,6 +141,7 @@ def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
     summary = run_closures(world)
     assert summary.dropped == ["acme"] and summary.purged == [] and summary.ok, summary
     assert status(world)["dropped_at"] is not None
+    assert [p.name[:8] for p in exports.iterdir()] == ["closure-"]  # the others are gone
     assert client.get("/t/acme/login").status_code == 410
     refused = world.run("tenants", "reopen", "acme")
     assert refused.exit_code == 2 and "dropped" in refused.output
@@ -133,10 +157,10 @@ def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
     summary = run_closures(world)
     assert summary.copies_deleted == 2 and summary.purged == ["acme"], summary
     assert run_closures(world).as_dict()["purged"] == []  # idempotent
-    assert status(world)["purged_at"] is not None
+    assert status(world)["purged_at"] is not None and status(world)["reason"] is None
 
-    # Nothing left anywhere; the record names every item that existed.
-    assert leftovers(world, before, backend) == []
+    # Nothing left anywhere (inside ZIPs, platform rows too); the record names every item.
+    assert leftovers(world, before, backend, reason="Acme bankrupt") == []
     record = record_json(world)["record"]
     assert record["status"] == "purged" and record["purge_due_at"] == due.isoformat()
     kinds = [i["kind"] for i in record["items"]]
@@ -147,11 +171,15 @@ def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
     [files] = [i for i in record["items"] if i["kind"] == "files"]
     assert files["count"] == before.files and before.uid in files["name"]
     assert kinds.count("target-folder") == 2 and "access-log" in kinds
-    assert kinds.count("export") == 1 and list(exports.glob("*")) == []
+    assert kinds.count("export") == 3 and list(exports.glob("*")) == []
+    assert {(i["sha256"], i["size"]) for i in record["items"] if i["kind"] == "export"
+            and not i["name"].startswith("closure")} == made
     if backend == "postgresql":
         assert [i["name"] for i in record["items"] if i["kind"] == "role"] == [before.role]
-        assert sorted(i["name"] for i in record["items"] if i["kind"] == "grant-role") \
-            == sorted(before.grant_roles)
+        granted = [i for i in record["items"] if i["kind"] == "grant-role"]
+        assert sorted(i["name"] for i in granted) == sorted(before.grant_roles)
+        # recorded when dropped (at the first closure), not at the drop
+        assert {i["removed_at"] for i in granted} == {(START + days(1.5)).isoformat()}
     for timestamp in ("closed_at", "dropped_at", "last_backup_expired_at", "purged_at"):
         assert record[timestamp] is not None
     dumped = json.dumps(record)
@@ -179,23 +207,34 @@ def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
     assert "acme" in html and due.isoformat() in html and html.count("2030-0") >= 5
 
 
+def _readme_recipe() -> str:
+    """The shell lines of the README's check without the app, joined with ``&&``."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```sh\nsed '/^-----BEGIN QALITEL SIGNATURE-----$/,$d'")
+    block = readme[start + 6:readme.index("```", start + 6)]
+    return " && ".join(line for line in block.replace("\\\n", "").splitlines() if line)
+
+
 def test_the_signature_checks_by_hand_with_openssl(world, tmp_path):
-    """What the module docstring of qalitel.closure.record tells a client to run."""
+    """What the README (and the docstring of qalitel.closure.record) tells a client to run:
+    it refuses an altered text, and text added after the signature block."""
     if shutil.which("openssl") is None:
         pytest.fail("openssl is needed to check the README's verification steps")
     assert world.run("tenants", "close", "acme").exit_code == 0
     text = world.run("tenants", "deletion-record", "acme").stdout
     pem = world.run("tenants", "deletion-record", "--public-key").stdout
-    write(tmp_path / "record.txt", text)
-    write(tmp_path / "key.pem", pem)
-    script = ("sed '/^-----BEGIN QALITEL SIGNATURE-----$/,$d' record.txt > body.txt && "
-              "sed -n 's/^ed25519: //p' record.txt | base64 -d > signature.bin && "
-              "openssl pkeyutl -verify -pubin -inkey key.pem -rawin -in body.txt "
-              "-sigfile signature.bin")
-    done = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                          check=False)
+    write(tmp_path / "qalitel-signing.pem", pem)
+    script = _readme_recipe()
+
+    def check(record: str) -> subprocess.CompletedProcess:
+        write(tmp_path / "record.txt", record)
+        return subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True,
+                              text=True, check=False)
+
+    done = check(text)
     assert done.returncode == 0 and "Signature Verified Successfully" in done.stdout, done
-    write(tmp_path / "record.txt", text.replace("in progress", "purged"))
-    done = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                          check=False)
-    assert done.returncode != 0
+    assert check(text.replace("in progress", "purged")).returncode != 0
+    assert check(text + "Addendum: one copy kept for 5 more years.\n").returncode != 0
+    assert check(text + text).returncode != 0

@@ -101,7 +101,15 @@ def test_the_archive_layout_and_manifest(make_app, backend, tmp_path, password_h
         assert {f"tables/{t.name}.json" for t in tenant_tables()} <= names
         assert {"people/users.csv", "people/groups.csv", "people/memberships.csv"} <= names
         assert len([n for n in names if n.startswith("files/")]) == 2
-        assert set(manifest["members"]) == names - {"manifest.json"}
+        assert set(manifest["members"]) == names - {"manifest.json", "manifest.sig"}
+        signature = json.loads(zf.read("manifest.sig"))
+        with app.app_context():
+            from core import crypto
+            from core.config import settings
+            from qalitel.exports.archive import canonical
+
+            assert crypto.signature_ok(settings().encryption_key, canonical(manifest),
+                                       signature["value"])
         assert manifest["tenant"] == {"slug": "acme", "name": "Acme", "uid": handle.uid}
         assert manifest["schema_revision"] and manifest["created_at"]
         assert manifest["tables"]["users"]["rows"] == 2

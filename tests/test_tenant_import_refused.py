@@ -118,7 +118,8 @@ def test_a_tampered_archive_is_refused_and_nothing_is_left(exported, backend, tm
     app, archive = exported
     changes, message = CASES[case]
     forged = rewrite(archive, tmp_path / "forged.zip", **changes(archive))
-    result = run(app, "tenants", "import", forged, "--as", "copy")
+    # --unsigned: the checks behind the signature hold for an archive imported without it
+    result = run(app, "tenants", "import", forged, "--as", "copy", "--unsigned")
     assert result.exit_code == 2, result.output
     assert message in result.output, result.output
     assert "Traceback" not in result.output
@@ -186,3 +187,105 @@ def test_a_taken_or_invalid_slug(exported, backend, slug, message):
     result = run(app, "tenants", "import", archive, "--as", slug)
     assert result.exit_code == 2 and message in result.output, result.output
     assert slugs(app) == ["acme"]
+
+
+def make_admin(data: bytes) -> bytes:
+    assert b'"profile": "user"' in data
+    return data.replace(b'"profile": "user"', b'"profile": "admin"')
+
+
+def profiles(app, slug: str) -> list[str]:
+    from qalitel.users.models import User
+    from tests.conftest import in_tenant
+
+    with in_tenant(app, slug) as session:
+        return sorted(u.profile.value for u in session.query(User))
+
+
+def resign(source: Path, target: Path, key: str) -> Path:
+    """``source`` with its manifest signed again under another platform's key."""
+    from core import crypto
+    from qalitel.exports.archive import canonical
+
+    with zipfile.ZipFile(source) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    signature = json.loads(members["manifest.sig"])
+    signature["value"] = crypto.sign(key, canonical(json.loads(members["manifest.json"])))
+    members["manifest.sig"] = json.dumps(signature).encode()
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return target
+
+
+def test_a_consistent_forgery_is_refused_by_the_signature(exported, backend, tmp_path):
+    """A user made admin, users.json re-hashed in the manifest: every hash agrees, the
+    platform's signature of the manifest does not."""
+    app, archive = exported
+    forged = rewrite(archive, tmp_path / "forged.zip",
+                     change={"tables/users.json": make_admin}, rehash=True)
+    result = run(app, "tenants", "import", forged, "--as", "copy")
+    assert result.exit_code == 2, result.output
+    assert "signature does not match its manifest" in result.output
+    assert "--unsigned" in result.output and "Traceback" not in result.output
+    nothing_left(app, backend)
+
+
+@pytest.mark.parametrize("how", ["no signature", "another platform's key"])
+def test_an_unsigned_archive_is_refused(exported, backend, tmp_path, how):
+    from cryptography.fernet import Fernet
+
+    app, archive = exported
+    if how == "no signature":
+        forged = rewrite(archive, tmp_path / "forged.zip", drop=("manifest.sig",))
+        message = "is not signed"
+    else:
+        forged = resign(archive, tmp_path / "forged.zip", Fernet.generate_key().decode())
+        message = "exported by another platform"
+    result = run(app, "tenants", "import", forged, "--as", "copy")
+    assert result.exit_code == 2 and message in result.output, result.output
+    nothing_left(app, backend)
+
+
+def test_unsigned_imports_only_when_asked_and_says_so(exported, backend, tmp_path):
+    app, archive = exported
+    forged = rewrite(archive, tmp_path / "forged.zip",
+                     change={"tables/users.json": make_admin}, rehash=True)
+    result = run(app, "tenants", "import", forged, "--as", "copy", "--unsigned", "--json")
+    assert result.exit_code == 0, result.output
+    assert "WARNING: UNSIGNED IMPORT" in result.stderr
+    done = json.loads(result.stdout)
+    assert done["signed"] is False and "does not match" in done["signature_problem"]
+    assert profiles(app, "copy") == ["admin", "admin"]  # what the operator accepted
+    signed = run(app, "tenants", "import", archive, "--as", "copy2")
+    assert signed.exit_code == 0 and "WARNING" not in signed.output, signed.output
+    assert profiles(app, "copy2") == ["admin", "user"]
+
+
+def _duplicate_second_row(data: bytes) -> bytes:
+    lines = data.split(b"\n")  # header, row 1, row 2, ..., "]}"
+    lines[2] = lines[1].rstrip(b",") + (b"," if lines[2].endswith(b",") else b"")
+    return b"\n".join(lines)
+
+
+def test_a_duplicate_row_is_a_clear_refusal_without_the_values(exported, backend, tmp_path):
+    """The database refuses the row (same id): the message names the member, not the row's
+    password hash or token; the half-made tenant goes."""
+    from sqlalchemy import text
+
+    from tests.conftest import in_tenant
+
+    app, archive = exported
+    with in_tenant(app, "acme") as session:
+        secrets = [v for row in session.execute(
+            text("SELECT password_hash, session_token FROM users")) for v in row]
+    assert len(secrets) == 4
+    forged = rewrite(archive, tmp_path / "forged.zip",
+                     change={"tables/users.json": _duplicate_second_row}, rehash=True)
+    result = run(app, "tenants", "import", forged, "--as", "copy", "--unsigned")
+    assert result.exit_code == 2, result.output
+    assert "tables/users.json: the database refused its rows" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert not [s for s in secrets if s in result.output]
+    nothing_left(app, backend)

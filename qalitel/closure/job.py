@@ -4,7 +4,8 @@ For every closed tenant, in order: end any maintenance access still open; once t
 period is over, drop the live database, role and files; then delete each backup copy whose
 window has ended, on every target (a closed tenant's newest backup is not kept: the prune
 rule protecting it is for live tenants); once no copy is left, remove the tenant's folder
-from the folder targets, delete the closure's export file and mark it purged. Each removal
+from the folder targets, delete the closure's export file (and any other export of the
+tenant made since the drop), clear the closure reason and mark it purged. Each removal
 is an item of its deletion record.
 """
 
@@ -23,7 +24,7 @@ from backups.targets import Target, parse_targets
 from core import clock
 from core.db import db
 from qalitel.closure.service import ACCESS_NOTE, drop_tenant, record_of
-from qalitel.exports.closure import purge_closure_exports
+from qalitel.exports.closure import drop_tenant_exports, purge_closure_exports
 from tenants.deletion import DeletionItem, ItemKind
 from tenants.registry import Tenant, TenantStatus
 
@@ -111,18 +112,21 @@ def run_closures(app: Flask, *, by: str = JOB) -> ClosureSummary:
             try:
                 now = clock.now()
                 if tenant.dropped_at is None:
-                    departure.end_access(settings, tenant, ACCESS_NOTE)
+                    departure.end_access(settings, tenant, ACCESS_NOTE, by=by)
                     grace = tenant.grace_ends_at
                     if grace is not None and grace.tzinfo is None:
                         grace = grace.replace(tzinfo=now.tzinfo)
                     if grace is not None and grace > now:
+                        db.session.commit()  # the grant roles it recorded
                         continue
                     drop_tenant(settings, tenant, by=by)
                     summary.dropped.append(slug)
                 if _purge_backups(settings, tenant, targets, by, summary):
                     record = record_of(tenant)
+                    drop_tenant_exports(settings, tenant, record, by)  # any made since
                     purge_closure_exports(tenant, record, by)
                     tenant.purged_at = record.purged_at = clock.now()
+                    tenant.closure_reason = None  # the client's words: not kept
                     summary.purged.append(slug)
                 elif tenant.purge_due_at is not None and now.date() > tenant.purge_due_at:
                     summary.overdue.append(slug)

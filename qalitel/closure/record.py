@@ -5,9 +5,16 @@ The signature covers the exact UTF-8 bytes of the text above the ``BEGIN`` line.
 without the app, with the PEM of ``qalitel tenants deletion-record --public-key``::
 
     sed '/^-----BEGIN QALITEL SIGNATURE-----$/,$d' record.txt > body.txt
-    sed -n 's/^ed25519: //p' record.txt | base64 -d > signature.bin
+    sed -n '/^-----BEGIN QALITEL SIGNATURE-----$/,$p' record.txt > block.txt
+    printf '%s\\n' '-----BEGIN QALITEL SIGNATURE-----' \\
+        "public-key-sha256: $(sha256sum < qalitel-signing.pem | cut -d' ' -f1)" \\
+        "ed25519: $(sed -n 's/^ed25519: //p' block.txt)" \\
+        '-----END QALITEL SIGNATURE-----' | cmp - block.txt
+    sed -n 's/^ed25519: //p' block.txt | base64 -d > signature.bin
     openssl pkeyutl -verify -pubin -inkey qalitel-signing.pem -rawin -in body.txt \\
         -sigfile signature.bin
+
+(``cmp`` fails on a second block, on anything after the END line, or on another key.)
 """
 
 from __future__ import annotations
@@ -62,6 +69,12 @@ def canonical(doc: dict[str, Any]) -> bytes:
 def fingerprint(settings: Settings) -> str:
     pem = crypto.public_key_pem(settings.encryption_key)
     return hashlib.sha256(pem.encode()).hexdigest()
+
+
+def fingerprints(settings: Settings) -> set[str]:
+    """The fingerprints of every key that verifies (the current one and the rotated ones)."""
+    return {hashlib.sha256(pem.encode()).hexdigest()
+            for pem in crypto.public_key_pems(settings.encryption_key)}
 
 
 def signed_json(settings: Settings, record: DeletionRecord) -> dict[str, Any]:
@@ -120,16 +133,28 @@ def signed_text(settings: Settings, record: DeletionRecord) -> str:
 
 
 def verify_text(settings: Settings, text: str) -> tuple[bool, str]:
-    """Whether ``text`` is a deletion record signed by this platform, and why not."""
+    """Whether ``text`` is a deletion record signed by this platform, and why not.
+
+    Strict: one signature block, ending the text (nothing after its END line but
+    whitespace), holding exactly the key fingerprint line and the signature line."""
     marker = f"\n{BEGIN}\n"
-    if marker not in text:
-        return False, "no signature block"
+    if text.count(BEGIN) != 1 or marker not in text:
+        return False, ("no signature block" if BEGIN not in text
+                       else "more than one signature block")
     content, _, block = text.partition(marker)
     content += "\n"
-    signature = next((line.split(": ", 1)[1] for line in block.splitlines()
-                      if line.startswith("ed25519: ")), None)
-    if signature is None:
+    lines = block.rstrip().split("\n")
+    if len(lines) != 3 or lines[2] != END:
+        return False, (f"the signature block must be the key fingerprint line, the ed25519 "
+                       f"line and {END}, with nothing after it")
+    print_line, signature_line = lines[0], lines[1]
+    if not print_line.startswith("public-key-sha256: "):
+        return False, "the signature block has no public-key-sha256 line"
+    if not signature_line.startswith("ed25519: "):
         return False, "the signature block has no ed25519 line"
+    if print_line.split(": ", 1)[1] not in fingerprints(settings):
+        return False, "the public key fingerprint is not this platform's"
+    signature = signature_line.split(": ", 1)[1]
     if not crypto.signature_ok(settings.encryption_key, content.encode(), signature):
         return False, "the signature does not match the text (altered, or another key)"
     return True, "the signature is the platform's and matches the text"

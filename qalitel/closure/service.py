@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -26,7 +26,8 @@ from core.config import Settings
 from core.db import db
 from core.validation import InvalidInput, check_text, in_english
 from maintenance import departure
-from maintenance.models import AccessLogPurge, Grant
+from maintenance.models import AccessLogPurge
+from qalitel.exports.closure import drop_tenant_exports
 from tenants.deletion import DeletionItem, DeletionRecord, ItemKind
 from tenants.lifecycle import drop_tenant_data
 from tenants.registry import Backend, Tenant, TenantStatus
@@ -101,7 +102,8 @@ def close_tenant(settings: Settings, tenant: Tenant, reason: object = None, *,
     previous = tenant.status
     claimed = db.session.execute(
         update(Tenant).where(Tenant.id == tenant.id, Tenant.status == previous)
-        .values(status=TenantStatus.CLOSED, closed_at=now, closure_reason=note,
+        .values(status=TenantStatus.CLOSED, status_before_closure=previous, closed_at=now,
+                closure_reason=note,
                 grace_ends_at=now + timedelta(days=settings.closure_grace_days),
                 dropped_at=None, purged_at=None, purge_due_at=purge_date(settings, now))
         .execution_options(synchronize_session=False))
@@ -116,7 +118,7 @@ def close_tenant(settings: Settings, tenant: Tenant, reason: object = None, *,
     result = Closure(tenant.slug, now, tenant.grace_ends_at or now,
                      tenant.purge_due_at or purge_date(settings, now))
     try:
-        ended = departure.end_access(settings, tenant, ACCESS_NOTE)
+        ended = departure.end_access(settings, tenant, ACCESS_NOTE, by=by)
         result.ended_access = {"expired_requests": ended.expired_requests,
                                "revoked_grants": ended.revoked_grants,
                                "expired_grants": ended.expired_grants}
@@ -141,12 +143,28 @@ def close_tenant(settings: Settings, tenant: Tenant, reason: object = None, *,
     return result
 
 
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def reopen_tenant(settings: Settings, tenant: Tenant) -> Tenant:
-    """Bring a closed tenant back during its grace period (active, logins work). Raises
-    ClosureError for a tenant not closed, or whose data was already dropped."""
+    """Bring a closed tenant back during its grace period, in the status it was closed from
+    (active: logins work; suspended stays suspended). Raises ClosureError for a tenant not
+    closed, whose grace period is over (even when the job has not dropped it yet), or whose
+    data was already dropped."""
     if tenant.status is not TenantStatus.CLOSED:
         raise ClosureError(f"tenant {tenant.slug!r} is {tenant.status.value}: only a closed "
                            "tenant is reopened")
+    now = clock.now()
+    if tenant.dropped_at is None and (tenant.grace_ends_at is None
+                                      or _aware(tenant.grace_ends_at) <= now):
+        ended = (f" on {_aware(tenant.grace_ends_at):%Y-%m-%d %H:%M} UTC"
+                 if tenant.grace_ends_at else "")
+        raise ClosureError(
+            f"tenant {tenant.slug!r} cannot be reopened: its grace period ended{ended}; its "
+            f"data is being dropped. Until {tenant.purge_due_at}, staff can restore a backup "
+            f"of it as a new tenant: qalitel backup restore {tenant.slug} BACKUP_ID --as "
+            "NEWSLUG")
     if tenant.dropped_at is not None:
         raise ClosureError(
             f"tenant {tenant.slug!r} cannot be reopened: its database and files were dropped "
@@ -155,8 +173,9 @@ def reopen_tenant(settings: Settings, tenant: Tenant) -> Tenant:
             f"qalitel backup restore {tenant.slug} BACKUP_ID --as NEWSLUG")
     claimed = db.session.execute(
         update(Tenant).where(Tenant.id == tenant.id, Tenant.status == TenantStatus.CLOSED,
-                             Tenant.dropped_at.is_(None))
-        .values(status=TenantStatus.ACTIVE, closed_at=None, closure_reason=None,
+                             Tenant.dropped_at.is_(None), Tenant.grace_ends_at > now)
+        .values(status=tenant.status_before_closure or TenantStatus.ACTIVE,
+                status_before_closure=None, closed_at=None, closure_reason=None,
                 grace_ends_at=None, purge_due_at=None)
         .execution_options(synchronize_session=False))
     if claimed.rowcount != 1:
@@ -196,7 +215,7 @@ def drop_tenant(settings: Settings, tenant: Tenant, *, by: str) -> DeletionRecor
 
     Claimed first (``dropped_at`` set, committed) so that a concurrent reopen is refused;
     a failed drop clears the claim again, for the next run to retry."""
-    departure.end_access(settings, tenant, ACCESS_NOTE)
+    departure.end_access(settings, tenant, ACCESS_NOTE, by=by)
     now = clock.now()
     claimed = db.session.execute(
         update(Tenant).where(Tenant.id == tenant.id, Tenant.status == TenantStatus.CLOSED,
@@ -206,8 +225,6 @@ def drop_tenant(settings: Settings, tenant: Tenant, *, by: str) -> DeletionRecor
     db.session.refresh(tenant)
     if claimed.rowcount != 1:
         raise ClosureError(f"tenant {tenant.slug!r} is not a closed tenant awaiting its drop")
-    grant_roles = list(db.session.execute(select(Grant.role_name).where(
-        Grant.tenant_id == tenant.id, Grant.role_name.is_not(None))).scalars())
     try:
         dropped = drop_tenant_data(settings, tenant)
     except BaseException:
@@ -226,8 +243,6 @@ def drop_tenant(settings: Settings, tenant: Tenant, *, by: str) -> DeletionRecor
         item(ItemKind.DATABASE, dropped.database, place=dropped.server)
         if dropped.role:
             item(ItemKind.ROLE, dropped.role, place=dropped.server)
-        for role in grant_roles:
-            item(ItemKind.GRANT_ROLE, role, place=dropped.server)
     else:
         item(ItemKind.DATABASE, dropped.database, place="SQLite file")
     item(ItemKind.FILES, dropped.files_folder, count=dropped.files)
@@ -236,6 +251,7 @@ def drop_tenant(settings: Settings, tenant: Tenant, *, by: str) -> DeletionRecor
     if purge is not None:
         item(ItemKind.ACCESS_LOG, "maintenance access log", place="platform database",
              count=purge.entry_count, sha256=purge.last_hash)
+    drop_tenant_exports(settings, tenant, record, by)
     record.dropped_at = done
     db.session.commit()
     return record

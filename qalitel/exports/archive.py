@@ -1,7 +1,9 @@
 """The export archive: a ZIP whose ``manifest.json`` names every other member with its
-SHA-256 and size. Written member by member as the data streams (nothing held whole in
-memory); read back only after every name, size and ratio is checked against the manifest,
-each member's hash checked as it streams.
+SHA-256 and size, and ``manifest.sig`` signs the manifest (the platform's Ed25519 key,
+:mod:`core.crypto`, over its canonical JSON): a consistent forgery (a member changed and
+re-hashed) no longer matches the signature. Written member by member as the data streams
+(nothing held whole in memory); read back only after every name, size and ratio is checked
+against the manifest, each member's hash checked as it streams.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import re
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,8 @@ from typing import IO, Any
 
 FORMAT = "qalitel-export/1"
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+SIGNATURE_MAX = 4096
 CHUNK = 1 << 20
 MEMBER_NAME = re.compile(r"(tables/[a-z][a-z0-9_]{0,62}\.json|people/[a-z][a-z0-9_]{0,62}\.csv"
                          r"|files/[0-9a-f]{64})")
@@ -56,6 +60,13 @@ class _Hashing(io.RawIOBase):
         self.sink.write(view)
         self.size += len(view)
         return len(view)
+
+
+def canonical(manifest: dict[str, Any]) -> bytes:
+    """The bytes the signature covers: the manifest as sorted, compact JSON (so a reader
+    re-serialising it does not break the signature, a change of any value does)."""
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode()
 
 
 class ArchiveWriter:
@@ -96,9 +107,13 @@ class ArchiveWriter:
                 out.write(chunk)
         return self.members[name]
 
-    def finish(self, manifest: dict[str, Any]) -> None:
+    def finish(self, manifest: dict[str, Any], sign: Callable[[bytes], str]) -> None:
+        """Write the manifest, and its signature by ``sign`` (bytes → base64 Ed25519)."""
         document = {**manifest, "format": FORMAT, "members": dict(sorted(self.members.items()))}
         self.zip.writestr(MANIFEST, json.dumps(document, indent=2, ensure_ascii=False))
+        self.zip.writestr(SIGNATURE, json.dumps({
+            "algorithm": "ed25519", "over": "canonical JSON of manifest.json (sorted keys, "
+            "no spaces)", "value": sign(canonical(document))}, indent=2))
         self.zip.close()
 
     def abandon(self) -> None:
@@ -177,7 +192,7 @@ class ArchiveReader:
             if (name.startswith(("/", "\\")) or "\\" in name or ".." in name.split("/")
                     or ":" in name):
                 raise _refuse(f"unsafe member name {name[:80]!r} (absolute path or '..')")
-            if name != MANIFEST and not MEMBER_NAME.fullmatch(name):
+            if name not in (MANIFEST, SIGNATURE) and not MEMBER_NAME.fullmatch(name):
                 raise _refuse(f"unexpected member {name[:80]!r}")
             if name in by_name:
                 raise _refuse(f"member {name[:80]!r} appears twice")
@@ -186,6 +201,7 @@ class ArchiveReader:
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise _refuse(f"member {name[:80]!r} uses an unsupported compression")
             by_name[name] = info
+        self.signature = self._signature(by_name.pop(SIGNATURE, None))
         info = by_name.pop(MANIFEST, None)
         if info is None:
             raise _refuse("the archive has no manifest.json: not a QALITEL export")
@@ -225,6 +241,17 @@ class ArchiveReader:
             raise _refuse(f"the archive expands to {total} bytes, more than the "
                           f"{limits.total_bytes} allowed")
         return manifest
+
+    def _signature(self, info: zipfile.ZipInfo | None) -> str | None:
+        """The base64 value of ``manifest.sig``; None without one, or when unreadable."""
+        if info is None or info.file_size > SIGNATURE_MAX:
+            return None
+        try:
+            with self.zip.open(info) as handle:
+                value = json.loads(handle.read(SIGNATURE_MAX + 1)).get("value")
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
 
     @contextmanager
     def binary(self, name: str) -> Iterator[_Checked]:

@@ -12,10 +12,16 @@ data is dropped, and served outside the tenant (whose pages answer 410 once it i
   first: :func:`purge_closure_exports`, called by the purge, deletes the file and names it in
   the deletion record. :func:`withdraw_closure_exports` deletes it when the tenant is
   reopened (it is alive again; a new closure builds a new export).
+- :func:`drop_tenant_exports`, called at the drop and again at the purge, deletes every
+  other export of the tenant in that folder (the app's exports, ``data_exports`` rows of its
+  uid, and ``tenants export``'s default ``<slug>-export-<time>.zip``), each named in the
+  deletion record.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -23,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core import clock
+from core.config import Settings
 from core.config import settings as current_settings
 from core.db import db
 from core.links import platform_link
@@ -111,3 +118,47 @@ def purge_closure_exports(tenant: Tenant, record: DeletionRecord, by: str) -> in
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _fingerprint(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def drop_tenant_exports(settings: Settings, tenant: Tenant, record: DeletionRecord,
+                        by: str) -> int:
+    """Delete the tenant's exports but the closure's (its link lasts until the purge): the
+    files of its ``data_exports`` rows (rows ended: expired, no file, no longer active) and
+    the operator's ``<slug>-export-<time>.zip`` in the export folder, each named in the
+    deletion record (flushed, not committed); how many files went."""
+    removed = 0
+
+    def item(name: str, sha256: str | None, size: int | None) -> None:
+        record.items.append(DeletionItem(
+            kind=ItemKind.EXPORT, name=name, place=PLACE, sha256=sha256, size=size,
+            removed_at=clock.now(), removed_by=by))
+
+    jobs = db.session.execute(select(DataExport).where(
+        DataExport.tenant_uid == tenant.uid, DataExport.kind != KIND)
+        .order_by(DataExport.id)).scalars()
+    for job in jobs:
+        path = Path(job.file_path) if job.file_path else None
+        if path is not None and path.exists():
+            sha256, size = _fingerprint(path)
+            path.unlink()
+            item(f"{job.kind} export {job.id}", sha256, size)
+            removed += 1
+        job.state, job.file_path, job.active_key = ExportState.EXPIRED, None, None
+    pattern = re.compile(re.escape(tenant.slug) + r"-export-\d{8}-\d{6}\.zip")
+    for path in sorted(exports_dir(settings).iterdir()):
+        if path.is_file() and pattern.fullmatch(path.name):
+            sha256, size = _fingerprint(path)
+            path.unlink()
+            item(path.name, sha256, size)
+            removed += 1
+    db.session.flush()
+    return removed

@@ -7,7 +7,8 @@
 - ``files/<sha256>``: every attached file, named by its content hash (``attachments.json``
   maps hashes to the names users gave);
 - ``manifest.json``: tenant, schema revision, time, row counts, files, and every member's
-  SHA-256 and size.
+  SHA-256 and size; ``manifest.sig``: its Ed25519 signature by the platform
+  (:mod:`qalitel.exports.archive`), checked by ``tenants import``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, Table, select
 
+from core import crypto
 from core.config import Settings
 from core.filestore import FileStore
 from qalitel.exports.archive import ArchiveWriter
@@ -162,7 +164,7 @@ def write_tenant_archive(info: TenantInfo, settings: Settings, engine: Engine, o
             "tables": tables,
             "files": files,
         }
-        writer.finish(manifest)
+        writer.finish(manifest, lambda data: crypto.sign(settings.encryption_key, data))
         os.chmod(partial, 0o600)
         if replace:
             os.replace(partial, output)

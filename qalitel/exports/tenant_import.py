@@ -1,10 +1,17 @@
 """``qalitel tenants import FILE --as SLUG``: a new tenant from an export archive.
 
-The archive is checked whole first (names, sizes, ratios, every member's SHA-256, schema
-revision, tables and columns); only then is the tenant provisioned, with no first rows, and
-every table loaded in foreign-key order in one transaction through the tenant's own
-credentials (PostgreSQL sequences then set past the largest id), and the files put into its
-store. Any failure destroys the new tenant again: nothing is left half-made.
+The archive is checked whole first (names, sizes, ratios, the platform's signature of the
+manifest, every member's SHA-256, schema revision, tables and columns); only then is the
+tenant provisioned, with no first rows, and every table loaded in foreign-key order in one
+transaction through the tenant's own credentials (PostgreSQL sequences then set past the
+largest id), and the files put into its store. Any failure destroys the new tenant again:
+nothing is left half-made; a row the database refuses (a forged duplicate id, a broken
+reference) is reported without its values.
+
+An archive not signed by this platform (no ``manifest.sig``, or one that does not match:
+altered, or exported by another platform) is refused unless ``unsigned`` is passed
+(``--unsigned``): then :attr:`Imported.signature` says what was wrong, for the command to
+print.
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Integer, Table, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
+from core import crypto
 from core.config import Settings
 from core.db import db
 from core.filestore import FileStore, remove_tenant_files
-from qalitel.exports.archive import ArchiveReader, ExportArchiveError, Limits
+from qalitel.exports.archive import ArchiveReader, ExportArchiveError, Limits, canonical
 from qalitel.exports.tenant import read_rows, table_member, tenant_tables
 from qalitel.exports.values import from_json
 from tenants import migrations
@@ -36,6 +45,19 @@ class Imported:
     schema_revision: str | None
     rows: dict[str, int]
     files: int
+    #: None when the platform's signature checked; else why not (imported with ``unsigned``).
+    signature: str | None = None
+
+
+def signature_problem(settings: Settings, reader: ArchiveReader) -> str | None:
+    """Why the archive's manifest is not signed by this platform; None when it is."""
+    if reader.signature is None:
+        return "the archive is not signed (no readable manifest.sig)"
+    if not crypto.signature_ok(settings.encryption_key, canonical(reader.manifest),
+                               reader.signature):
+        return ("its signature does not match its manifest: the archive was altered, or "
+                "exported by another platform")
+    return None
 
 
 def _check_revision(revision: Any) -> None:
@@ -114,6 +136,19 @@ def _reset_sequences(conn: Connection, tables: list[Table]) -> None:
                           "called": top > 0})
 
 
+def _rows_of(conn: Connection, table: Table, reader: ArchiveReader, expected: int) -> int:
+    """:func:`_insert`, a refusal of the database reported by table and kind only: its
+    message would quote the rows (password hashes, tokens)."""
+    try:
+        return _insert(conn, table, reader, expected)
+    except SQLAlchemyError as exc:
+        kind = type(getattr(exc, "orig", None) or exc).__name__
+        raise ExportArchiveError(
+            f"{table_member(table.name)}: the database refused its rows ({kind}: e.g. a "
+            "duplicate id or a broken reference): the archive is not a consistent "
+            "export") from None
+
+
 def _load(info: TenantInfo, settings: Settings, reader: ArchiveReader,
           tables: dict[str, Table]) -> dict[str, int]:
     manifest = reader.manifest
@@ -123,8 +158,8 @@ def _load(info: TenantInfo, settings: Settings, reader: ArchiveReader,
         with engine.begin() as conn:
             loaded = [t for t in tables.values() if t.name not in SKIPPED]
             for table in loaded:
-                counts[table.name] = _insert(conn, table, reader,
-                                             manifest["tables"][table.name]["rows"])
+                counts[table.name] = _rows_of(conn, table, reader,
+                                              manifest["tables"][table.name]["rows"])
             if engine.dialect.name == "postgresql":
                 _reset_sequences(conn, loaded)
             store = FileStore.for_tenant(settings, info.uid)
@@ -135,6 +170,10 @@ def _load(info: TenantInfo, settings: Settings, reader: ArchiveReader,
                     store.discard(staged)
                     raise ExportArchiveError(f"{entry['path']} differs from its manifest")
                 store.commit(staged)
+    except SQLAlchemyError as exc:  # at the commit: its message would quote rows too
+        kind = type(getattr(exc, "orig", None) or exc).__name__
+        raise ExportArchiveError(f"the database refused the archive's rows ({kind}): the "
+                                 "archive is not a consistent export") from None
     finally:
         engine.dispose()
     return counts
@@ -142,7 +181,7 @@ def _load(info: TenantInfo, settings: Settings, reader: ArchiveReader,
 
 def import_tenant(settings: Settings, path: Path, slug: str, name: str | None = None, *,
                   backend: str | None = None, server_name: str | None = None,
-                  limits: Limits | None = None) -> Imported:
+                  limits: Limits | None = None, unsigned: bool = False) -> Imported:
     """Provision tenant ``slug`` from the archive at ``path`` (see the module docstring)."""
     from tenants.provisioning import create_tenant, destroy_tenant
 
@@ -151,6 +190,11 @@ def import_tenant(settings: Settings, path: Path, slug: str, name: str | None = 
         raise ExportArchiveError(f"tenant {slug!r} already exists: import creates a new one")
     reader = ArchiveReader(path, limits)
     try:
+        problem = signature_problem(settings, reader)
+        if problem is not None and not unsigned:
+            raise ExportArchiveError(f"refused: {problem}. Only an archive exported by this "
+                                     "platform is imported; pass --unsigned to import this "
+                                     "one anyway, on your own responsibility")
         tables = check_manifest(reader.manifest)
         reader.verify()
         made = create_tenant(settings, slug, name or reader.manifest["tenant"]["name"],
@@ -171,4 +215,4 @@ def import_tenant(settings: Settings, path: Path, slug: str, name: str | None = 
     finally:
         reader.close()
     return Imported(info.slug, info.backend.value, reader.manifest["schema_revision"],
-                    counts, len(reader.manifest["files"]))
+                    counts, len(reader.manifest["files"]), problem)
