@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app
+from flask import Flask, current_app, render_template, request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
@@ -252,3 +252,16 @@ def address_key(raw_address: str | None) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)
+
+
+def request_address() -> str:
+    """The client address of the current request (put ``ProxyFix`` in front when behind a
+    reverse proxy), an IPv6 one by its /64."""
+    return address_key(request.remote_addr)
+
+
+def too_many(retry_after: int):
+    """The 429 page, with ``Retry-After``."""
+    response = current_app.make_response((render_template("errors/429.html"), 429))
+    response.headers["Retry-After"] = str(retry_after)
+    return response

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, request
 
 from core import throttle as store
 from tenants.context import current_tenant, has_tenant
@@ -44,14 +44,8 @@ DEFAULT_LIMITS = {
 FAILURE_STATUSES = frozenset({400, 401})
 
 
-def address() -> str:
-    """The client address (put ``ProxyFix`` in front when behind a reverse proxy), an IPv6
-    one by its /64."""
-    return store.address_key(request.remote_addr)
-
-
 def by_address() -> str:
-    return "addr:" + address()
+    return "addr:" + store.request_address()
 
 
 def _digest(value: str) -> str:
@@ -71,7 +65,7 @@ def by_account() -> str:
 
 def by_account_and_address() -> str:
     """The account named in the form, from this client address."""
-    return f"acct-addr:{_account()}:{_digest(address())}"
+    return f"acct-addr:{_account()}:{_digest(store.request_address())}"
 
 
 def by_user() -> str:
@@ -94,13 +88,6 @@ def _failed(response: Any) -> bool:
     return response.status_code in FAILURE_STATUSES
 
 
-def too_many(retry_after: int):
-    """The 429 page, with ``Retry-After``."""
-    response = current_app.make_response((render_template("errors/429.html"), 429))
-    response.headers["Retry-After"] = str(retry_after)
-    return response
-
-
 def throttled(*rules: Rule) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Limit the POSTs of a view by ``rules``."""
 
@@ -115,7 +102,7 @@ def throttled(*rules: Rule) -> Callable[[Callable[..., Any]], Callable[..., Any]
             try:
                 reservation = store.of_app().acquire([charge for _, charge in wanted])
             except store.Throttled as exc:
-                return too_many(int(exc.retry_after or 1))
+                return store.too_many(int(exc.retry_after or 1))
             response = current_app.make_response(view(*args, **kwargs))
             if not _failed(response):
                 reservation.release(charge for rule, charge in wanted if rule.failures_only)

@@ -20,7 +20,6 @@ data is dropped, and served outside the tenant (whose pages answer 410 once it i
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from datetime import UTC, datetime, time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from backups.archive import file_sha256
 from core import clock
 from core.config import Settings
 from core.config import settings as current_settings
@@ -120,15 +120,6 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _fingerprint(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def drop_tenant_exports(settings: Settings, tenant: Tenant, record: DeletionRecord,
                         by: str) -> int:
     """Delete the tenant's exports but the closure's (its link lasts until the purge): the
@@ -148,7 +139,7 @@ def drop_tenant_exports(settings: Settings, tenant: Tenant, record: DeletionReco
     for job in jobs:
         path = Path(job.file_path) if job.file_path else None
         if path is not None and path.exists():
-            sha256, size = _fingerprint(path)
+            sha256, size = file_sha256(path)
             path.unlink()
             item(f"{job.kind} export {job.id}", sha256, size)
             removed += 1
@@ -156,7 +147,7 @@ def drop_tenant_exports(settings: Settings, tenant: Tenant, record: DeletionReco
     pattern = re.compile(re.escape(tenant.slug) + r"-export-\d{8}-\d{6}\.zip")
     for path in sorted(exports_dir(settings).iterdir()):
         if path.is_file() and pattern.fullmatch(path.name):
-            sha256, size = _fingerprint(path)
+            sha256, size = file_sha256(path)
             path.unlink()
             item(path.name, sha256, size)
             removed += 1

@@ -13,7 +13,6 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, render_template, send_file
 
 from core import throttle as store
-from qalitel.auth.throttle import address, too_many
 from qalitel.exports.closure import KIND
 from qalitel.exports.jobs import aware, find_by_token, is_expired, token_hash
 from qalitel.exports.models import ExportState
@@ -27,9 +26,9 @@ DEFAULT_LIMIT = "10 per minute;60 per hour"
 def _throttle():
     limits = current_app.config.get(LIMIT_KEY, DEFAULT_LIMIT)
     try:
-        store.of_app().acquire(store.charges(LIMIT_KEY, "addr:" + address(), limits))
+        store.of_app().acquire(store.charges(LIMIT_KEY, "addr:" + store.request_address(), limits))
     except store.Throttled as exc:
-        return too_many(int(exc.retry_after or 1))
+        return store.too_many(int(exc.retry_after or 1))
     return None
 
 

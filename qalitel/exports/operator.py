@@ -11,7 +11,6 @@ hidden file is deleted and :class:`ExportNotLoggedError` raised: no export witho
 from __future__ import annotations
 
 import getpass
-import hashlib
 import os
 import secrets
 import socket
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backups.archive import file_sha256
 from core import clock
 from core.config import Settings
 from core.db import db
@@ -72,15 +72,6 @@ def who_runs() -> tuple[str, str]:
     return user[:100], (socket.gethostname() or "unknown host")[:100]
 
 
-def file_digest(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def logged_export(settings: Settings, tenant: Tenant, output: Path, reason: object, *,
                   purpose: str = OPERATOR, replace: bool = False) -> LoggedExport:
     """Write tenant ``tenant``'s full archive at ``output`` once its access-log entry is
@@ -95,7 +86,7 @@ def logged_export(settings: Settings, tenant: Tenant, output: Path, reason: obje
     try:
         with tenant_context(info) as ctx:
             manifest = write_tenant_archive(info, settings, ctx.engine, hidden, clock.now())
-        sha256, size = file_digest(hidden)
+        sha256, size = file_sha256(hidden)
         user, host = who_runs()
         try:
             audit.append(tenant_id, EVENT, actor_kind="staff" if purpose == OPERATOR
