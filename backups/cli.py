@@ -237,6 +237,7 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
     from backups.models import Backup, BackupStatus
     from backups.restore import DatabaseError, restore, restore_as
     from core.db import db
+    from core.validation import ID_MAX, id_or_none
     from tenants.registry import InvalidSlugError, ProvisioningError, Tenant, validate_slug
 
     targets = _targets()
@@ -245,9 +246,10 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
     except BackupConfigError as exc:
         _refuse(str(exc))
     [tenant] = _tenants((slug,), False, closed_ok=new_slug is not None)
-    if not backup_id.isdigit() or len(backup_id) > 18:
-        _refuse(f"backup id {backup_id[:40]!r} is not a number")
-    backup = db.session.get(Backup, int(backup_id))
+    number = id_or_none(backup_id)
+    if number is None:
+        _refuse(f"backup id {backup_id[:40]!r} is not a number from 1 to {ID_MAX}")
+    backup = db.session.get(Backup, number)
     if backup is None or backup.tenant_uid != tenant.uid:
         _refuse(f"tenant {slug!r} has no backup {backup_id}")
     if backup.sha256 is None or backup.status in (

@@ -11,6 +11,8 @@ a live tenant's database, file or folder, and from a run still at work).
    died before its archive was made is marked failed.
 3. Scratch databases (staged restores, deep verifications) no live run holds, and scratch
    SQLite files and file folders with no journal left, are removed.
+4. Temporary files (``.….partial``) of copies killed mid-write on folder targets are
+   removed once older than a backup lease's lifetime (no live run writes them any more).
 
 :func:`sweep_leftovers` is what ``jobs run-due`` calls.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,9 +31,11 @@ from psycopg2 import sql
 from sqlalchemy import select
 
 from backups import archive, journal, swap
+from backups.errors import BackupConfigError, TargetError
 from backups.journal import Plan
 from backups.models import Backup, BackupStatus
-from backups.run import DIED, fail_dead_runs
+from backups.run import DIED, LEASE_TTL, fail_dead_runs
+from backups.targets import FolderTarget, parse_targets
 from core.config import Settings
 from core.db import db
 from tenants import pg
@@ -142,6 +147,25 @@ def _scratch_files(settings: Settings, out: Swept) -> None:
             out.removed.append(f"{'folder' if folder.name == 'files' else 'file'}:{path.name}")
 
 
+def _partial_copies(settings: Settings, out: Swept) -> None:
+    if not settings.backup_targets:
+        return
+    try:
+        targets = parse_targets(settings)
+    except BackupConfigError as exc:
+        out.errors.append(f"partial copies left on targets not swept: {exc}")
+        return
+    before = time.time() - LEASE_TTL.total_seconds()
+    for target in targets:
+        if not isinstance(target, FolderTarget):
+            continue
+        try:
+            out.removed += [f"partial copy:{target.name}/{key}"
+                            for key in target.remove_stale_partials(before)]
+        except TargetError as exc:
+            out.errors.append(str(exc))
+
+
 def sweep_leftovers(settings: Settings) -> Swept:
     """Settle and remove every leftover of dead restores and deep verifications (inside an
     app context). Safe to run at any time, from several hosts: a live run is left alone."""
@@ -167,4 +191,5 @@ def sweep_leftovers(settings: Settings) -> Swept:
                         for n in fail_dead_runs(settings, uid)]
     _scratch_databases(settings, out)
     _scratch_files(settings, out)
+    _partial_copies(settings, out)
     return out

@@ -102,6 +102,27 @@ class FolderTarget:
         except OSError as exc:
             raise TargetError(f"{self.name}: {_describe(exc)}") from exc
 
+    def remove_stale_partials(self, before: float) -> list[str]:
+        """Delete the temporary files (``<tenant>/.<name>.<random>.partial``) of copies
+        killed mid-write, last written before ``before`` (a time.time()); their keys. A
+        missing target folder (an unmounted medium) holds none."""
+        if not self.root.is_dir():
+            return []
+        removed: list[str] = []
+        try:
+            for folder in sorted(self.root.iterdir()):
+                if folder.is_symlink() or not folder.is_dir():
+                    continue
+                for path in sorted(folder.glob(f".*{PARTIAL_SUFFIX}")):
+                    with contextlib.suppress(FileNotFoundError):  # its writer renamed it
+                        if path.is_symlink() or path.lstat().st_mtime >= before:
+                            continue
+                        path.unlink()
+                        removed.append(f"{folder.name}/{path.name}")
+        except OSError as exc:
+            raise TargetError(f"{self.name}: {_describe(exc)}") from exc
+        return removed
+
 
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

@@ -9,7 +9,7 @@ import json
 import pyrage
 import pytest
 
-from tests.backup_world import TITLE, BackupWorld, keypair, make_world
+from tests.backup_world import TITLE, BackupWorld, files, keypair, make_world, report_blob
 from tests.conftest import provision
 
 
@@ -51,14 +51,16 @@ def test_archive_holds_manifest_database_and_files(world, backend, tmp_path):
         names = sorted(tar.getnames())
         manifest = json.load(tar.extractfile("manifest.json"))
     member = "database.sqlite3" if backend == "sqlite" else "database.pgdump"
-    assert names == sorted(["manifest.json", member, "files/ab/photo.bin",
-                            "files/ab/report.txt"])
+    blobs = sorted(files(world))
+    assert len(blobs) == 2 and report_blob() in blobs
+    assert names == sorted(["manifest.json", member, *(f"files/{b}" for b in blobs)])
     assert manifest["tenant"]["slug"] == "acme" and manifest["tenant"]["uid"] == world.uid
     assert manifest["backend"] == backend
     assert manifest["database"]["tables"]["nonconformities"] == 2
     assert manifest["database"]["tables"]["tenant_identity"] == 1
     assert manifest["schema_revision"]
-    assert [f["path"] for f in manifest["files"]] == ["ab/photo.bin", "ab/report.txt"]
+    assert [f["path"] for f in manifest["files"]] == blobs
+    assert all(f["sha256"] == f["path"].split("/")[1] for f in manifest["files"])
 
 
 def test_list_shows_the_catalogue(world):
