@@ -1,5 +1,7 @@
-"""The archive: a tar of ``manifest.json``, the database dump and the tenant's files,
-encrypted with age to the platform's public recipient.
+"""The archive: a tar of the database dump, the tenant's committed files (never an upload
+still streaming into the file store's ``tmp/``) and, last, ``manifest.json`` listing what
+was written, each member hashed while it is tarred; encrypted with age to the platform's
+public recipient.
 
 Plaintext exists only in a private staging folder while the archive is built, and is
 removed before the encrypted file is handed to any target.
