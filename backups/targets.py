@@ -102,26 +102,19 @@ class FolderTarget:
         except OSError as exc:
             raise TargetError(f"{self.name}: {_describe(exc)}") from exc
 
-    def remove_stale_partials(self, before: float) -> list[str]:
-        """Delete the temporary files (``<tenant>/.<name>.<random>.partial``) of copies
-        killed mid-write, last written before ``before`` (a time.time()); their keys. A
-        missing target folder (an unmounted medium) holds none."""
+    def partials(self) -> list[tuple[str, Path]]:
+        """The temporary files (``<tenant uid>/.<name>.<random>.partial``) of copies being
+        written or killed mid-write, with the name of their tenant folder. A missing target
+        folder (an unmounted medium) holds none."""
         if not self.root.is_dir():
             return []
-        removed: list[str] = []
         try:
-            for folder in sorted(self.root.iterdir()):
-                if folder.is_symlink() or not folder.is_dir():
-                    continue
-                for path in sorted(folder.glob(f".*{PARTIAL_SUFFIX}")):
-                    with contextlib.suppress(FileNotFoundError):  # its writer renamed it
-                        if path.is_symlink() or path.lstat().st_mtime >= before:
-                            continue
-                        path.unlink()
-                        removed.append(f"{folder.name}/{path.name}")
+            return [(folder.name, path) for folder in sorted(self.root.iterdir())
+                    if folder.is_dir() and not folder.is_symlink()
+                    for path in sorted(folder.glob(f".*{PARTIAL_SUFFIX}"))
+                    if not path.is_symlink()]
         except OSError as exc:
             raise TargetError(f"{self.name}: {_describe(exc)}") from exc
-        return removed
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -253,15 +253,18 @@ def test_a_restore_failing_at_any_step_before_it_checks_out_changes_nothing(worl
     assert world.run("backup", "sweep").output.strip() == "nothing to sweep"
 
 
-def test_a_copy_killed_mid_write_leaves_a_partial_the_sweep_removes_once_stale(world):
+def test_a_copy_killed_mid_write_leaves_a_partial_the_sweep_removes(world):
     """A ``backup run`` SIGKILLed while it writes its copy to the second medium leaves a
-    ``.….partial`` there: the next run completes that copy under a name of its own and
-    leaves the leftover alone; the sweep keeps it while a live run could still be writing
-    it (younger than a backup lease) and removes it after."""
+    ``.….partial`` there. The next run completes that copy under a name of its own and
+    leaves the leftover alone. While another host holds the tenant's backup lease (it may
+    be writing), the sweep removes only leftovers older than a lease's lifetime; once the
+    lease is free, the rest."""
     import os
+    import shutil
     import time
 
     from backups.run import LEASE_TTL
+    from core.jobs import lease
 
     _killed(world, KILL_MID_COPY, str(world.media[1]))
     [partial] = world.media[1].glob("*/.*.partial")
@@ -272,13 +275,23 @@ def test_a_copy_killed_mid_write_leaves_a_partial_the_sweep_removes_once_stale(w
     assert f"completed copy of backup 2 → {world.media[1]}" in resumed.output
     assert [b["status"] for b in world.catalogue()] == ["complete"] * 3
     assert partial.read_bytes() == left
-    assert world.run("backup", "sweep").exit_code == 0
-    assert partial.exists()
+
+    old = partial.with_name(".20200101T000000Z-9.qbk.age.0123456789ab.partial")
+    shutil.copy(partial, old)
     stale = time.time() - LEASE_TTL.total_seconds() - 60
-    os.utime(partial, (stale, stale))
+    os.utime(old, (stale, stale))
+    with world.app.app_context():
+        other = lease.acquire(f"backup:{world.uid}", LEASE_TTL, "other-host:1:beefcafe")
+        assert other is not None
+    swept = world.run("backup", "sweep")
+    assert swept.exit_code == 0, swept.output
+    assert f"removed partial copy:{world.media[1]}/{world.uid}/{old.name}" in swept.output
+    assert not old.exists() and partial.exists()
+    with world.app.app_context():
+        other.release()
     swept = world.run("backup", "sweep")
     assert swept.exit_code == 0, swept.output
     assert f"removed partial copy:{world.media[1]}/{world.uid}/{partial.name}" in swept.output
-    assert not partial.exists() and world.leftovers() == []
+    assert world.leftovers() == []
     assert world.run("backup", "verify", "acme").exit_code == 0
     assert world.run("backup", "sweep").output.strip() == "nothing to sweep"
