@@ -330,7 +330,7 @@ def sweep_command(as_json: bool) -> None:
     """Settle what restores and deep verifications that died midway left: put a tenant's
     previous database back (or keep the restored one if the swap was done), and remove
     scratch databases, files and staging folders no live run holds, and copies' .partial
-    files older than a backup lease. Exits 1 naming every leftover it could not settle."""
+    files no live run writes. Exits 1 naming every leftover it could not settle."""
     from backups.sweep import sweep_leftovers
 
     swept = sweep_leftovers(_settings())
