@@ -1,5 +1,7 @@
-"""The archive: a tar of ``manifest.json``, the database dump and the tenant's files,
-encrypted with age to the platform's public recipient.
+"""The archive: a tar of the database dump, the tenant's committed files (never an upload
+still streaming into the file store's ``tmp/``) and, last, ``manifest.json`` listing what
+was written, each member hashed while it is tarred; encrypted with age to the platform's
+public recipient.
 
 Plaintext exists only in a private staging folder while the archive is built, and is
 removed before the encrypted file is handed to any target.
@@ -26,6 +28,7 @@ import pyrage
 from backups.dump import dump_database
 from backups.errors import ArchiveError, BackupConfigError
 from core.config import Settings
+from core.filestore import FileStore
 from tenants.engines import TenantInfo
 
 FORMAT = "qalitel-backup/1"
@@ -86,12 +89,40 @@ def file_sha256(path: Path) -> tuple[str, int]:
 
 
 def _tenant_files(settings: Settings, uid: str) -> list[tuple[str, Path]]:
+    """The tenant's committed files (``<2 hex>/<sha256>``), never an upload still streaming
+    into the store's ``tmp/`` folder nor its lock file."""
     root = tenant_files_dir(settings, uid)
-    if not root.is_dir():
-        return []
-    found = [(p.relative_to(root).as_posix(), p) for p in root.rglob("*")
-             if p.is_file() and not p.is_symlink()]
-    return sorted(found)
+    return sorted((f"{sha[:2]}/{sha}", root / sha[:2] / sha) for sha in FileStore(root).blobs())
+
+
+class _Hashing:
+    """A reader that hashes what it hands out (so a member is hashed while it is tarred)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream, self.digest = stream, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(size)
+        self.digest.update(chunk)
+        return chunk
+
+
+def _add_hashed(tar: tarfile.TarFile, path: Path, arcname: str,
+                mtime: int) -> dict[str, Any] | None:
+    """Stream ``path`` into ``tar``, hashing it on the way; None when it is gone (a file
+    removed between listing and tarring). A committed file never changes in place (a new
+    copy of the same content replaces it by rename), so the open handle reads one whole
+    version of it."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 (closed below)
+    except FileNotFoundError:
+        return None
+    with handle:
+        entry = tarfile.TarInfo(arcname)
+        entry.size, entry.mtime, entry.mode = os.fstat(handle.fileno()).st_size, mtime, 0o600
+        reader = _Hashing(handle)
+        tar.addfile(entry, reader)  # type: ignore[arg-type]
+    return {"size": entry.size, "sha256": reader.digest.hexdigest()}
 
 
 @dataclass(frozen=True)
@@ -103,34 +134,38 @@ class Built:
 
 
 def build(info: TenantInfo, settings: Settings, staging: Path, when: datetime) -> Built:
-    """Dump, pack and encrypt one tenant into ``staging`` (a private folder of the caller's)."""
+    """Dump, pack and encrypt one tenant into ``staging`` (a private folder of the caller's).
+
+    Each member is hashed while it is written into the tar (one read), and the manifest,
+    written last, lists what was written: what a member's hash names is what it holds."""
     to = recipient(settings)
     dump = dump_database(info, settings, staging)
-    db_hash, db_size = file_sha256(dump.path)
-    files = _tenant_files(settings, info.uid)
+    mtime = int(when.timestamp())
     listed = []
-    for name, path in files:
-        digest, size = file_sha256(path)
-        listed.append({"path": name, "size": size, "sha256": digest})
-    manifest = {
-        "format": FORMAT,
-        "tenant": {"slug": info.slug, "uid": info.uid, "name": info.name},
-        "backend": info.backend.value,
-        "schema_revision": dump.schema_revision,
-        "created_at": when.isoformat(),
-        "database": {"member": dump.path.name, "format": dump.format, "size": db_size,
-                     "sha256": db_hash, "tables": dump.tables},
-        "files": listed,
-    }
     plain = staging / "archive.tar"
     with tarfile.open(plain, "w", format=tarfile.PAX_FORMAT) as tar:
+        db_entry = _add_hashed(tar, dump.path, dump.path.name, mtime)
+        if db_entry is None:
+            raise ArchiveError(f"the database dump {dump.path.name} vanished from staging")
+        for name, path in _tenant_files(settings, info.uid):
+            entry = _add_hashed(tar, path, FILES_PREFIX + name, mtime)
+            if entry is not None:
+                listed.append({"path": name, **entry})
+        manifest = {
+            "format": FORMAT,
+            "tenant": {"slug": info.slug, "uid": info.uid, "name": info.name},
+            "backend": info.backend.value,
+            "schema_revision": dump.schema_revision,
+            "created_at": when.isoformat(),
+            "database": {"member": dump.path.name, "format": dump.format,
+                         "size": db_entry["size"], "sha256": db_entry["sha256"],
+                         "tables": dump.tables},
+            "files": listed,
+        }
         data = json.dumps(manifest, indent=2, sort_keys=True).encode()
         entry = tarfile.TarInfo(MANIFEST)
-        entry.size, entry.mtime, entry.mode = len(data), int(when.timestamp()), 0o600
+        entry.size, entry.mtime, entry.mode = len(data), mtime, 0o600
         tar.addfile(entry, io.BytesIO(data))
-        tar.add(dump.path, arcname=dump.path.name, recursive=False)
-        for name, path in files:
-            tar.add(path, arcname=FILES_PREFIX + name, recursive=False)
     dump.path.unlink()
     encrypted = staging / "archive.tar.age"
     with open(plain, "rb") as reader, open(encrypted, "xb") as writer:

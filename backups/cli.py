@@ -238,6 +238,7 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
     from backups.models import Backup, BackupStatus
     from backups.restore import DatabaseError, restore, restore_as
     from core.db import db
+    from core.validation import ID_MAX, id_or_none
     from tenants.registry import InvalidSlugError, ProvisioningError, Tenant, validate_slug
 
     targets = _targets()
@@ -246,9 +247,10 @@ def restore_command(slug: str, backup_id: str, new_slug: str | None, as_json: bo
     except BackupConfigError as exc:
         _refuse(str(exc))
     [tenant] = _tenants((slug,), False, closed_ok=new_slug is not None)
-    if not backup_id.isdigit() or len(backup_id) > 18:
-        _refuse(f"backup id {backup_id[:40]!r} is not a number")
-    backup = db.session.get(Backup, int(backup_id))
+    number = id_or_none(backup_id)
+    if number is None:
+        _refuse(f"backup id {backup_id[:40]!r} is not a number from 1 to {ID_MAX}")
+    backup = db.session.get(Backup, number)
     if backup is None or backup.tenant_uid != tenant.uid:
         _refuse(f"tenant {slug!r} has no backup {backup_id}")
     if backup.sha256 is None or backup.status in (
@@ -357,8 +359,8 @@ def status_command(as_json: bool) -> None:
 def sweep_command(as_json: bool) -> None:
     """Settle what restores and deep verifications that died midway left: put a tenant's
     previous database back (or keep the restored one if the swap was done), and remove
-    scratch databases, files and staging folders no live run holds. Exits 1 naming every
-    leftover it could not settle."""
+    scratch databases, files and staging folders no live run holds, and copies' .partial
+    files no live run writes. Exits 1 naming every leftover it could not settle."""
     from backups.sweep import sweep_leftovers
 
     swept = sweep_leftovers(_settings())

@@ -6,7 +6,10 @@ a new archive. A target that fails gets no file (folder targets clean their temp
 file) and a failed copy row; the others still get theirs.
 
 Each tenant is backed up under the lease ``backup:<tenant uid>`` (:mod:`core.jobs.lease`), so
-two hosts never back up one tenant at once: the second reports it skipped, not failed.
+two hosts never back up one tenant at once: the second reports it skipped, not failed. No
+platform transaction stays open while a dump or a copy is made (a pooled connection idle in
+transaction for a whole dump would starve the pool), and a run whose lease was taken over
+stops before the catalogue says more: that tenant fails with "lease lost".
 """
 
 from __future__ import annotations
@@ -30,11 +33,24 @@ from core import clock
 from core.config import Settings
 from core.db import db
 from core.jobs import lease
+from core.jobs.lease import Lease
 from tenants.engines import TenantInfo
 
 ERROR_MAX = 2000
 SKIPPED = "skipped"
 LEASE_TTL = timedelta(minutes=10)
+LEASE_LOST = ("lease lost: another holder took over this tenant's backup lease, so this "
+              "run stopped without cataloguing its archive as complete")
+
+
+class LeaseLost(BackupError):
+    """The tenant's backup lease was taken over while this run worked on it."""
+
+
+def check_lease(held: Lease | None) -> None:
+    """:class:`LeaseLost` unless ``held`` is still ours (renewed on the way)."""
+    if held is not None and (held.lost or not held.renew()):
+        raise LeaseLost(LEASE_LOST)
 
 
 @dataclass
@@ -101,15 +117,20 @@ def _settle(backup: Backup, targets: list[Target]) -> None:
 
 
 def write_copies(backup: Backup, source: Path, targets: list[Target],
-                 outcome: TenantOutcome | None = None) -> None:
+                 outcome: TenantOutcome | None = None, held: Lease | None = None) -> None:
     """Put ``source`` on every target still lacking a good copy. Each copy is committed
     before the next target is written (a run killed between targets is resumed from the
-    catalogue); the last one in the same commit as the backup's final status."""
+    catalogue; no transaction is open while a copy is written); the last one in the same
+    commit as the backup's final status. :class:`LeaseLost` when ``held`` was taken over,
+    before the next copy or the backup's final status."""
+    key = backup.key or ""
     good = {c.target for c in backup.copies if c.status is CopyStatus.OK}
     pending = [t for t in targets if t.name not in good]
+    db.session.commit()
     for n, target in enumerate(pending, start=1):
+        check_lease(held)
         try:
-            target.put(backup.key or "", source)
+            target.put(key, source)
             error = None
         except TargetError as exc:
             error = str(exc)[:ERROR_MAX]
@@ -118,6 +139,7 @@ def write_copies(backup: Backup, source: Path, targets: list[Target],
             db.session.commit()
         if outcome is not None:
             outcome.copies[target.name] = error or "ok"
+    check_lease(held)
     _settle(backup, targets)
     backup.finished_at = clock.now()
     db.session.commit()
@@ -126,17 +148,20 @@ def write_copies(backup: Backup, source: Path, targets: list[Target],
 def fetch_good_copy(backup: Backup, targets: list[Target], into: Path) -> bool:
     """Copy a good, checksum-matching copy of ``backup`` into ``into``."""
     by_name = {t.name: t for t in targets}
-    for copy in backup.copies:
-        target = by_name.get(copy.target)
-        if copy.status is not CopyStatus.OK or target is None:
+    key, expected = backup.key or "", (backup.sha256, backup.size)
+    good = [c.target for c in backup.copies if c.status is CopyStatus.OK]
+    db.session.commit()  # no transaction open while the copy is read
+    for name in good:
+        target = by_name.get(name)
+        if target is None:
             continue
         try:
-            with target.open(backup.key or "") as reader, open(into, "wb") as writer:
+            with target.open(key) as reader, open(into, "wb") as writer:
                 while chunk := reader.read(archive.CHUNK):
                     writer.write(chunk)
         except (TargetError, OSError):
             continue
-        if archive.file_sha256(into) == (backup.sha256, backup.size):
+        if archive.file_sha256(into) == expected:
             return True
     return False
 
@@ -151,13 +176,13 @@ def resumable(uid: str, settings: Settings) -> list[Backup]:
 
 
 def complete_missing(info: TenantInfo, settings: Settings, targets: list[Target],
-                     staging: Path, outcome: TenantOutcome) -> None:
+                     staging: Path, outcome: TenantOutcome, held: Lease | None = None) -> None:
     for backup in resumable(info.uid, settings):
         before = {c.target for c in backup.copies if c.status is CopyStatus.OK}
         source = staging / f"resume-{backup.id}.age"
         if not fetch_good_copy(backup, targets, source):
             continue
-        write_copies(backup, source, targets)
+        write_copies(backup, source, targets, held=held)
         source.unlink(missing_ok=True)
         outcome.completed += [f"backup {backup.id} → {c.target}" for c in backup.copies
                               if c.status is CopyStatus.OK and c.target not in before]
@@ -186,35 +211,54 @@ def archive_key(info: TenantInfo, backup: Backup) -> str:
     return f"{info.uid}/{stamp}-{backup.id}.qbk.age"
 
 
-def backup_tenant(info: TenantInfo, settings: Settings, targets: list[Target]) -> TenantOutcome:
-    """One tenant, inside an app context: resume earlier copies, then archive anew."""
+def _fail(backup: Backup, exc: BaseException, outcome: TenantOutcome) -> TenantOutcome:
+    backup.status, backup.error = BackupStatus.FAILED, _short(exc)
+    backup.finished_at = clock.now()
+    db.session.commit()
+    outcome.error = str(exc)[:ERROR_MAX]
+    return outcome
+
+
+def backup_tenant(info: TenantInfo, settings: Settings, targets: list[Target],
+                  held: Lease | None = None) -> TenantOutcome:
+    """One tenant, inside an app context: resume earlier copies, then archive anew, while
+    ``held`` (the tenant's lease) stays ours."""
     outcome = TenantOutcome(info.slug)
     with archive.staging_folder(settings, f"{info.uid}-{secrets.token_hex(4)}") as staging:
         try:
-            complete_missing(info, settings, targets, staging, outcome)
+            complete_missing(info, settings, targets, staging, outcome, held)
+        except LeaseLost as exc:
+            db.session.rollback()
+            outcome.error = str(exc)
+            return outcome
         except Exception as exc:  # resuming is best effort; the new archive still goes on
             db.session.rollback()
             outcome.resume_error = _short(exc)
         fail_dead_runs(settings, info.uid, staging)
+        started = clock.now()
         backup = Backup(tenant_uid=info.uid, tenant_slug=info.slug, backend=info.backend.value,
-                        status=BackupStatus.RUNNING, started_at=clock.now())
+                        status=BackupStatus.RUNNING, started_at=started)
         db.session.add(backup)
+        db.session.flush()
+        backup_id = outcome.backup_id = backup.id
         db.session.commit()
-        outcome.backup_id = backup.id
+        db.session.close()  # no platform transaction nor connection held during the dump
         try:
-            built = archive.build(info, settings, staging, backup.started_at)
+            built = archive.build(info, settings, staging, started)
+            check_lease(held)
         except (BackupError, OSError) as exc:
-            backup.status, backup.error = BackupStatus.FAILED, _short(exc)
-            backup.finished_at = clock.now()
-            db.session.commit()
-            outcome.error = str(exc)[:ERROR_MAX]
-            return outcome
+            return _fail(db.session.get_one(Backup, backup_id), exc, outcome)
+        backup = db.session.get_one(Backup, backup_id)
         backup.key = archive_key(info, backup)
         backup.sha256, backup.size = built.sha256, built.size
         backup.schema_revision = built.manifest["schema_revision"]
         db.session.commit()
         outcome.sha256, outcome.size = built.sha256, built.size
-        write_copies(backup, built.path, targets, outcome)
+        try:
+            write_copies(backup, built.path, targets, outcome, held)
+        except LeaseLost as exc:
+            db.session.rollback()
+            return _fail(db.session.get_one(Backup, backup_id), exc, outcome)
         outcome.status = backup.status.value
     return outcome
 
@@ -237,7 +281,7 @@ def run_backups(app: Flask, infos: list[TenantInfo], targets: list[Target],
                         return TenantOutcome(info.slug, status=SKIPPED,
                                              skipped="running elsewhere")
                     try:
-                        return backup_tenant(info, settings, targets)
+                        return backup_tenant(info, settings, targets, held)
                     finally:  # its connection back to the pool before the lease is let go
                         db.session.close()
             except Exception as exc:

@@ -11,6 +11,9 @@ a live tenant's database, file or folder, and from a run still at work).
    died before its archive was made is marked failed.
 3. Scratch databases (staged restores, deep verifications) no live run holds, and scratch
    SQLite files and file folders with no journal left, are removed.
+4. Temporary files (``.….partial``) of copies killed mid-write on folder targets are
+   removed when no live run can be writing them: older than a backup lease's lifetime, or
+   of a tenant whose backup lease is free (the sweep holds it while it removes them).
 
 :func:`sweep_leftovers` is what ``jobs run-due`` calls.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,16 +32,20 @@ from psycopg2 import sql
 from sqlalchemy import select
 
 from backups import archive, journal, swap
+from backups.errors import BackupConfigError, TargetError
 from backups.journal import Plan
 from backups.models import Backup, BackupStatus
-from backups.run import DIED, fail_dead_runs
+from backups.run import DIED, LEASE_TTL, fail_dead_runs
+from backups.targets import FolderTarget, parse_targets
 from core.config import Settings
 from core.db import db
+from core.jobs import lease
 from tenants import pg
 from tenants.engines import TenantInfo
 from tenants.registry import DatabaseServer, Tenant, TenantStatus
 from tenants.servers import server_url
 
+_UID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SCRATCH_FILE = re.compile(r"\.(restoring|pre-restore)-([0-9a-f]{12})(-wal|-shm|-journal)?$")
 
 
@@ -144,6 +152,49 @@ def _scratch_files(settings: Settings, out: Swept) -> None:
             out.removed.append(f"{'folder' if folder.name == 'files' else 'file'}:{path.name}")
 
 
+def _modified_before(path: Path, before: float) -> bool:
+    try:
+        return path.lstat().st_mtime < before
+    except FileNotFoundError:  # its writer renamed it meanwhile
+        return False
+
+
+def _partial_copies(settings: Settings, out: Swept) -> None:
+    """Remove the ``.partial`` files on folder targets no live run writes: older than a
+    backup lease's lifetime, or of a tenant whose backup lease nobody holds now."""
+    if not settings.backup_targets:
+        return
+    try:
+        targets = parse_targets(settings)
+    except BackupConfigError as exc:
+        out.errors.append(f"partial copies left on targets not swept: {exc}")
+        return
+    before = time.time() - LEASE_TTL.total_seconds()
+    for target in targets:
+        if not isinstance(target, FolderTarget):
+            continue
+        try:
+            found = target.partials()
+        except TargetError as exc:
+            out.errors.append(str(exc))
+            continue
+        for folder in sorted({name for name, _path in found}):
+            paths = [path for name, path in found if name == folder]
+            stale = [path for path in paths if _modified_before(path, before)]
+            held = None
+            if len(stale) < len(paths) and _UID.fullmatch(folder):
+                held = lease.acquire(f"backup:{folder}", LEASE_TTL)  # None: a run is at work
+            try:
+                for path in paths if held is not None else stale:
+                    path.unlink(missing_ok=True)
+                    out.removed.append(f"partial copy:{target.name}/{folder}/{path.name}")
+            except OSError as exc:
+                out.errors.append(f"{target.name}: {exc.strerror or exc}")
+            finally:
+                if held is not None:
+                    held.release()
+
+
 def sweep_leftovers(settings: Settings) -> Swept:
     """Settle and remove every leftover of dead restores and deep verifications (inside an
     app context). Safe to run at any time, from several hosts: a live run is left alone."""
@@ -169,4 +220,6 @@ def sweep_leftovers(settings: Settings) -> Swept:
                         for n in fail_dead_runs(settings, uid)]
     _scratch_databases(settings, out)
     _scratch_files(settings, out)
+    db.session.commit()  # hold no platform transaction while leases are taken
+    _partial_copies(settings, out)
     return out

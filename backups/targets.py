@@ -102,6 +102,20 @@ class FolderTarget:
         except OSError as exc:
             raise TargetError(f"{self.name}: {_describe(exc)}") from exc
 
+    def partials(self) -> list[tuple[str, Path]]:
+        """The temporary files (``<tenant uid>/.<name>.<random>.partial``) of copies being
+        written or killed mid-write, with the name of their tenant folder. A missing target
+        folder (an unmounted medium) holds none."""
+        if not self.root.is_dir():
+            return []
+        try:
+            return [(folder.name, path) for folder in sorted(self.root.iterdir())
+                    if folder.is_dir() and not folder.is_symlink()
+                    for path in sorted(folder.glob(f".*{PARTIAL_SUFFIX}"))
+                    if not path.is_symlink()]
+        except OSError as exc:
+            raise TargetError(f"{self.name}: {_describe(exc)}") from exc
+
 
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

@@ -5,6 +5,7 @@ restore may leave behind."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -15,9 +16,11 @@ from typing import Any
 import pyrage
 from flask import Flask
 
+from core.filestore import FileStore
 from tests.conftest import PG_URL, in_tenant, provision
 
 TITLE = "Fissure on weld seam Zebulon-4471"
+REPORT = f"report about {TITLE}\n".encode()
 
 
 @dataclass
@@ -97,11 +100,22 @@ def make_world(make_app, backend: str, tmp: Path, password_hash: str, *,
         record = session.get(NonConformity, handle.record_ids[0])
         record.title = TITLE
         session.commit()
-    files = app.extensions["qalitel_settings"].instance_dir / "files" / handle.uid / "ab"
-    files.mkdir(parents=True)
-    (files / "photo.bin").write_bytes(os.urandom(40_000) + TITLE.encode())
-    (files / "report.txt").write_text(f"report about {TITLE}\n")
+    store = FileStore.for_tenant(app.extensions["qalitel_settings"], handle.uid)
+    store_bytes(store, os.urandom(40_000) + TITLE.encode())
+    store_bytes(store, REPORT)
     return BackupWorld(app, "acme", handle.uid, media, identity_file, tmp)
+
+
+def store_bytes(store: FileStore, data: bytes) -> str:
+    """Put ``data`` in the file store as an upload does; its blob name (``<2 hex>/<sha>``)."""
+    staged = store.stage(io.BytesIO(data), len(data))
+    store.commit(staged)
+    return f"{staged.sha256[:2]}/{staged.sha256}"
+
+
+def report_blob() -> str:
+    sha = hashlib.sha256(REPORT).hexdigest()
+    return f"{sha[:2]}/{sha}"
 
 
 def mount_tmpfs(folder: Path, options: str) -> bool:
@@ -117,9 +131,10 @@ def unmount(folder: Path) -> None:
 
 
 def files(world: BackupWorld) -> dict[str, str]:
+    """The tenant's committed files (what an archive holds), by name, with their hashes."""
     root = world.settings.instance_dir / "files" / world.uid
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in root.rglob("*") if p.is_file()}
+    return {f"{sha[:2]}/{sha}": hashlib.sha256((root / sha[:2] / sha).read_bytes()).hexdigest()
+            for sha in FileStore(root).blobs()}
 
 
 def change_everything(world: BackupWorld) -> None:
@@ -130,9 +145,9 @@ def change_everything(world: BackupWorld) -> None:
         records[0].title = "changed after the backup"
         session.delete(records[1])
         session.commit()
-    root = world.settings.instance_dir / "files" / world.uid
-    (root / "ab" / "report.txt").unlink()
-    (root / "new.txt").write_text("added after the backup")
+    store = FileStore.for_tenant(world.settings, world.uid)
+    store.remove(report_blob().split("/")[1])
+    store_bytes(store, b"added after the backup")
 
 
 def status(world: BackupWorld) -> str:

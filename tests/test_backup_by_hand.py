@@ -14,7 +14,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from tests.backup_world import TITLE, BackupWorld, make_world
+from tests.backup_world import TITLE, BackupWorld, make_world, report_blob
 from tests.conftest import PG_URL
 
 
@@ -36,7 +36,7 @@ def test_age_tar_and_pg_restore_by_hand(world, backend, tmp_path):
                     str(archive)], check=True)
     out.mkdir()
     subprocess.run(["tar", "-xf", str(plain), "-C", str(out)], check=True)
-    assert (out / "files" / "ab" / "report.txt").read_text() == f"report about {TITLE}\n"
+    assert (out / "files" / report_blob()).read_text() == f"report about {TITLE}\n"
     if backend == "sqlite":
         conn = sqlite3.connect(out / "database.sqlite3")
         titles = [row[0] for row in conn.execute("SELECT title FROM nonconformities")]

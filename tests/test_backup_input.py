@@ -140,7 +140,7 @@ def test_restore_refuses_other_tenants_and_unusable_backups(world, password_hash
     before = _snapshot(world)
     for args, message in [(("acme", "1"), "tenant 'acme' has no backup 1"),
                           (("bravo", "2"), "tenant 'bravo' has no backup 2"),
-                          (("acme", "9" * 19), "is not a number"),
+                          (("acme", "9" * 19), "is not a number from 1 to 2147483647"),
                           (("acme", "2"), "backup 2 of 'acme' is failed: nothing to restore"),
                           (("acme", "2", "--as", "acme-two"), "is failed: nothing to restore"),
                           (("closed-one", "1"), "no tenant 'closed-one'")]:
@@ -154,3 +154,20 @@ def test_restore_refuses_other_tenants_and_unusable_backups(world, password_hash
 
     with world.app.app_context():
         assert sorted(t.slug for t in db.session.query(Tenant)) == ["acme", "bravo"]
+
+
+def test_restore_refuses_backup_ids_that_are_not_ascii_numbers(world):
+    """Only ASCII digits name a backup: a superscript, an Arabic-Indic digit, an exponent,
+    a sign or a number past any id exits 2 with one clear message, nothing restored."""
+    assert world.run("backup", "run", "acme").exit_code == 0
+    before = _snapshot(world)
+    for raw in ["²", "١", "1e3", "-1", "0", "+1", " 1", "1.0", "0x1f", "9" * 11, "9" * 400,
+                "1\n"]:
+        result = world.run("backup", "restore", "acme", "--", raw)
+        assert result.exit_code == 2, (raw, result.output)
+        assert "is not a number from 1 to 2147483647" in result.output, (raw, result.output)
+        assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    bare = world.run("backup", "restore", "acme", "-1")  # click takes it for an option
+    assert bare.exit_code == 2 and "Error:" in bare.output and "Traceback" not in bare.output
+    assert _snapshot(world) == before
+    assert world.leftovers() == []

@@ -76,6 +76,28 @@ sys.exit("not killed")
 """
 
 
+KILL_MID_COPY = """
+import os, pickle, shutil, signal, sys
+import backups.targets as targets
+from backups.cli import backup_group
+from qalitel import create_app
+
+settings, second = pickle.loads(open(sys.argv[1], "rb").read())
+real = shutil.copyfileobj
+
+def copy(reader, writer, size):
+    if writer.name.startswith(second):  # part of the copy on the second medium, then death
+        writer.write(reader.read(4096))
+        writer.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(reader, writer, size)
+
+targets.shutil.copyfileobj = copy
+create_app(settings, web=False).test_cli_runner().invoke(backup_group, ["run", "acme"])
+sys.exit("not killed")
+"""
+
+
 def _killed(world: BackupWorld, script: str, *args: object) -> None:
     frozen = world.tmp / "settings.pickle"
     frozen.write_bytes(pickle.dumps((dataclasses.replace(world.settings, extra={}), *args)))
@@ -229,4 +251,48 @@ def test_a_restore_failing_at_any_step_before_it_checks_out_changes_nothing(worl
     assert _raw_titles(world, "acme") == old_titles and files(world) == old_files
     assert status(world) == "active"
     assert leftovers(world, backend) == []
+    assert world.run("backup", "sweep").output.strip() == "nothing to sweep"
+
+
+def test_a_copy_killed_mid_write_leaves_a_partial_the_sweep_removes(world):
+    """A ``backup run`` SIGKILLed while it writes its copy to the second medium leaves a
+    ``.….partial`` there. The next run completes that copy under a name of its own and
+    leaves the leftover alone. While another host holds the tenant's backup lease (it may
+    be writing), the sweep removes only leftovers older than a lease's lifetime; once the
+    lease is free, the rest."""
+    import os
+    import shutil
+    import time
+
+    from backups.run import LEASE_TTL
+    from core.jobs import lease
+
+    _killed(world, KILL_MID_COPY, str(world.media[1]))
+    [partial] = world.media[1].glob("*/.*.partial")
+    left = partial.read_bytes()
+    assert len(left) == 4096
+    resumed = world.run("backup", "run", "acme")
+    assert resumed.exit_code == 0, resumed.output
+    assert f"completed copy of backup 2 → {world.media[1]}" in resumed.output
+    assert [b["status"] for b in world.catalogue()] == ["complete"] * 3
+    assert partial.read_bytes() == left
+
+    old = partial.with_name(".20200101T000000Z-9.qbk.age.0123456789ab.partial")
+    shutil.copy(partial, old)
+    stale = time.time() - LEASE_TTL.total_seconds() - 60
+    os.utime(old, (stale, stale))
+    with world.app.app_context():
+        other = lease.acquire(f"backup:{world.uid}", LEASE_TTL, "other-host:1:beefcafe")
+        assert other is not None
+    swept = world.run("backup", "sweep")
+    assert swept.exit_code == 0, swept.output
+    assert f"removed partial copy:{world.media[1]}/{world.uid}/{old.name}" in swept.output
+    assert not old.exists() and partial.exists()
+    with world.app.app_context():
+        other.release()
+    swept = world.run("backup", "sweep")
+    assert swept.exit_code == 0, swept.output
+    assert f"removed partial copy:{world.media[1]}/{world.uid}/{partial.name}" in swept.output
+    assert world.leftovers() == []
+    assert world.run("backup", "verify", "acme").exit_code == 0
     assert world.run("backup", "sweep").output.strip() == "nothing to sweep"

@@ -9,7 +9,15 @@ import json
 import pyrage
 import pytest
 
-from tests.backup_world import TITLE, BackupWorld, keypair, make_world
+from tests.backup_world import (
+    TITLE,
+    BackupWorld,
+    files,
+    keypair,
+    make_world,
+    report_blob,
+    store_bytes,
+)
 from tests.conftest import provision
 
 
@@ -39,26 +47,72 @@ def test_run_writes_one_encrypted_archive_to_every_target(world, backend):
     assert world.leftovers() == []
 
 
-def test_archive_holds_manifest_database_and_files(world, backend, tmp_path):
+def _archive_content(world: BackupWorld) -> tuple[list[str], dict]:
+    """The member names of the archive on the first medium, and its manifest."""
     import io
     import tarfile
 
-    assert world.run("backup", "run", "acme").exit_code == 0
     [copy] = world.archives(world.media[0])
     identity = pyrage.x25519.Identity.from_str(world.identity_file.read_text().split()[-1])
-    plain = pyrage.decrypt(copy.read_bytes(), [identity])
-    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
-        names = sorted(tar.getnames())
-        manifest = json.load(tar.extractfile("manifest.json"))
+    with tarfile.open(fileobj=io.BytesIO(pyrage.decrypt(copy.read_bytes(), [identity]))) as tar:
+        return sorted(tar.getnames()), json.load(tar.extractfile("manifest.json"))
+
+
+def test_archive_holds_manifest_database_and_files(world, backend, tmp_path):
+    assert world.run("backup", "run", "acme").exit_code == 0
+    names, manifest = _archive_content(world)
     member = "database.sqlite3" if backend == "sqlite" else "database.pgdump"
-    assert names == sorted(["manifest.json", member, "files/ab/photo.bin",
-                            "files/ab/report.txt"])
+    blobs = sorted(files(world))
+    assert len(blobs) == 2 and report_blob() in blobs
+    assert names == sorted(["manifest.json", member, *(f"files/{b}" for b in blobs)])
     assert manifest["tenant"]["slug"] == "acme" and manifest["tenant"]["uid"] == world.uid
     assert manifest["backend"] == backend
     assert manifest["database"]["tables"]["nonconformities"] == 2
     assert manifest["database"]["tables"]["tenant_identity"] == 1
     assert manifest["schema_revision"]
-    assert [f["path"] for f in manifest["files"]] == ["ab/photo.bin", "ab/report.txt"]
+    assert [f["path"] for f in manifest["files"]] == blobs
+    assert all(f["sha256"] == f["path"].split("/")[1] for f in manifest["files"])
+
+
+def test_a_backup_during_uploads_holds_only_committed_files_and_restores(world, monkeypatch):
+    """An upload streams into the store's tmp/ while a backup runs, another starts and the
+    first ends between the listing of the files and their tarring, and a file is removed
+    (the files sweep) meanwhile: the archive holds the committed files only, each hashed as
+    it was tarred; it is complete, verifies deep and restores."""
+    import io
+
+    from backups import archive
+    from core.filestore import FileStore
+
+    store = FileStore.for_tenant(world.settings, world.uid)
+    streaming = store.stage(io.BytesIO(b"the first half of an upload"), 1000)
+    gone = store_bytes(store, b"unreferenced: the files sweep removes it meanwhile")
+    kept = {name: sha for name, sha in files(world).items() if name != gone}
+    real = archive._tenant_files
+
+    def listed_then_uploads_move(settings, uid):
+        found = real(settings, uid)
+        with open(streaming.path, "ab") as more:  # the upload goes on...
+            more.write(b" and its second half")
+        streaming.path.unlink()  # ...and is committed or abandoned
+        store.stage(io.BytesIO(b"another upload starts"), 1000)
+        assert store.remove(gone.split("/")[1])
+        return found
+
+    monkeypatch.setattr(archive, "_tenant_files", listed_then_uploads_move)
+    made = world.run("backup", "run", "acme")
+    monkeypatch.setattr(archive, "_tenant_files", real)
+    assert made.exit_code == 0, made.output
+    assert [b["status"] for b in world.catalogue()] == ["complete"]
+    names, manifest = _archive_content(world)
+    assert [n for n in names if n.startswith("files/")] == [f"files/{n}" for n in sorted(kept)]
+    assert {f["path"]: f["sha256"] for f in manifest["files"]} == kept
+    assert (world.settings.instance_dir / "files" / world.uid / ".lock").exists()  # not archived
+    deep = world.run("backup", "verify", "acme", "--deep")
+    assert deep.exit_code == 0, deep.output
+    restored = world.run("backup", "restore", "acme", "1")
+    assert restored.exit_code == 0, restored.output
+    assert files(world) == kept
 
 
 def test_list_shows_the_catalogue(world):

@@ -334,6 +334,46 @@ def test_the_heartbeat_renews_the_lease_while_the_work_runs(app, clock):
         assert lease.acquire("job:beat") is None
 
 
+def test_leases_use_connections_of_their_own_never_the_apps_pool(app, clock):
+    """With every connection of the app's platform pool taken (long work holding them), a
+    lease is still taken, renewed by its heartbeat and released; none comes from the pool."""
+    from sqlalchemy import event, select
+
+    from core.db import db
+    from core.jobs.models import JobLock
+
+    with app.app_context():
+        pool = db.engine.pool
+        held = [db.engine.connect() for _ in range(pool.size() + pool._max_overflow)]
+        checkouts: list[int] = []
+
+        def counted(*_args) -> None:
+            checkouts.append(1)
+
+        event.listen(pool, "checkout", counted)
+        try:
+            mine = lease.acquire("job:starved", timedelta(minutes=10))
+            assert mine is not None
+            clock.advance(minutes=7)
+            with lease.Heartbeat(app, mine, interval=0.01):
+                for _ in range(3000):  # until the thread has renewed it (a hang fails)
+                    row = held[0].execute(
+                        select(JobLock.expires_at).where(JobLock.name == "job:starved"))
+                    held[0].rollback()
+                    if row.scalar().replace(tzinfo=UTC) == START + timedelta(minutes=17):
+                        break
+                    threading.Event().wait(0.01)
+                else:
+                    pytest.fail("the heartbeat never renewed the lease")
+            mine.release()
+            assert lease.acquire("job:starved") is not None
+        finally:
+            event.remove(pool, "checkout", counted)
+            for conn in held:
+                conn.close()
+        assert checkouts == []
+
+
 def test_the_ledger_forgets_runs_older_than_asked(app, clock):
     from core.db import db
     from core.jobs.runner import prune_ledger

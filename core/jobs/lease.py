@@ -3,12 +3,14 @@ and hosts, on PostgreSQL and SQLite alike.
 
 A lease is taken by a conditional ``UPDATE`` of an expired row, or else by an ``INSERT`` (the
 primary key makes a second one fail), each in its own short transaction on a connection of its
-own, so no database lock is held while the work runs. :func:`held` renews the lease from a
-thread while the block runs and deletes it at the end; a holder that crashed leaves a row that
-expires ``ttl`` after its last renewal, and the next caller takes it over. A caller on the
-holder's own host takes it over at once when the holder's process is gone (holders are named
-``host:pid:random``). Times come from :mod:`core.clock` (hosts' clocks are assumed in step to
-well under a ``ttl``).
+own, so no database lock is held while the work runs. That connection is opened for the
+statement and closed after it, never taken from the app's pool: work that fills the pool (or
+holds its connections long) cannot starve the renewals and so lose its own lease.
+:func:`held` renews the lease from a thread while the block runs and deletes it at the end; a
+holder that crashed leaves a row that expires ``ttl`` after its last renewal, and the next
+caller takes it over. A caller on the holder's own host takes it over at once when the
+holder's process is gone (holders are named ``host:pid:random``). Times come from
+:mod:`core.clock` (hosts' clocks are assumed in step to well under a ``ttl``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 
 from flask import Flask, current_app
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import URL, Connection, Engine, create_engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import NullPool
 
 from core import clock
 from core.db import db
@@ -34,6 +38,24 @@ from core.jobs.models import JobLock
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL = timedelta(minutes=10)
+CONNECT_TIMEOUT_S = 10
+
+
+@lru_cache(maxsize=8)
+def _unpooled(url: URL) -> Engine:
+    """An engine on ``url`` that opens a connection per use and closes it after (no pool)."""
+    args = {"connect_timeout": CONNECT_TIMEOUT_S} if url.get_backend_name() == "postgresql" \
+        else {"timeout": CONNECT_TIMEOUT_S}
+    return create_engine(url, poolclass=NullPool, connect_args=args)
+
+
+@contextmanager
+def _short_transaction() -> Iterator[Connection]:
+    """One transaction on a connection of its own, to the app's platform database."""
+    url = db.engine.url
+    engine = db.engine if url.database in (None, "", ":memory:") else _unpooled(url)
+    with engine.begin() as conn:
+        yield conn
 
 
 def holder_id() -> str:
@@ -50,7 +72,7 @@ class Lease:
 
     def renew(self) -> bool:
         """Push the expiry ``ttl`` ahead; False (and ``lost``) when another holder took it."""
-        with db.engine.begin() as conn:
+        with _short_transaction() as conn:
             done = conn.execute(update(JobLock).where(
                 JobLock.name == self.name, JobLock.holder == self.holder)
                 .values(expires_at=clock.now() + self.ttl)).rowcount
@@ -59,7 +81,7 @@ class Lease:
         return bool(done)
 
     def release(self) -> None:
-        with db.engine.begin() as conn:
+        with _short_transaction() as conn:
             conn.execute(delete(JobLock).where(JobLock.name == self.name,
                                                JobLock.holder == self.holder))
 
@@ -68,13 +90,13 @@ def acquire(name: str, ttl: timedelta = DEFAULT_TTL, holder: str | None = None) 
     """The lease ``name`` if nobody holds it (or its holder's lease expired), else None."""
     holder = holder or holder_id()
     now = clock.now()
-    with db.engine.begin() as conn:
+    with _short_transaction() as conn:
         taken = conn.execute(update(JobLock).where(
             JobLock.name == name, JobLock.expires_at < now)
             .values(holder=holder, acquired_at=now, expires_at=now + ttl)).rowcount
     if not taken:
         try:
-            with db.engine.begin() as conn:
+            with _short_transaction() as conn:
                 conn.execute(insert(JobLock).values(name=name, holder=holder, acquired_at=now,
                                                     expires_at=now + ttl))
         except IntegrityError:
@@ -97,7 +119,7 @@ def _dead_here(holder: str) -> bool:
 
 
 def _take_from_dead(name: str, ttl: timedelta, holder: str) -> Lease | None:
-    with db.engine.begin() as conn:
+    with _short_transaction() as conn:
         current = conn.execute(select(JobLock.holder).where(JobLock.name == name)).scalar()
         if current is None or not _dead_here(current):
             return None
