@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import String, Text, delete, func, select, update
+from flask_babel import gettext as _
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import generate_password_hash
 
+from qalitel.my_data.mentions import free_text_tables, needles, prefilter, replace_whole_words
 from qalitel.my_data.models import LoginEvent
 from qalitel.records.models import FolderClearance, RecordShare
-from qalitel.users.models import Profile, User, UserGroup, new_session_token
+from qalitel.users.models import FormerName, Profile, User, UserGroup, new_session_token
+from qalitel.users.service import UserError
 from tenants.context import tdb
-from tenants.schema import TenantBase
+
+log = logging.getLogger(__name__)
 
 # The e-mail domain of tombstones: ``.invalid`` is reserved (RFC 2606), so the address can
 # never receive mail, and the e-mail rule refuses it, so it can never sign in.
@@ -59,35 +65,65 @@ def new_code(key: str, tenant_uid: str, user_id: int) -> str:
     raise RuntimeError("no free pseudonym")  # 64 bits of HMAC: cannot happen
 
 
-def _free_text_columns() -> list[tuple[object, object]]:
-    """Every text column of every tenant table but ``users`` (its row is rewritten whole)."""
-    out = []
-    for table in TenantBase.metadata.sorted_tables:
-        if table.name in ("users", "tenant_identity"):
-            continue
-        out += [(table, c) for c in table.columns if isinstance(c.type, String | Text)]
-    return out
+def former_names(user: User) -> list[str]:
+    """The names ``user`` had before their renames (:class:`FormerName`)."""
+    return list(tdb.execute(select(FormerName.name).where(FormerName.user_id == user.id)
+                            .order_by(FormerName.id)).scalars())
 
 
-def _replace_mentions(old: str, new: str) -> None:
-    if not old:
-        return
-    for table, column in _free_text_columns():
-        tdb.execute(update(table).where(column.contains(old, autoescape=True))
-                    .values({column.name: func.replace(column, old, new)}))
+def _fit(value: str, column: object) -> str:
+    length = getattr(getattr(column, "type", None), "length", None)
+    return value if length is None or len(value) <= length else value[:length - 1] + "…"
+
+
+def replace_mentions(replacements: dict[str, str]) -> int:
+    """Replace, whole-word and case-insensitively, each key of ``replacements`` by its value
+    in every free-text column (:data:`~qalitel.my_data.mentions.FREE_TEXT`), in Python, a
+    value too long for its column being shortened; returns how many rows changed."""
+    strings = list(replacements)
+    if not strings:
+        return 0
+    changed = 0
+    for table, columns in free_text_tables():
+        key = list(table.primary_key.columns)
+        rows = tdb.execute(select(*key, *columns).where(prefilter(columns, strings))).all()
+        for row in rows:
+            values = {}
+            for column in columns:
+                old = getattr(row, column.name)
+                if isinstance(old, str):
+                    new = replace_whole_words(old, replacements)
+                    if new != old:
+                        values[column.name] = _fit(new, column)
+            if values:
+                tdb.execute(update(table).where(*(c == getattr(row, c.name) for c in key))
+                            .values(values))
+                changed += 1
+    return changed
 
 
 def erase(user: User, code: str) -> None:
     """Turn ``user`` into the tombstone of pseudonym ``code`` (flushes, never commits)."""
     if is_tombstone(user):
         return
-    name, email = user.name, user.email
+    try:
+        with tdb.begin_nested():
+            _erase(user, code)
+    except SQLAlchemyError as exc:
+        log.exception("erasure of user %s failed", user.id)
+        raise UserError(_("The account could not be deleted: nothing was changed. "
+                          "Please try again or contact support.")) from exc
+
+
+def _erase(user: User, code: str) -> None:
     pseudonym = pseudonym_name(code)
-    _replace_mentions(email, tombstone_email(code))
-    _replace_mentions(name, pseudonym)
+    replacements = {n: pseudonym for n in needles([user.name, *former_names(user)], [])}
+    replacements.update({e: tombstone_email(code) for e in needles([], [user.email])})
+    replace_mentions(replacements)
     for model, column in ((LoginEvent, LoginEvent.user_id), (UserGroup, UserGroup.user_id),
                           (FolderClearance, FolderClearance.user_id),
-                          (RecordShare, RecordShare.user_id)):
+                          (RecordShare, RecordShare.user_id),
+                          (FormerName, FormerName.user_id)):
         tdb.execute(delete(model).where(column == user.id))
     now = datetime.now(UTC)
     user.name = pseudonym

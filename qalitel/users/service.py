@@ -23,7 +23,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from core import validation
 from core.pagination import Page, paginate
 from core.validation import EMAIL_MAX, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN
-from qalitel.users.models import Group, Profile, User, UserGroup, new_session_token
+from qalitel.users.models import FormerName, Group, Profile, User, UserGroup, new_session_token
 from tenants.context import tdb
 
 GROUP_NAME_MAX = 100
@@ -175,9 +175,16 @@ def ensure_an_admin_remains(user: User) -> None:
     _ensure_an_admin_remains(user)
 
 
+def _set_name(user: User, name: str) -> None:
+    """Rename ``user``, keeping the name they had (:class:`FormerName`)."""
+    if name != user.name:
+        tdb.add(FormerName(user_id=user.id, name=user.name))
+        user.name = name
+
+
 def rename(user: User, name: str) -> None:
     if name != user.name:
-        user.name = clean_name(name)
+        _set_name(user, clean_name(name))
     tdb.flush()
 
 
@@ -190,8 +197,7 @@ def update_user(user: User, *, name: str, profile: Profile | str) -> None:
         raise UserError(_("Profile: not a valid choice.")) from exc
     if profile is not user.profile and profile is not Profile.ADMIN:
         _ensure_an_admin_remains(user)
-    if name != user.name:
-        user.name = name
+    _set_name(user, name)
     if profile is not user.profile:
         user.profile = profile
     tdb.flush()
