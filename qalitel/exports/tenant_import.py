@@ -4,7 +4,9 @@ The archive is checked whole first (names, sizes, ratios, every member's SHA-256
 revision, tables and columns); only then is the tenant provisioned, with no first rows, and
 every table loaded in foreign-key order in one transaction through the tenant's own
 credentials (PostgreSQL sequences then set past the largest id), and the files put into its
-store. Any failure destroys the new tenant again: nothing is left half-made.
+store; the erasure ledger of the archive's tenant is then replayed (an export taken
+before an erasure never brings the person back). Any failure destroys the new tenant again:
+nothing is left half-made.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, Table, func, select, text
 
+from backups import replay
 from core.config import Settings
 from core.db import db
 from core.filestore import FileStore, remove_tenant_files
@@ -161,6 +164,9 @@ def import_tenant(settings: Settings, path: Path, slug: str, name: str | None = 
             made.tenant.status = TenantStatus.SUSPENDED  # no sign-in while it fills up
             db.session.commit()
             counts = _load(info, settings, reader, tables)
+            source_uid = reader.manifest["tenant"].get("uid")
+            uids = (source_uid, info.uid) if isinstance(source_uid, str) else (info.uid,)
+            replay.replay(info, settings, uids)  # an erased person never comes back
             made.tenant.status = TenantStatus.ACTIVE
             db.session.commit()
         except BaseException:
