@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import csrf_token, login
-from tests.my_data_world import build_rich_world, client_for, scan_for
+from tests.my_data_world import build_rich_world, client_for, scan_for, visible_to
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_export_holds_everything_about_the_person(world, who):
     with world.app.app_context(), world.context():
         user = world.user(who)
         data = personal_data(tdb, user.id, {"lang": "en"})
-        scan = scan_for(tdb, user.id, user.name, user.email)
+        scan = scan_for(tdb, user.id, user.name, user.email, visible_to(tdb, user.id))
     assert sum(len(rows) for rows in scan.values()) > 5
     for table, rows in scan.items():
         for row in rows:

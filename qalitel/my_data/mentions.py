@@ -32,9 +32,10 @@ FREE_TEXT: dict[str, tuple[str, ...]] = {
     "erasure_requests": ("reason",),
 }
 
-# A mention stands alone: not inside a word, nor inside a longer address.
-_BEFORE = r"(?<![\w@.+-])"
-_AFTER = r"(?![\w@-]|\.\w)"
+# A mention stands alone: a name not inside a word ("Ed" is not in "Edge"), an address not
+# inside a longer address ("ann@acme.example" is not in "joann@acme.example.org").
+_NAME = r"(?<![\w@]){}(?![\w@])"
+_EMAIL = r"(?<![\w.+-]){}(?![\w@-]|\.\w)"
 
 
 def needles(names: Iterable[str | None], emails: Iterable[str | None]) -> list[str]:
@@ -50,8 +51,8 @@ def pattern(strings: Iterable[str]) -> re.Pattern[str] | None:
     strings = sorted(set(strings), key=lambda n: (-len(n), n))
     if not strings:
         return None
-    return re.compile(_BEFORE + "(?:" + "|".join(re.escape(s) for s in strings) + ")" + _AFTER,
-                      re.IGNORECASE)
+    return re.compile("|".join((_EMAIL if "@" in s else _NAME).format(re.escape(s))
+                               for s in strings), re.IGNORECASE)
 
 
 def mentions(text: object, regex: re.Pattern[str] | None) -> bool:
