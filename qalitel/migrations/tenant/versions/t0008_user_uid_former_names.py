@@ -6,6 +6,7 @@ Create Date: 2026-12-01 12:30:00
 """
 
 from collections.abc import Sequence
+from datetime import UTC
 
 import sqlalchemy as sa
 from alembic import op
@@ -27,6 +28,8 @@ def upgrade() -> None:
                      sa.column('uid', sa.String(40)))
     conn = op.get_bind()
     for uid, created in conn.execute(sa.select(users.c.id, users.c.created_at)).all():
+        if created is not None and created.tzinfo is not None:
+            created = created.astimezone(UTC)  # not the session's time zone
         stamp = created.strftime('%Y%m%d%H%M%S%f') if created is not None else 'x'
         conn.execute(users.update().where(users.c.id == uid)
                      .values(uid=f'legacy-{uid}-{stamp}'))
