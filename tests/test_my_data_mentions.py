@@ -292,3 +292,30 @@ def test_a_client_admins_decisions_are_pseudonymised_on_erasure(world):
         assert request.decided_by_name.startswith("Former user ")
         assert request.decided_by_email.endswith("@erased.invalid")
     assert login(world.app.test_client(), world.slug, email).status_code == 401
+
+
+def test_t0008_gives_existing_users_a_uid_an_older_backup_gets_again(backend, tmp_path):
+    """Users from before ``users.uid``: a value from their id and creation time, the same
+    when an older copy of the rows is upgraded again (so the ledger still knows them)."""
+    from sqlalchemy import text
+
+    from tenants import migrations
+    from tests.test_alembic import scratch_engine
+
+    with scratch_engine(backend, tmp_path) as engine:
+        with engine.begin() as conn:
+            migrations.upgrade(conn, "tenant", "t0007")
+            for n in (1, 2):
+                conn.execute(text(
+                    "INSERT INTO users (email, name, password_hash, profile, session_token, "
+                    "created_at, updated_at) VALUES (:e, 'N', 'x', 'user', :t, "
+                    "'2026-01-02 03:04:05', '2026-01-02 03:04:05')"),
+                    {"e": f"u{n}@x.example", "t": f"token{n}"})
+        uids = []
+        for _ in range(2):
+            with engine.begin() as conn:
+                migrations.upgrade(conn, "tenant")
+                uids.append(conn.execute(text("SELECT id, uid FROM users ORDER BY id")).all())
+                migrations.downgrade(conn, "tenant", "t0007")
+    assert uids[0] == uids[1] and len({uid for _, uid in uids[0]}) == 2
+    assert all(uid.startswith("legacy-") for _, uid in uids[0])
