@@ -22,7 +22,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, ForeignKey, Table, false, or_, select, tuple_
+from sqlalchemy import ColumnElement, ForeignKey, Table, false, or_, select
 from sqlalchemy.orm import Session
 
 from qalitel.my_data.mentions import FREE_TEXT as FREE_TEXT_COLUMNS
@@ -88,17 +88,15 @@ def _visible(table: Table, user: User) -> ColumnElement[bool]:
 
 
 def _mentioning(session: Session, table: Table, user: User, regex: re.Pattern[str] | None,
-                strings: list[str]) -> set[Any]:
-    """Primary keys of the visible rows of ``table`` whose free text mentions the person."""
+                strings: list[str]) -> list[Any]:
+    """The visible rows of ``table`` whose free text mentions the person."""
     columns = FREE_TEXT_COLUMNS.get(table.name)
     if not columns or regex is None:
-        return set()
+        return []
     cols = [table.c[c] for c in columns]
-    key = list(table.primary_key.columns)
-    rows = session.execute(select(*key, *cols).where(
-        _visible(table, user), prefilter(cols, strings))).all()
-    return {tuple(row[:len(key)]) for row in rows
-            if any(mentions(value, regex) for value in row[len(key):])}
+    rows = session.execute(select(table).where(_visible(table, user),
+                                               prefilter(cols, strings))).mappings()
+    return [r for r in rows if any(mentions(r[c], regex) for c in columns)]
 
 
 def _tenant_rows(session: Session, user: User) -> Data:
@@ -110,18 +108,17 @@ def _tenant_rows(session: Session, user: User) -> Data:
     for table in TenantBase.metadata.sorted_tables:
         if table.name in SKIPPED_TABLES:
             continue
-        key = list(table.primary_key.columns)
+        key = [c.name for c in table.primary_key.columns]
         if table.name == "users":
-            clause = table.c.id == user.id
+            clauses = [table.c.id == user.id]
         else:
-            found = _mentioning(session, table, user, regex, strings)
             clauses = [c == user.id for c in user_columns(table)]
-            if found:
-                clauses.append(tuple_(*key).in_(list(found)) if len(key) > 1
-                               else key[0].in_([k[0] for k in found]))
-            clause = or_(*clauses) if clauses else false()
-        rows = session.execute(select(table).where(clause).order_by(*key)).mappings()
-        out[table.name] = [_row(table, r) for r in rows]
+        found = {tuple(r[k] for k in key): r for r in _mentioning(session, table, user,
+                                                                   regex, strings)}
+        if clauses:
+            found.update({tuple(r[k] for k in key): r for r in session.execute(
+                select(table).where(or_(*clauses))).mappings()})
+        out[table.name] = [_row(table, found[k]) for k in sorted(found)]
     return out
 
 
