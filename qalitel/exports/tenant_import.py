@@ -166,7 +166,11 @@ def import_tenant(settings: Settings, path: Path, slug: str, name: str | None = 
             counts = _load(info, settings, reader, tables)
             source_uid = reader.manifest["tenant"].get("uid")
             uids = (source_uid, info.uid) if isinstance(source_uid, str) else (info.uid,)
-            replay.replay(info, settings, uids)  # an erased person never comes back
+            try:
+                replay.replay(info, settings, uids)  # an erased person never comes back
+            except Exception as exc:
+                raise ExportArchiveError("the erasure ledger could not be applied to the "
+                                         f"imported data ({exc}): nothing is imported") from exc
             made.tenant.status = TenantStatus.ACTIVE
             db.session.commit()
         except BaseException:
