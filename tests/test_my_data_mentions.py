@@ -319,3 +319,27 @@ def test_t0008_gives_existing_users_a_uid_an_older_backup_gets_again(backend, tm
                 migrations.downgrade(conn, "tenant", "t0007")
     assert uids[0] == uids[1] and len({uid for _, uid in uids[0]}) == 2
     assert all(uid.startswith("legacy-") for _, uid in uids[0])
+
+
+def test_an_import_the_ledger_cannot_be_applied_to_is_refused_whole(world, tmp_path):
+    from core import config
+    from qalitel.my_data.erasure import new_code, pseudonym_name
+    from qalitel.users.models import Group
+    from tenants.context import tdb
+    from tests.export_world import slugs
+
+    with world.app.app_context(), world.context():
+        code = new_code(config.settings().secret_key, world.handle.uid, world.users["user1"])
+        tdb.add(Group(name="Team of User acme"))
+        tdb.add(Group(name=f"Team of {pseudonym_name(code)}"))
+    archive = tmp_path / "before.zip"
+    exported = run(world.app, "tenants", "export", world.slug, "--output", archive,
+                   "--reason", "Migration to another host")
+    assert exported.exit_code == 0, exported.output
+    with world.app.app_context(), world.context():
+        tdb.delete(tdb.execute(select(Group).filter_by(name="Team of User acme")).scalar_one())
+    _erase(world, "user1")
+    result = run(world.app, "tenants", "import", archive, "--as", "acme-back")
+    assert result.exit_code == 2, result.output
+    assert "erasure ledger could not be applied" in result.output
+    assert "acme-back" not in slugs(world.app)
