@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.fernet import Fernet, MultiFernet
@@ -75,3 +76,11 @@ def public_key_pems(key: str) -> list[str]:
     return [private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
         for private in _signing_keys(key)]
+
+
+def keyed_digests(key: str, data: bytes) -> list[str]:
+    """HMAC-SHA256 of ``data`` (hex) under each encryption key, the current one first: a
+    digest stored under an older key still matches after a rotation."""
+    context = b"qalitel keyed digest\x00"
+    return [hmac.new(context + k.encode(), data, hashlib.sha256).hexdigest()
+            for k in _keys(key)]

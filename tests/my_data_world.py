@@ -50,10 +50,39 @@ def build_rich_world(app, password_hash) -> World:
     return world
 
 
-def scan_for(session, user_id: int, name: str, email: str) -> dict[str, list[dict]]:
+def visible_to(session, user_id: int):
+    """``may_see(table, row)`` for :func:`scan_for`: the rows of records, actions and folders
+    the person may read (by the visibility rules), for mentions."""
+    from qalitel.records import visibility
+    from qalitel.records.models import Action, Folder, NonConformity
+    from qalitel.users.models import User
+
+    user = session.get(User, user_id)
+    records = set(session.execute(select(NonConformity.id).where(
+        visibility.record_visibility(user))).scalars())
+    actions = set(session.execute(select(Action.id).where(
+        visibility.action_visibility(user))).scalars())
+    folders = set(session.execute(select(Folder.id).where(
+        visibility.folder_visibility(user))).scalars())
+
+    def may_see(table: str, row) -> bool:
+        if table == "nonconformities":
+            return row["id"] in records
+        if table == "actions":
+            return row["id"] in actions
+        if table == "folders":
+            return row["id"] in folders
+        return row.get("record_id") in records or row.get("action_id") in actions
+
+    return may_see
+
+
+def scan_for(session, user_id: int, name: str, email: str,
+             may_see=None) -> dict[str, list[dict]]:
     """Independently of the export code: every row of every table of the live schema with a
     foreign key to users.id naming the person, or a text column holding their name or
-    address (case-insensitive), the users row being theirs only."""
+    address (case-insensitive), the users row being theirs only; with ``may_see``, a
+    mention counts only in a row it accepts."""
     from qalitel.my_data.collect import WITHHELD, plain
 
     conn = session.connection()
@@ -69,9 +98,9 @@ def scan_for(session, user_id: int, name: str, email: str) -> dict[str, list[dic
         needles = (name.lower(), email.lower())
         for row in conn.execute(select(table)).mappings():
             hit = (name_ == "users" and row["id"] == user_id) or any(
-                row[c] == user_id for c in fks) or any(
+                row[c] == user_id for c in fks) or (any(
                 isinstance(row[c], str) and any(n in row[c].lower() for n in needles)
-                for c in texts)
+                for c in texts) and (may_see is None or may_see(name_, row)))
             if hit:
                 hidden = WITHHELD.get(name_, ())
                 found.setdefault(name_, []).append(
@@ -79,4 +108,4 @@ def scan_for(session, user_id: int, name: str, email: str) -> dict[str, list[dic
     return found
 
 
-__all__ = ["World", "build_rich_world", "client_for", "scan_for"]
+__all__ = ["World", "build_rich_world", "client_for", "scan_for", "visible_to"]

@@ -84,10 +84,10 @@ def test_a_tombstone_joins_no_group(world):
                                                     "al@acme.example.org"),
 ])
 def test_mentions_are_replaced_as_whole_words(text, expected):
-    from qalitel.my_data.erasure import replace_mentions
+    from qalitel.my_data.mentions import replace_whole_words
 
     mapping = {"al@acme.example": "former-user-7f3a@erased.invalid", "Al": "Former user 7F3A"}
-    assert replace_mentions(text, mapping) == expected
+    assert replace_whole_words(text, mapping) == expected
 
 
 def test_erasure_keeps_words_that_contain_the_name(world):
@@ -96,17 +96,17 @@ def test_erasure_keeps_words_that_contain_the_name(world):
 
     with world.app.app_context(), world.context():
         user = world.user("user2")
-        user.name = "Al"
+        user.name = "Alf"  # names of 3 characters or more are looked for (mentions.py)
         record = tdb.get(NonConformity, world.records["other"])
-        record.title = "Aluminium sheet, seen by AL"
-        record.description = "al checked the Alloy; ask al@x or Al."
+        record.title = "Alfalfa sheet, seen by ALF"
+        record.description = "alf checked the Alfredo; ask alf@x or Alf."
         tdb.commit()
     _erase(world, "user2", "BEEF")
     with world.app.app_context(), world.context():
         record = tdb.get(NonConformity, world.records["other"])
-        assert record.title == "Aluminium sheet, seen by Former user BEEF"
-        assert record.description == ("Former user BEEF checked the Alloy; ask "
-                                      "al@x or Former user BEEF.")
+        assert record.title == "Alfalfa sheet, seen by Former user BEEF"
+        assert record.description == ("Former user BEEF checked the Alfredo; ask "
+                                      "alf@x or Former user BEEF.")
 
 
 def test_records_csv_shows_pseudonyms_in_the_readers_language(world):

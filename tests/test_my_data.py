@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import csrf_token, login
-from tests.my_data_world import build_rich_world, client_for, scan_for
+from tests.my_data_world import build_rich_world, client_for, scan_for, visible_to
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def test_export_holds_everything_about_the_person(world, who):
     with world.app.app_context(), world.context():
         user = world.user(who)
         data = personal_data(tdb, user.id, {"lang": "en"})
-        scan = scan_for(tdb, user.id, user.name, user.email)
+        scan = scan_for(tdb, user.id, user.name, user.email, visible_to(tdb, user.id))
     assert sum(len(rows) for rows in scan.values()) > 5
     for table, rows in scan.items():
         for row in rows:
@@ -35,8 +35,15 @@ def test_export_holds_everything_about_the_person(world, who):
 
 def test_export_of_user1_covers_every_kind(world):
     from qalitel.my_data.collect import personal_data
+    from qalitel.records import service
+    from qalitel.records.models import NonConformity
     from tenants.context import tdb
 
+    with world.app.app_context(), world.context():
+        # the history of "other" names user1, but user1 may no longer read "other": a
+        # history row of their own record, then
+        mine = tdb.get(NonConformity, world.records["by_user1"])
+        service.update_nonconformity(world.user("user1"), mine, description="Seen again")
     with world.app.app_context(), world.context():
         data = personal_data(tdb, world.users["user1"])
     for section in ("users", "groups_of_the_user", "nonconformities", "actions",

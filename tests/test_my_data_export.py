@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import csrf_token, link_in
-from tests.my_data_world import build_rich_world, client_for, scan_for
+from tests.my_data_world import build_rich_world, client_for, scan_for, visible_to
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_the_background_export_holds_everything_about_the_person(world):
     assert "password_hash" not in data["users"][0]
     with world.app.app_context(), world.context():
         person = world.user("user1")
-        scan = scan_for(tdb, person.id, person.name, person.email)
+        scan = scan_for(tdb, person.id, person.name, person.email, visible_to(tdb, person.id))
     assert sum(len(rows) for rows in scan.values()) > 5
     for table, rows in scan.items():
         for row in rows:

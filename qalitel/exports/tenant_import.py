@@ -4,9 +4,10 @@ The archive is checked whole first (names, sizes, ratios, the platform's signatu
 manifest, every member's SHA-256, schema revision, tables and columns); only then is the
 tenant provisioned, with no first rows, and every table loaded in foreign-key order in one
 transaction through the tenant's own credentials (PostgreSQL sequences then set past the
-largest id), and the files put into its store. Any failure destroys the new tenant again:
-nothing is left half-made; a row the database refuses (a forged duplicate id, a broken
-reference) is reported without its values.
+largest id), and the files put into its store; the erasure ledger of the archive's tenant is
+then replayed (an export taken before an erasure never brings the person back). Any failure
+destroys the new tenant again: nothing is left half-made; a row the database refuses (a
+forged duplicate id, a broken reference) is reported without its values.
 
 An archive not signed by this platform (no ``manifest.sig``, or one that does not match:
 altered, or exported by another platform) is refused unless ``unsigned`` is passed
@@ -23,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, Table, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from backups import replay
 from core import crypto
 from core.config import Settings
 from core.db import db
@@ -205,6 +207,13 @@ def import_tenant(settings: Settings, path: Path, slug: str, name: str | None = 
             made.tenant.status = TenantStatus.SUSPENDED  # no sign-in while it fills up
             db.session.commit()
             counts = _load(info, settings, reader, tables)
+            source_uid = reader.manifest["tenant"].get("uid")
+            uids = (source_uid, info.uid) if isinstance(source_uid, str) else (info.uid,)
+            try:
+                replay.replay(info, settings, uids)  # an erased person never comes back
+            except Exception as exc:
+                raise ExportArchiveError("the erasure ledger could not be applied to the "
+                                         f"imported data ({exc}): nothing is imported") from exc
             made.tenant.status = TenantStatus.ACTIVE
             db.session.commit()
         except BaseException:

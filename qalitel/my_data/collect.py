@@ -1,12 +1,15 @@
 """Everything a tenant holds about one person, as ``{section: [row, ...]}``.
 
 Tenant tables are found from the schema, not listed by hand: a row belongs to the person
-when one of its foreign keys to ``users.id`` names them, or when one of its text columns
-mentions their name or e-mail address (case-insensitive). A table added later is therefore
-exported without code here changing. Beside the tenant tables: the groups the person is a
-member of, the records shared with them, the maintenance accesses of the platform's access
-log that touched rows about them, and the preferences the caller read from the person's
-``qalitel_prefs`` cookie. Only the password hash and the session token are withheld
+when one of its foreign keys to ``users.id`` names them (a table added later is therefore
+exported without code here changing), or when one of its free-text columns mentions their
+name, a former name, or their e-mail address (whole word, case-insensitive, names of at least
+three characters: :mod:`qalitel.my_data.mentions`) *and* the person may see that row
+(:mod:`qalitel.records.visibility`): a mention never opens a record they cannot read.
+Beside the tenant tables: the groups the person is a member of, the records shared with
+them, the maintenance accesses of the platform's access log that touched rows about them,
+and the preferences the caller read from the person's ``qalitel_prefs`` cookie.
+Only the password hash and the session token are withheld
 (:data:`WITHHELD`): they are credentials, not information about the person.
 """
 
@@ -14,16 +17,19 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Table, Text, false, func, or_, select
+from sqlalchemy import ColumnElement, ForeignKey, Table, false, or_, select
 from sqlalchemy.orm import Session
 
-from qalitel.records.models import NonConformity, RecordShare
-from qalitel.users.models import Group, User, UserGroup
+from qalitel.my_data.mentions import FREE_TEXT as FREE_TEXT_COLUMNS
+from qalitel.my_data.mentions import mentions, needles, pattern, prefilter
+from qalitel.records import visibility
+from qalitel.records.models import Action, NonConformity, RecordShare
+from qalitel.users.models import FormerName, Group, User, UserGroup
 from tenants.schema import TenantBase
 
 WITHHELD = {"users": ("password_hash", "session_token")}
@@ -61,29 +67,58 @@ def user_columns(table: Table) -> list[Any]:
                    for fk in c.foreign_keys)]
 
 
-def text_columns(table: Table) -> list[Any]:
-    return [c for c in table.columns if isinstance(c.type, String | Text)]
+def _visible(table: Table, user: User) -> ColumnElement[bool]:
+    """``where`` clause on ``table``: the rows ``user`` may read, for mentions (tables not
+    listed here: a mention alone never exports a row)."""
+    records = select(NonConformity.id).where(visibility.record_visibility(user))
+    actions = select(Action.id).where(visibility.action_visibility(user))
+    if table.name == "nonconformities":
+        return visibility.record_visibility(user)
+    if table.name == "actions":
+        return visibility.action_visibility(user)
+    if table.name == "folders":
+        return visibility.folder_visibility(user)
+    if table.name in ("nonconformity_status_changes", "nonconformity_history"):
+        return table.c.record_id.in_(records)
+    if table.name == "action_history":
+        return table.c.action_id.in_(actions)
+    if table.name == "attachments":
+        return or_(table.c.record_id.in_(records), table.c.action_id.in_(actions))
+    return false()
 
 
-def _mentions(table: Table, needles: Iterable[str]) -> list[Any]:
-    return [func.lower(c).contains(n.lower(), autoescape=True)
-            for c in text_columns(table) for n in needles if n]
+def _mentioning(session: Session, table: Table, user: User, regex: re.Pattern[str] | None,
+                strings: list[str]) -> list[Any]:
+    """The visible rows of ``table`` whose free text mentions the person."""
+    columns = FREE_TEXT_COLUMNS.get(table.name)
+    if not columns or regex is None:
+        return []
+    cols = [table.c[c] for c in columns]
+    rows = session.execute(select(table).where(_visible(table, user),
+                                               prefilter(cols, strings))).mappings()
+    return [r for r in rows if any(mentions(r[c], regex) for c in columns)]
 
 
 def _tenant_rows(session: Session, user: User) -> Data:
     out: Data = {}
-    needles = (user.name, user.email)
+    former = list(session.execute(select(FormerName.name).where(
+        FormerName.user_id == user.id)).scalars())
+    strings = needles([user.name, *former], [user.email])
+    regex = pattern(strings)
     for table in TenantBase.metadata.sorted_tables:
         if table.name in SKIPPED_TABLES:
             continue
+        key = [c.name for c in table.primary_key.columns]
         if table.name == "users":
-            clause = table.c.id == user.id
+            clauses = [table.c.id == user.id]
         else:
-            clauses = [c == user.id for c in user_columns(table)] + _mentions(table, needles)
-            clause = or_(*clauses) if clauses else false()
-        order = list(table.primary_key.columns)
-        rows = session.execute(select(table).where(clause).order_by(*order)).mappings()
-        out[table.name] = [_row(table, r) for r in rows]
+            clauses = [c == user.id for c in user_columns(table)]
+        found = {tuple(r[k] for k in key): r for r in _mentioning(session, table, user,
+                                                                   regex, strings)}
+        if clauses:
+            found.update({tuple(r[k] for k in key): r for r in session.execute(
+                select(table).where(or_(*clauses))).mappings()})
+        out[table.name] = [_row(table, found[k]) for k in sorted(found)]
     return out
 
 

@@ -12,23 +12,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
+import logging
 import secrets
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import String, Text, delete, func, or_, select, update
+from flask_babel import gettext as _
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import generate_password_hash
 
+from qalitel.my_data.mentions import free_text_tables, needles, prefilter, replace_whole_words
 from qalitel.my_data.models import LoginEvent
 from qalitel.records.models import FolderClearance, RecordShare
 from qalitel.users.labels import PSEUDONYM_PREFIX
-from qalitel.users.models import TOMBSTONE_DOMAIN, Profile, User, UserGroup, new_session_token
+from qalitel.users.models import (
+    TOMBSTONE_DOMAIN,
+    FormerName,
+    Profile,
+    User,
+    UserGroup,
+    new_session_token,
+)
+from qalitel.users.service import UserError
 from tenants.context import tdb
-from tenants.schema import TenantBase
 
-# The e-mail domain of tombstones (TOMBSTONE_DOMAIN): ``.invalid`` is reserved (RFC 2606),
-# so the address can never receive mail, and the e-mail rule refuses it: no sign-in.
+log = logging.getLogger(__name__)
+
 CODE_LENGTHS = (4, 6, 8, 12, 16)
 
 
@@ -42,7 +51,7 @@ def tombstone_email(code: str) -> str:
 
 def pseudonym_name(code: str) -> str:
     """The stored name of a tombstone (English; pages show it translated, see
-    :func:`qalitel.users.labels.translate_pseudonyms`)."""
+    :func:`qalitel.my_data.labels.display_name`)."""
     return f"{PSEUDONYM_PREFIX} {code}"
 
 
@@ -60,72 +69,65 @@ def new_code(key: str, tenant_uid: str, user_id: int) -> str:
     raise RuntimeError("no free pseudonym")  # 64 bits of HMAC: cannot happen
 
 
-def _free_text_columns() -> list[tuple[Any, Any]]:
-    """Every text column of every tenant table but ``users`` (its row is rewritten whole)."""
-    out = []
-    for table in TenantBase.metadata.sorted_tables:
-        if table.name in ("users", "tenant_identity"):
-            continue
-        out += [(table, c) for c in table.columns if isinstance(c.type, String | Text)]
-    return out
+def former_names(user: User) -> list[str]:
+    """The names ``user`` had before their renames (:class:`FormerName`)."""
+    return list(tdb.execute(select(FormerName.name).where(FormerName.user_id == user.id)
+                            .order_by(FormerName.id)).scalars())
 
 
-# A name is a word of its own: not inside another word, nor a hyphenated compound
-# ("Al-Rashid"), nor the local part of an address ("al@x.org"); "User acme.pdf" mentions it.
-_NAME_EDGES = (r"(?<![\w.@-])", r"(?!\w|[-@]\w)")
-# An address is not a part of a longer one ("al@x.org.uk", "bal@x.org").
-_ADDRESS_EDGES = (r"(?<![\w.@+-])", r"(?!\w|[.@+-]\w)")
+def _fit(value: str, column: object) -> str:
+    length = getattr(getattr(column, "type", None), "length", None)
+    return value if length is None or len(value) <= length else value[:length - 1] + "…"
 
 
-def mention_pattern(replacements: dict[str, str]) -> re.Pattern[str]:
-    """Whole-word, case-insensitive matches of the keys of ``replacements`` (longest
-    first): "Al" matches "al." and "AL" but not "Aluminium"."""
-    words = sorted((w for w in replacements if w), key=len, reverse=True)
-    parts = []
-    for word in words:
-        before, after = _ADDRESS_EDGES if "@" in word else _NAME_EDGES
-        parts.append(before + re.escape(word) + after)
-    return re.compile("|".join(parts), re.IGNORECASE)
-
-
-def replace_mentions(text: str, replacements: dict[str, str]) -> str:
-    """``text`` with every whole-word mention of a key replaced by its value, in one pass
-    (a replacement is never itself replaced)."""
-    lowered = {word.lower(): new for word, new in replacements.items() if word}
-    if not lowered:
-        return text
-    return mention_pattern(replacements).sub(lambda m: lowered[m.group(0).lower()], text)
-
-
-def _replace_mentions(replacements: dict[str, str]) -> None:
-    """Rewrite the free text of every tenant table: the database narrows the rows down
-    (case-insensitive substring), Python applies the whole-word rule to each."""
-    needles = [word.lower() for word in replacements if word]
-    if not needles:
-        return
-    for table, column in _free_text_columns():
-        keys = list(table.primary_key.columns)
-        found = tdb.execute(select(*keys, column).where(or_(
-            *(func.lower(column).contains(n, autoescape=True) for n in needles)))).all()
-        for row in found:
-            before = row[-1]
-            after = replace_mentions(before, replacements)
-            if after != before:
-                tdb.execute(update(table).where(*(k == v for k, v in zip(keys, row[:-1],
-                                                                            strict=False)))
-                            .values({column.name: after}))
+def replace_mentions(replacements: dict[str, str]) -> int:
+    """Replace, whole-word and case-insensitively, each key of ``replacements`` by its value
+    in every free-text column (:data:`~qalitel.my_data.mentions.FREE_TEXT`), in Python, a
+    value too long for its column being shortened; returns how many rows changed."""
+    strings = list(replacements)
+    if not strings:
+        return 0
+    changed = 0
+    for table, columns in free_text_tables():
+        key = list(table.primary_key.columns)
+        rows = tdb.execute(select(*key, *columns).where(prefilter(columns, strings))).all()
+        for row in rows:
+            values = {}
+            for column in columns:
+                old = getattr(row, column.name)
+                if isinstance(old, str):
+                    new = replace_whole_words(old, replacements)
+                    if new != old:
+                        values[column.name] = _fit(new, column)
+            if values:
+                tdb.execute(update(table).where(*(c == getattr(row, c.name) for c in key))
+                            .values(values))
+                changed += 1
+    return changed
 
 
 def erase(user: User, code: str) -> None:
     """Turn ``user`` into the tombstone of pseudonym ``code`` (flushes, never commits)."""
     if is_tombstone(user):
         return
-    name, email = user.name, user.email
+    try:
+        with tdb.begin_nested():
+            _erase(user, code)
+    except SQLAlchemyError as exc:
+        log.exception("erasure of user %s failed", user.id)
+        raise UserError(_("The account could not be deleted: nothing was changed. "
+                          "Please try again or contact support.")) from exc
+
+
+def _erase(user: User, code: str) -> None:
     pseudonym = pseudonym_name(code)
-    _replace_mentions({email: tombstone_email(code), name: pseudonym})
+    replacements = {n: pseudonym for n in needles([user.name, *former_names(user)], [])}
+    replacements.update({e: tombstone_email(code) for e in needles([], [user.email])})
+    replace_mentions(replacements)
     for model, column in ((LoginEvent, LoginEvent.user_id), (UserGroup, UserGroup.user_id),
                           (FolderClearance, FolderClearance.user_id),
-                          (RecordShare, RecordShare.user_id)):
+                          (RecordShare, RecordShare.user_id),
+                          (FormerName, FormerName.user_id)):
         tdb.execute(delete(model).where(column == user.id))
     now = datetime.now(UTC)
     user.name = pseudonym

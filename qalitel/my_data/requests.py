@@ -21,11 +21,18 @@ from sqlalchemy import select
 
 from core import config, mail, platform_transaction, validation
 from core.db import db
+from maintenance import grants
 from qalitel import transaction
 from qalitel.i18n import DEFAULT as DEFAULT_LOCALE
-from qalitel.my_data.erasure import erase, is_tombstone, new_code
+from qalitel.my_data.erasure import (
+    erase,
+    is_tombstone,
+    new_code,
+    pseudonym_name,
+    tombstone_email,
+)
 from qalitel.my_data.export_request import forget_exports
-from qalitel.my_data.ledger import Erasure
+from qalitel.my_data.ledger import Erasure, person_keys
 from qalitel.my_data.models import REASON_MAX, ErasureRequest, ErasureState
 from qalitel.users.models import User
 from qalitel.users.service import UserError, ensure_an_admin_remains
@@ -103,8 +110,9 @@ def decide(request: ErasureRequest, admin: User, approve: bool, reason: str = ""
     request.reason = reason
     if approve:
         tenant = current_tenant()
+        keys = person_keys(tenant.uid, person.id, person.uid)
         recorded = db.session.execute(select(Erasure).where(
-            Erasure.tenant_uid == tenant.uid, Erasure.tenant_user_id == person.id)).scalar()
+            Erasure.tenant_uid == tenant.uid, Erasure.person_key.in_(keys))).scalar()
         code = (recorded.pseudonym if recorded is not None
                 else new_code(config.settings().secret_key, tenant.uid, person.id))
         erase(person, code)
@@ -112,7 +120,9 @@ def decide(request: ErasureRequest, admin: User, approve: bool, reason: str = ""
         forget_exports(person.id)
         if recorded is None:  # else: approved before, but that tenant commit failed
             db.session.add(Erasure(tenant_uid=tenant.uid, tenant_user_id=person.id,
-                                   pseudonym=code, erased_at=now))
-            platform_transaction.commit()
+                                   person_key=keys[0], pseudonym=code, erased_at=now))
+        grants.pseudonymise_client_admin(tenant.id, email, pseudonym_name(code),
+                                         tombstone_email(code))
+        platform_transaction.commit()
     tdb.flush()
     _outcome_mail(email, name, locale, approve, reason)

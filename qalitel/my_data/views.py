@@ -42,7 +42,7 @@ SECTION_LABELS = {
     "action_history": _l("Action history"), "attachments": _l("Attached files"),
     "login_events": _l("Sign-in history"), "folders": _l("Folders"),
     "folder_clearances": _l("Folder clearances"), "nonconformity_shares": _l("Shares"),
-    "erasure_requests": _l("Deletion requests"),
+    "erasure_requests": _l("Deletion requests"), "user_former_names": _l("Your former names"),
     "maintenance_accesses": _l("Maintenance accesses"), "preferences": _l("Preferences"),
 }
 

@@ -33,6 +33,12 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def new_user_uid() -> str:
+    """A random id of the person, never reused: ids are reused after a backup restore, so
+    the erasure ledger names people by this (hashed), not by ``users.id``."""
+    return secrets.token_hex(16)
+
+
 class User(UserMixin, TenantBase):
     __tablename__ = "users"
 
@@ -53,6 +59,9 @@ class User(UserMixin, TenantBase):
         DateTime(timezone=True), server_default=func.now(), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=_utcnow, nullable=False)
+    # Set on every insert (nullable only so the column could be added to a live table).
+    uid: Mapped[str | None] = mapped_column(String(40), unique=True, index=True,
+                                            default=new_user_uid)
 
     @property
     def is_admin(self) -> bool:
@@ -79,6 +88,20 @@ class User(UserMixin, TenantBase):
 def login_id(user: User) -> str:
     """Flask-Login id: tenant, user and session token. Changing the token ends sessions."""
     return f"{current_tenant().uid}:{user.id}:{user.session_token}"
+
+
+class FormerName(TenantBase):
+    """A name the person had before a rename: history and free text may still hold it, so
+    the personal export looks for it and an erasure replaces it too."""
+
+    __tablename__ = "user_former_names"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    replaced_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
 class Group(TenantBase):

@@ -25,6 +25,7 @@ from core.pagination import Page, paginate
 from core.validation import EMAIL_MAX, NAME_MAX, PASSWORD_MAX, PASSWORD_MIN
 from qalitel.users.models import (
     TOMBSTONE_DOMAIN,
+    FormerName,
     Group,
     Profile,
     User,
@@ -189,10 +190,17 @@ def refuse_tombstone(user: User) -> None:
                           "longer be changed or reactivated."))
 
 
+def _set_name(user: User, name: str) -> None:
+    """Rename ``user``, keeping the name they had (:class:`FormerName`)."""
+    if name != user.name:
+        tdb.add(FormerName(user_id=user.id, name=user.name))
+        user.name = name
+
+
 def rename(user: User, name: str) -> None:
     refuse_tombstone(user)
     if name != user.name:
-        user.name = clean_name(name)
+        _set_name(user, clean_name(name))
     tdb.flush()
 
 
@@ -206,8 +214,7 @@ def update_user(user: User, *, name: str, profile: Profile | str) -> None:
         raise UserError(_("Profile: not a valid choice.")) from exc
     if profile is not user.profile and profile is not Profile.ADMIN:
         _ensure_an_admin_remains(user)
-    if name != user.name:
-        user.name = name
+    _set_name(user, name)
     if profile is not user.profile:
         user.profile = profile
     tdb.flush()

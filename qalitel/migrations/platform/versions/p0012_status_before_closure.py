@@ -1,7 +1,7 @@
 """status before closure: a reopened tenant gets back the status it was closed from
 
 Revision ID: p0012
-Revises: p0010
+Revises: p0011
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'p0012'
-down_revision: str | None = 'p0010'
+down_revision: str | None = 'p0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,88 @@
+"""Where a person is *mentioned*: the free-text columns that may name someone
+(:data:`FREE_TEXT`, an explicit list: codes such as a status, a severity, a file's SHA-256 or
+content type never name anyone), and whole-word, case-insensitive matching of their names and
+e-mail addresses. Names shorter than :data:`MIN_NAME_LENGTH` are never looked for ("Ed" is in
+"Edge"); an e-mail address always is, but only whole.
+
+The personal export (:mod:`qalitel.my_data.collect`) and the erasure
+(:mod:`qalitel.my_data.erasure`) both use it, so what one finds the other replaces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from sqlalchemy import ColumnElement, Table, func, or_, true
+
+from tenants.schema import TenantBase
+
+MIN_NAME_LENGTH = 3
+
+# table -> its free-text columns (titles, descriptions, comments, history values, names)
+FREE_TEXT: dict[str, tuple[str, ...]] = {
+    "nonconformities": ("title", "description", "cause_analysis"),
+    "nonconformity_status_changes": ("comment",),
+    "nonconformity_history": ("old_value", "new_value"),
+    "actions": ("title", "description", "effectiveness_comment"),
+    "action_history": ("old_value", "new_value"),
+    "attachments": ("name",),
+    "folders": ("name",),
+    "groups": ("name",),
+    "erasure_requests": ("reason",),
+}
+
+# A mention stands alone: a name not inside a word ("Ed" is not in "Edge"), nor a hyphenated
+# compound ("Al-Rashid"), nor the local part of an address ("al@x.org"), though "Al.jpg"
+# names it; an address not inside a longer one ("ann@acme.example" is not in
+# "joann@acme.example.org").
+_NAME = r"(?<![\w.@-]){}(?!\w|[-@]\w)"
+_EMAIL = r"(?<![\w.@+-]){}(?!\w|[.@+-]\w)"
+
+
+def needles(names: Iterable[str | None], emails: Iterable[str | None]) -> list[str]:
+    """The strings to look for: names of at least :data:`MIN_NAME_LENGTH` characters, every
+    address; longest first (so a longer mention wins over a shorter one inside it)."""
+    found = {n.strip() for n in names if n and len(n.strip()) >= MIN_NAME_LENGTH}
+    found |= {e.strip() for e in emails if e and e.strip()}
+    return sorted(found, key=lambda n: (-len(n), n))
+
+
+def pattern(strings: Iterable[str]) -> re.Pattern[str] | None:
+    """Whole-word, case-insensitive regular expression matching any of ``strings``."""
+    strings = sorted(set(strings), key=lambda n: (-len(n), n))
+    if not strings:
+        return None
+    return re.compile("|".join((_EMAIL if "@" in s else _NAME).format(re.escape(s))
+                               for s in strings), re.IGNORECASE)
+
+
+def mentions(text: object, regex: re.Pattern[str] | None) -> bool:
+    return regex is not None and isinstance(text, str) and regex.search(text) is not None
+
+
+def replace_whole_words(text: str, replacements: dict[str, str]) -> str:
+    """``text`` with each whole-word, case-insensitive occurrence of a key of
+    ``replacements`` replaced by its value (longer keys first)."""
+    regex = pattern(replacements)
+    if regex is None:
+        return text
+    lowered = {key.lower(): value for key, value in replacements.items()}
+    return regex.sub(lambda m: lowered.get(m.group(0).lower(), m.group(0)), text)
+
+
+def free_text_tables() -> list[tuple[Table, list]]:
+    """The tables of :data:`FREE_TEXT` with their columns."""
+    tables = TenantBase.metadata.tables
+    return [(tables[name], [tables[name].c[c] for c in columns])
+            for name, columns in FREE_TEXT.items() if name in tables]
+
+
+def prefilter(columns: list, strings: list[str]) -> ColumnElement[bool]:
+    """A cheap SQL superset of the rows whose ``columns`` mention one of ``strings`` (the
+    exact whole-word test is done in Python). SQLite's ``lower`` knows ASCII only, so with a
+    non-ASCII needle every row is a candidate."""
+    if not all(s.isascii() for s in strings):
+        return true()
+    return or_(*(func.lower(c).contains(s.lower(), autoescape=True)
+                 for c in columns for s in strings))
