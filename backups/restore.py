@@ -71,11 +71,7 @@ class Restored:
 def _known_revision(revision: str | None) -> None:
     if not revision:
         raise ArchiveError("the archive names no schema revision")
-    try:
-        known = migrations.script_directory("tenant").get_revision(revision)
-    except Exception:  # alembic raises several kinds for an unknown id
-        known = None
-    if known is None:
+    if not migrations.knows("tenant", revision):
         raise ArchiveError(f"the archive's schema revision {revision[:64]!r} is newer than "
                            "this code (or unknown to it): upgrade the code first")
 

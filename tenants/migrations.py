@@ -44,6 +44,15 @@ def script_directory(kind: str) -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config(kind))
 
 
+def knows(kind: str, revision: str) -> bool:
+    """Whether ``revision`` is one of this code's revisions of the lineage (an archive of a
+    newer schema, or of another code base, names one it does not know)."""
+    try:
+        return script_directory(kind).get_revision(revision) is not None
+    except Exception:  # alembic raises several kinds for an unknown or malformed id
+        return False
+
+
 @cache
 def head(kind: str) -> str:
     """The single head revision of a lineage (computed once per process)."""
