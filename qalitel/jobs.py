@@ -160,6 +160,17 @@ def exports(ctx: JobContext) -> dict[str, Any]:
     return {"built": process_pending_exports(ctx.app), "expired": expire_exports(ctx.app)}
 
 
+def exports_waiting() -> bool:
+    """Someone asked for an export: build it at the next call, not at the period's end."""
+    from sqlalchemy import exists, select
+
+    from core.db import db
+    from qalitel.exports.models import DataExport, ExportState
+
+    return bool(db.session.execute(select(exists().where(
+        DataExport.state == ExportState.PENDING))).scalar())
+
+
 def retention(ctx: JobContext) -> dict[str, Any]:
     """Retention periods from configuration: sign-ins older than
     ``QALITEL_LOGIN_HISTORY_DAYS`` in every live tenant, and the files of data exports past
@@ -216,8 +227,10 @@ def register() -> None:
                  description="Settle what killed restores and deep verifications left")
     register_job("closures", timedelta(minutes=1), closures, lease_ttl=timedelta(minutes=30),
                  description="Drop, purge and record the deletion of closed tenants")
-    register_job("exports", timedelta(minutes=1), exports, lease_ttl=timedelta(minutes=30),
-                 description="Build requested data exports; delete expired ones")
+    register_job("exports", timedelta(hours=1), exports, lease_ttl=timedelta(minutes=30),
+                 waiting=exports_waiting,
+                 description="Build requested data exports (at once when one is asked for); "
+                             "delete expired ones")
     register_job("files-sweep", timedelta(hours=6), files_sweep,
                  description="Remove unreferenced attached files")
     register_job("jobs-ledger-prune", timedelta(days=1), ledger_prune,

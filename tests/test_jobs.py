@@ -123,6 +123,25 @@ def test_run_due_is_idempotent_until_the_period_has_passed(app, clock):
     assert (len(hourly), len(daily)) == (2, 1)
 
 
+def test_waiting_work_makes_a_job_due_before_its_period_but_never_skips_a_back_off(app, clock):
+    waiting = []
+    runs = _counter("exports-like", timedelta(days=1), waiting=lambda: bool(waiting))
+    assert _run_due(app)["exports-like"]["outcome"] == "ok"
+    assert _run_due(app)["exports-like"]["outcome"] == "not-due"  # nothing waits
+    waiting.append("an export was asked for")
+    assert _run_due(app)["exports-like"]["outcome"] == "ok"  # at once, not in a day
+    assert len(runs) == 2
+
+    def failing(ctx):
+        raise RuntimeError("the disk is full")
+
+    register_job("stuck", timedelta(days=1), failing, waiting=lambda: True)
+    assert _run_due(app)["stuck"]["outcome"] == "failed"
+    assert _run_due(app)["stuck"]["outcome"] == "not-due"  # its back-off holds
+    clock.advance(minutes=5)
+    assert _run_due(app)["stuck"]["outcome"] == "failed"
+
+
 def test_a_failing_job_is_recorded_with_its_error_and_retried_next_time(app, clock):
     fine = _counter("fine")
     attempts: list[int] = []

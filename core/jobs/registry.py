@@ -49,6 +49,7 @@ class Job:
     description: str = ""
     lease_ttl: timedelta = DEFAULT_TTL
     enabled: Callable[[Settings], bool] | None = None  # False: not on this host (settings)
+    waiting: Callable[[], bool] | None = None  # True: work waits, due before its period ends
 
     def enabled_on(self, settings: Settings) -> bool:
         return self.enabled is None or self.enabled(settings)
@@ -64,14 +65,17 @@ _JOBS: dict[str, Job] = {}
 
 def register_job(name: str, every: timedelta, run: JobFunction, *, description: str = "",
                  lease_ttl: timedelta = DEFAULT_TTL,
-                 enabled: Callable[[Settings], bool] | None = None) -> Job:
-    """Register (or replace) the job ``name``, due every ``every``. ``run(context)`` returns a
-    small JSON-able summary, raises :class:`JobFailed` (or anything) when it failed."""
+                 enabled: Callable[[Settings], bool] | None = None,
+                 waiting: Callable[[], bool] | None = None) -> Job:
+    """Register (or replace) the job ``name``, due every ``every`` — and, with ``waiting``,
+    also whenever ``waiting()`` (a cheap query, run in an app context) says work waits for
+    it. ``run(context)`` returns a small JSON-able summary, raises :class:`JobFailed` (or
+    anything) when it failed."""
     if not NAME_RE.fullmatch(name):
         raise ValueError(f"job name {name!r}: lowercase letters, digits and dashes")
     if every <= timedelta(0):
         raise ValueError(f"job {name}: its period must be positive")
-    job = Job(name, every, run, description, lease_ttl, enabled)
+    job = Job(name, every, run, description, lease_ttl, enabled, waiting)
     _JOBS[name] = job
     return job
 

@@ -108,8 +108,15 @@ def next_due(job: Job) -> datetime | None:
 
 
 def is_due(job: Job) -> bool:
+    """Its period is over (or its back-off, after a failure), or work waits for it
+    (``Job.waiting``) and its last run succeeded."""
     due = next_due(job)
-    return due is None or clock.now() >= due - job.slack
+    if due is None or clock.now() >= due - job.slack:
+        return True
+    if job.waiting is None:
+        return False
+    last = _newest(job, (Outcome.OK, Outcome.FAILED))
+    return last is not None and last.outcome is Outcome.OK and bool(job.waiting())
 
 
 def _small(summary: Any) -> dict[str, Any] | None:
