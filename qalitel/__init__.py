@@ -45,15 +45,14 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, web: bool 
     )
 
     from core.db import db
-    from qalitel import i18n
-    from qalitel.my_data import labels
+    from qalitel import i18n, pseudonyms
     from tenants import resolution
 
     db.init_app(app)
     _platform_sqlite_pragmas(app)
     resolution.init_app(app)
     i18n.init_app(app)
-    labels.init_app(app)
+    pseudonyms.init_app(app)
     if web:
         _init_web(app)
     return app

@@ -34,7 +34,7 @@ def _tenant(slug: str):
 def close_command(slug: str, reason: str | None, as_json: bool) -> None:
     """Close a tenant: its pages answer 410 at once, maintenance access ends, its admins are
     mailed the purge date; its data is dropped after QALITEL_CLOSURE_GRACE_DAYS."""
-    from qalitel.closure import ClosureError, close_tenant
+    from qalitel.closure.service import ClosureError, close_tenant
 
     tenant = _tenant(slug)
     try:
@@ -59,7 +59,7 @@ def close_command(slug: str, reason: str | None, as_json: bool) -> None:
 @with_appcontext
 def reopen_command(slug: str) -> None:
     """Bring a closed tenant back during its grace period."""
-    from qalitel.closure import ClosureError, reopen_tenant
+    from qalitel.closure.service import ClosureError, reopen_tenant
 
     tenant = _tenant(slug)
     try:

@@ -30,7 +30,29 @@ def init_command() -> None:
         click.echo(f"PostgreSQL template on server default at {revision}")
 
 
-tenants_group = click.Group("tenants", help="Client companies and their databases.")
+class _LazyTenantsGroup(click.Group):
+    """``tenants``, whose closure and export commands are imported only when named (their
+    modules load the app's models; ``tenants list`` need not)."""
+
+    LAZY = {"close": ("qalitel.cli_closure", "close_command"),
+            "reopen": ("qalitel.cli_closure", "reopen_command"),
+            "deletion-record": ("qalitel.cli_closure", "deletion_record_command"),
+            "export": ("qalitel.cli_exports", "export_command"),
+            "import": ("qalitel.cli_exports", "import_command")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            import importlib
+
+            module, attribute = self.LAZY[cmd_name]
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, cmd_name)
+
+
+tenants_group = _LazyTenantsGroup("tenants", help="Client companies and their databases.")
 servers_group = click.Group("servers", help="PostgreSQL servers tenants are placed on.")
 
 
@@ -224,19 +246,3 @@ def demo_command() -> None:
         click.echo(line)
 
 
-def _add_closure_commands() -> None:
-    from qalitel.cli_closure import close_command, deletion_record_command, reopen_command
-
-    for command in (close_command, reopen_command, deletion_record_command):
-        tenants_group.add_command(command)
-
-
-_add_closure_commands()
-def _register_exports() -> None:
-    from qalitel.cli_exports import export_command, import_command
-
-    tenants_group.add_command(export_command)
-    tenants_group.add_command(import_command)
-
-
-_register_exports()

@@ -199,7 +199,7 @@ def backup_sweep(ctx: JobContext) -> dict[str, Any]:
 def closures(ctx: JobContext) -> dict[str, Any]:
     """Closed tenants: drop after the grace period, delete backup copies past their window,
     purge, and write each step into the tenant's deletion record."""
-    from qalitel.closure import run_closures
+    from qalitel.closure.job import run_closures
 
     summary = run_closures(ctx.app)
     if not summary.ok:

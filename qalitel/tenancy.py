@@ -77,6 +77,20 @@ def backup_health(slugs: Any, recent: int) -> dict[str, Any]:
             for h in status.health(slugs)}
 
 
+# The hooks below import their feature when called: registering them loads nothing
+# (``qalitel tenants list`` stays light: tests/test_cli_start.py).
+def closure_export_link(tenant: Any) -> str | None:
+    from qalitel.exports.closure import build_closure_export
+
+    return build_closure_export(tenant)
+
+
+def replay_erasures(*args: Any, **kwargs: Any) -> Any:
+    from qalitel.my_data.replay import replay_erasures as replay
+
+    return replay(*args, **kwargs)
+
+
 def register() -> None:
     for lineage in LINEAGES:
         hooks.register_lineage(lineage)
@@ -90,14 +104,12 @@ def register() -> None:
     from maintenance.backup_health import provide_backup_health
 
     provide_backup_health(backup_health)
-    from qalitel.closure import on_closure_export_link
-    from qalitel.exports.closure import build_closure_export
+    from qalitel.closure.mail import on_closure_export_link
 
-    on_closure_export_link(build_closure_export)  # the closure mail's export link
+    on_closure_export_link(closure_export_link)  # the closure mail's export link
     from qalitel import jobs
 
     jobs.register()  # the scheduled jobs (``qalitel jobs run-due``)
     from backups import replay
-    from qalitel.my_data.replay import replay_erasures
 
     replay.on_restore(replay_erasures)  # a restored backup never brings an erased person back

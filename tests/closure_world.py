@@ -142,7 +142,7 @@ def status(world: BackupWorld) -> dict[str, Any]:
 
 
 def run_closures(world: BackupWorld):
-    from qalitel.closure import run_closures as job
+    from qalitel.closure.job import run_closures as job
 
     return job(world.app)
 

@@ -10,11 +10,6 @@ ends, and the signed proof of deletion.
 
 It sits in the app because it drives every layer below: the registry and the drop
 (``tenants``), maintenance access (``maintenance.departure``) and backups (``backups.prune``).
+Import from the modules (``service``, ``job``, ``mail``, ``record``): this package imports
+nothing, so registering the closure mail's hook at start-up loads none of it.
 """
-
-from qalitel.closure.job import run_closures
-from qalitel.closure.mail import on_closure_export_link
-from qalitel.closure.service import ClosureError, close_tenant, purge_date, reopen_tenant
-
-__all__ = ["ClosureError", "close_tenant", "on_closure_export_link", "purge_date",
-           "reopen_tenant", "run_closures"]

@@ -51,7 +51,7 @@ def tombstone_email(code: str) -> str:
 
 def pseudonym_name(code: str) -> str:
     """The stored name of a tombstone (English; pages show it translated, see
-    :func:`qalitel.my_data.labels.display_name`)."""
+    :func:`qalitel.pseudonyms.translate_pseudonyms`)."""
     return f"{PSEUDONYM_PREFIX} {code}"
 
 

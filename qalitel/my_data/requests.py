@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from core import config, mail, platform_transaction, validation
 from core.db import db
-from maintenance import grants
+from maintenance import client_erasure
 from qalitel import transaction
 from qalitel.i18n import DEFAULT as DEFAULT_LOCALE
 from qalitel.my_data.erasure import (
@@ -121,8 +121,8 @@ def decide(request: ErasureRequest, admin: User, approve: bool, reason: str = ""
         if recorded is None:  # else: approved before, but that tenant commit failed
             db.session.add(Erasure(tenant_uid=tenant.uid, tenant_user_id=person.id,
                                    person_key=keys[0], pseudonym=code, erased_at=now))
-        grants.pseudonymise_client_admin(tenant.id, email, pseudonym_name(code),
-                                         tombstone_email(code))
+        client_erasure.pseudonymise_client_admin(tenant.id, email, pseudonym_name(code),
+                                                 tombstone_email(code))
         platform_transaction.commit()
     tdb.flush()
     _outcome_mail(email, name, locale, approve, reason)
