@@ -11,7 +11,6 @@ bring the person back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from flask import render_template
@@ -61,10 +60,11 @@ def request_erasure(user: User) -> ErasureRequest:
     return request
 
 
-def pending() -> Sequence[tuple[ErasureRequest, User]]:
-    return tdb.execute(select(ErasureRequest, User).join(User, User.id == ErasureRequest.user_id)
+def pending() -> list[tuple[ErasureRequest, User]]:
+    rows = tdb.execute(select(ErasureRequest, User).join(User, User.id == ErasureRequest.user_id)
                        .where(ErasureRequest.state == ErasureState.PENDING)
-                       .order_by(ErasureRequest.requested_at, ErasureRequest.id)).tuples().all()
+                       .order_by(ErasureRequest.requested_at, ErasureRequest.id))
+    return [(request, user) for request, user in rows]
 
 
 def get_pending(request_id: object) -> ErasureRequest | None:
