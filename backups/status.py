@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -48,9 +48,7 @@ def _hours(since: datetime | None, now: datetime) -> float | None:
     return round((now - since).total_seconds() / 3600, 2) if since is not None else None
 
 
-def aware(value: datetime) -> datetime:
-    """``value`` with its UTC zone (SQLite drops the zone)."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+aware = clock.as_utc  # stored datetimes as UTC (SQLite drops the zone)
 
 
 def health(slugs: Collection[str] | None = None) -> list[Health]:

@@ -14,12 +14,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 from flask import Flask, current_app, has_app_context
 
 EXTENSION = "qalitel_clock"
 
 Clock = Callable[[], datetime]
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """A stored datetime as UTC: SQLite hands them back naive, and every stored datetime is
+    UTC; None stays None."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _aware_utc(value: datetime) -> datetime:

@@ -12,11 +12,12 @@ window), any ``revocation`` or ``grant_expired`` entry — and refuse a row that
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from core import clock
 from core.db import db
 from maintenance.audit_read import _entries, _heads, _snapshot
 from maintenance.models import Grant
@@ -48,10 +49,7 @@ class Evidence:
             self.endings.append(entry["event"])
 
 
-def aware(value: datetime) -> datetime:
-    """As UTC (SQLite hands datetimes back naive; every stored datetime is UTC). Not
-    :func:`maintenance.requests.aware`: the verifier must not import the request side."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+aware = clock.as_utc  # stored datetimes as UTC (SQLite hands them back naive)
 
 
 def _moment(value: object) -> datetime | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, update
 
@@ -43,9 +43,7 @@ class RequestError(ValueError):
     """A request that cannot be made (bad input, unknown or inactive tenant)."""
 
 
-def aware(value: datetime) -> datetime:
-    """SQLite hands datetimes back naive; every stored datetime is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+aware = clock.as_utc  # stored datetimes as UTC (SQLite hands them back naive)
 
 
 def _settings() -> Settings:

@@ -12,6 +12,7 @@ import psycopg2
 from flask import current_app
 from sqlalchemy import make_url, select
 
+from core import clock
 from core.config import Settings
 from core.db import db
 from core.filestore import remove_tenant_files, tenant_files_dir
@@ -100,10 +101,7 @@ def sweep(settings: Settings, *, older_than_s: float = 600.0) -> list[str]:
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
     for tenant in db.session.execute(
             select(Tenant).where(Tenant.status == TenantStatus.PROVISIONING)).scalars().all():
-        created = tenant.created_at
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)
-        if created <= cutoff:
+        if clock.as_utc(tenant.created_at) <= cutoff:
             removed.append(f"registry:{tenant.slug}")
             destroy_tenant(settings, tenant)
     claimed = {t.database_name for t in db.session.execute(select(Tenant)).scalars()}

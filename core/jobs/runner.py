@@ -15,7 +15,7 @@ import logging
 import time
 import traceback
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -43,11 +43,6 @@ FIRST_RETRY = timedelta(minutes=5)
 def lock_name(job: Job) -> str:
     return f"job:{job.name}"
 
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass
@@ -102,9 +97,9 @@ def next_due(job: Job) -> datetime | None:
     if last is None:
         return None
     if last.outcome is Outcome.FAILED:
-        ended = _aware(last.finished_at or last.started_at)
+        ended = clock.as_utc(last.finished_at or last.started_at)
         return ended + backoff(job, max(1, failures_in_a_row(job)))  # type: ignore[operator]
-    return _aware(last.started_at) + job.every  # type: ignore[operator]
+    return clock.as_utc(last.started_at) + job.every  # type: ignore[operator]
 
 
 def is_due(job: Job) -> bool:
@@ -255,11 +250,11 @@ def status(settings: config.Settings) -> list[JobState]:
     for job in registered_jobs():
         last = _newest(job, (Outcome.OK, Outcome.FAILED, Outcome.RUNNING))
         lock = db.session.get(JobLock, lock_name(job))
-        live = lock is not None and _aware(lock.expires_at) > now  # type: ignore[operator]
+        live = lock is not None and clock.as_utc(lock.expires_at) > now  # type: ignore[operator]
         states.append(JobState(
             job.name, job.every.total_seconds(), job.description, job.enabled_on(settings),
-            _aware(last.started_at) if last else None,
-            _aware(last.finished_at) if last else None,
+            clock.as_utc(last.started_at) if last else None,
+            clock.as_utc(last.finished_at) if last else None,
             last.duration_seconds if last else None,
             last.outcome.value if last else None, last.error if last else None,
             last.summary if last else None, next_due(job),

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from core import crypto
+from core import clock, crypto
 from core.config import Settings
 from tenants.deletion import DeletionRecord, ItemKind
 
@@ -39,11 +39,7 @@ KIND_TEXT = {ItemKind.DATABASE: "database", ItemKind.ROLE: "database role",
 
 
 def _at(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="seconds")
+    return None if value is None else clock.as_utc(value).isoformat(timespec="seconds")
 
 
 def document(record: DeletionRecord) -> dict[str, Any]:

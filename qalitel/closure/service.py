@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -143,9 +143,6 @@ def close_tenant(settings: Settings, tenant: Tenant, reason: object = None, *,
     return result
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
 
 def reopen_tenant(settings: Settings, tenant: Tenant) -> Tenant:
     """Bring a closed tenant back during its grace period, in the status it was closed from
@@ -157,8 +154,8 @@ def reopen_tenant(settings: Settings, tenant: Tenant) -> Tenant:
                            "tenant is reopened")
     now = clock.now()
     if tenant.dropped_at is None and (tenant.grace_ends_at is None
-                                      or _aware(tenant.grace_ends_at) <= now):
-        ended = (f" on {_aware(tenant.grace_ends_at):%Y-%m-%d %H:%M} UTC"
+                                      or clock.as_utc(tenant.grace_ends_at) <= now):
+        ended = (f" on {clock.as_utc(tenant.grace_ends_at):%Y-%m-%d %H:%M} UTC"
                  if tenant.grace_ends_at else "")
         raise ClosureError(
             f"tenant {tenant.slug!r} cannot be reopened: its grace period ended{ended}; its "

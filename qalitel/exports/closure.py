@@ -105,7 +105,7 @@ def purge_closure_exports(tenant: Tenant, record: DeletionRecord, by: str) -> in
     named = 0
     for job in closure_exports(tenant.uid):
         _delete_file(job)
-        if job.file_sha256 is None or _utc(job.created_at) < _utc(record.closed_at):
+        if job.file_sha256 is None or clock.as_utc(job.created_at) < clock.as_utc(record.closed_at):
             continue  # never built, or an earlier closure's, withdrawn at the reopen
         record.items.append(DeletionItem(
             kind=ItemKind.EXPORT, name=f"closure export {job.id}", place=PLACE,
@@ -115,9 +115,6 @@ def purge_closure_exports(tenant: Tenant, record: DeletionRecord, by: str) -> in
     db.session.flush()
     return named
 
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def drop_tenant_exports(settings: Settings, tenant: Tenant, record: DeletionRecord,

@@ -31,7 +31,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +100,7 @@ class ExportBusyError(RuntimeError):
     """An export of this kind is already pending or running for this tenant or user."""
 
 
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back naive; every stored datetime is UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+aware = clock.as_utc  # stored datetimes as UTC (SQLite hands them back naive)
 
 
 def _active_key(kind: str, tenant_uid: str, user_id: int) -> str:
