@@ -53,14 +53,13 @@ def _targets():
 def _tenants(slugs: tuple[str, ...], everyone: bool, *, closed_ok: bool = False) -> list[Any]:
     """The tenants named (all unknown ones reported at once), or every live one; a closed
     one too with ``closed_ok`` (restoring it ``--as`` a new tenant)."""
-    from tenants.registry import InvalidSlugError, TenantStatus
-    from tenants.service import TenantNotFoundError, get_tenant, list_tenants
+    from tenants.registry import LIVE_STATUSES, InvalidSlugError, TenantStatus
+    from tenants.service import TenantNotFoundError, get_tenant, live_tenants
 
     if everyone and slugs:
         _refuse("give tenant slugs or --all, not both")
     if everyone:
-        return [t for t in list_tenants()
-                if t.status in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED)]
+        return live_tenants()
     found, problems = [], []
     for slug in dict.fromkeys(slugs):
         try:
@@ -68,7 +67,7 @@ def _tenants(slugs: tuple[str, ...], everyone: bool, *, closed_ok: bool = False)
         except (InvalidSlugError, TenantNotFoundError) as exc:
             problems.append(str(exc))
             continue
-        live = tenant.status in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED)
+        live = tenant.status in LIVE_STATUSES
         if not live and not (closed_ok and tenant.status is TenantStatus.CLOSED):
             problems.append(f"tenant {slug!r} is {tenant.status.value}"
                             + (" (restore it --as a new tenant)"
@@ -183,6 +182,7 @@ def verify_command(slugs: tuple[str, ...], deep: bool, as_json: bool) -> None:
     """Check every copy's checksum on every target (SLUG…'s, or every tenant's)."""
     from backups.archive import identities
     from backups.verify import checkable, deep_verify, verify_checksums
+    from tenants.registry import LIVE_STATUSES
     from tenants.service import list_tenants
 
     targets = _targets()
@@ -199,10 +199,8 @@ def verify_command(slugs: tuple[str, ...], deep: bool, as_json: bool) -> None:
     lines = [f"{c.tenant}: backup {c.backup_id} on {c.target}: {c.result}" for c in checks]
     deeps = []
     if deep:
-        from tenants.registry import TenantStatus
-
         for tenant in tenants:
-            if tenant.status not in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED):
+            if tenant.status not in LIVE_STATUSES:
                 continue
             result = deep_verify(tenant, _settings(), targets)
             deeps.append(result)

@@ -26,7 +26,7 @@ from backups.targets import Target
 from core import clock
 from core.config import Settings
 from core.db import db
-from tenants.registry import Tenant, TenantStatus
+from tenants.registry import LIVE_STATUSES, Tenant, TenantStatus
 
 ERROR_MAX = 2000
 
@@ -59,7 +59,7 @@ KEPT = (
 def protected(session) -> set[int]:
     """Ids of the backups prune keeps whatever their age (see the module docstring)."""
     live = set(session.execute(select(Tenant.uid).where(
-        Tenant.status.in_([TenantStatus.ACTIVE, TenantStatus.SUSPENDED]))).scalars())
+        Tenant.status.in_(LIVE_STATUSES))).scalars())
     keep: set[int] = set()
     for uid in live:
         for condition in KEPT:

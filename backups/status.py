@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from backups.models import Backup, BackupStatus
 from core import clock
 from core.db import db
-from tenants.registry import Tenant, TenantStatus
+from tenants.registry import LIVE_STATUSES, Tenant
 
 OVERDUE = timedelta(hours=26)
 """A daily backup that has not succeeded for this long is overdue (a day and a margin)."""
@@ -54,7 +54,7 @@ aware = clock.as_utc  # stored datetimes as UTC (SQLite drops the zone)
 def health(slugs: Collection[str] | None = None) -> list[Health]:
     """The health of every live tenant, or of those of ``slugs`` that are live."""
     now = clock.now()
-    query = select(Tenant).where(Tenant.status.in_([TenantStatus.ACTIVE, TenantStatus.SUSPENDED]))
+    query = select(Tenant).where(Tenant.status.in_(LIVE_STATUSES))
     if slugs is not None:
         query = query.where(Tenant.slug.in_(list(slugs)))
     found = []

@@ -41,7 +41,7 @@ def export_command(slug: str, output: Path | None, reason: str, force: bool,
         logged_export,
     )
     from qalitel.exports.tenant import ExportBuildError
-    from tenants.registry import InvalidSlugError, TenantStatus
+    from tenants.registry import LIVE_STATUSES, InvalidSlugError
     from tenants.service import TenantNotFoundError, get_tenant
 
     try:
@@ -50,7 +50,7 @@ def export_command(slug: str, output: Path | None, reason: str, force: bool,
     except (InvalidSlugError, TenantNotFoundError, ExportReasonError) as exc:
         fail(str(exc), 2)
         return
-    if tenant.status not in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED):
+    if tenant.status not in LIVE_STATUSES:
         fail(f"tenant {slug!r} is {tenant.status.value}: nothing to export", 2)
     when = clock.now()
     if output is None:

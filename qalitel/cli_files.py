@@ -33,18 +33,14 @@ def sweep_tenants(tenants: list) -> dict[str, int]:
 @with_appcontext
 def files_sweep(slugs: tuple[str, ...], every: bool, as_json: bool) -> None:
     """Remove unreferenced files older than the grace period (an hour)."""
-    from sqlalchemy import select
 
-    from core.db import db
-    from tenants.registry import InvalidSlugError, Tenant, TenantStatus
-    from tenants.service import TenantNotFoundError, get_tenant
+    from tenants.registry import InvalidSlugError
+    from tenants.service import TenantNotFoundError, get_tenant, live_tenants
 
     if bool(slugs) == every:
         fail("name tenants (SLUG…) or give --all, not both")
     try:
-        tenants = [get_tenant(slug) for slug in slugs] if slugs else list(
-            db.session.execute(select(Tenant).where(Tenant.status.in_(
-                (TenantStatus.ACTIVE, TenantStatus.SUSPENDED))).order_by(Tenant.slug)).scalars())
+        tenants = [get_tenant(slug) for slug in slugs] if slugs else live_tenants()
     except (TenantNotFoundError, InvalidSlugError) as exc:
         fail(str(exc))
     removed = sweep_tenants(tenants)

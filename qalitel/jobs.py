@@ -30,14 +30,6 @@ LEDGER_DAYS = 90
 """How long the ledger of job runs (``job_runs``) is kept."""
 
 
-def _live_tenants() -> list[Any]:
-    from tenants.registry import TenantStatus
-    from tenants.service import list_tenants
-
-    return [t for t in list_tenants()
-            if t.status in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED)]
-
-
 def _targets(settings: Settings) -> list[Any]:
     from backups.errors import BackupConfigError
     from backups.targets import parse_targets
@@ -58,6 +50,7 @@ def daily_backups(ctx: JobContext) -> dict[str, Any]:
     from backups.status import health
     from core.db import db
     from tenants.engines import TenantInfo
+    from tenants.service import live_tenants
 
     targets = _targets(ctx.settings)
     try:
@@ -71,7 +64,7 @@ def daily_backups(ctx: JobContext) -> dict[str, Any]:
     incomplete = [f"{h.tenant}: its newest backup ({h.backed_up_hours} h old) is partial; "
                   "its next daily run copies it to the targets it misses"
                   for h in report if h.tenant not in stale and h.last_status == "partial"]
-    infos = [TenantInfo.from_row(t) for t in _live_tenants() if t.slug in stale]
+    infos = [TenantInfo.from_row(t) for t in live_tenants() if t.slug in stale]
     db.session.commit()
     db.session.remove()  # the workers have their own sessions
     outcomes = list(run_backups(current_app._get_current_object(), infos, targets))
@@ -104,6 +97,7 @@ def deep_verify_sample(ctx: JobContext) -> dict[str, Any]:
     from backups.archive import identities
     from backups.errors import BackupConfigError
     from backups.verify import deep_verify, newest
+    from tenants.service import live_tenants
 
     targets = _targets(ctx.settings)
     try:
@@ -111,7 +105,7 @@ def deep_verify_sample(ctx: JobContext) -> dict[str, Any]:
     except BackupConfigError as exc:
         raise JobFailed(str(exc)) from None
     candidates = []
-    for tenant in _live_tenants():
+    for tenant in live_tenants():
         backup = newest(tenant.uid)
         if backup is not None:
             verified = backup.deep_verified_at
@@ -140,8 +134,9 @@ def maintenance_expiry(ctx: JobContext) -> dict[str, Any]:
 def files_sweep(ctx: JobContext) -> dict[str, Any]:
     """``files sweep --all``: unreferenced attached files past their grace period."""
     from qalitel.cli_files import sweep_tenants
+    from tenants.service import live_tenants
 
-    removed = sweep_tenants(_live_tenants())
+    removed = sweep_tenants(live_tenants())
     return {"removed": sum(removed.values()), "tenants": len(removed)}
 
 
@@ -177,8 +172,9 @@ def retention(ctx: JobContext) -> dict[str, Any]:
     their ``QALITEL_EXPORT_DAYS`` (also done by ``exports``, each minute)."""
     from qalitel.exports.jobs import expire_exports
     from qalitel.my_data.retention import prune_login_history
+    from tenants.service import live_tenants
 
-    removed, failures = prune_login_history(ctx.settings, _live_tenants())
+    removed, failures = prune_login_history(ctx.settings, live_tenants())
     summary = {"login_events_deleted": sum(removed.values()), "tenants": len(removed),
                "exports_expired": expire_exports(ctx.app)}
     if failures:

@@ -40,12 +40,12 @@ from tenants import hooks, migrations
 from tenants.engines import TenantInfo, build_engine, sqlite_path
 from tenants.pg import lock_key
 from tenants.registry import (
+    LIVE_STATUSES,
     Backend,
     DatabaseServer,
     MigrationLedger,
     MigrationState,
     Tenant,
-    TenantStatus,
     validate_slug,
 )
 from tenants.templates import ensure_sqlite_template, migrate_pg_template, sqlite_template_path
@@ -138,7 +138,7 @@ def _migrate_in_worker(info: TenantInfo, settings: Settings, lineage: hooks.Line
 
 def _select(slugs: list[str] | None, retry_failed: bool) -> list[Tenant]:
     query = (select(Tenant)
-             .where(Tenant.status.in_([TenantStatus.ACTIVE, TenantStatus.SUSPENDED]))
+             .where(Tenant.status.in_(LIVE_STATUSES))
              .options(selectinload(Tenant.server))
              .order_by(Tenant.slug))
     if slugs:

@@ -52,6 +52,10 @@ class TenantStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
+LIVE_STATUSES = (TenantStatus.ACTIVE, TenantStatus.SUSPENDED)
+"""A live tenant: its database exists and is kept (backed up, migrated, swept)."""
+
+
 class Backend(enum.StrEnum):
     SQLITE = "sqlite"
     POSTGRESQL = "postgresql"

@@ -6,7 +6,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from core.db import db
-from tenants.registry import Tenant, TenantStatus, validate_slug
+from tenants.registry import LIVE_STATUSES, Tenant, TenantStatus, validate_slug
 
 
 class TenantNotFoundError(LookupError):
@@ -31,6 +31,12 @@ def get_tenant(slug: str) -> Tenant:
 
 def list_tenants() -> list[Tenant]:
     return list(db.session.execute(select(Tenant).order_by(Tenant.slug)).scalars())
+
+
+def live_tenants() -> list[Tenant]:
+    """Every active or suspended tenant (:data:`LIVE_STATUSES`), by slug."""
+    return list(db.session.execute(select(Tenant).where(Tenant.status.in_(LIVE_STATUSES))
+                                   .order_by(Tenant.slug)).scalars())
 
 
 def set_status(slug: str, status: TenantStatus) -> Tenant:

@@ -30,7 +30,7 @@ from maintenance.models import AccessLogPurge
 from qalitel.exports.closure import drop_tenant_exports
 from tenants.deletion import DeletionItem, DeletionRecord, ItemKind
 from tenants.lifecycle import drop_tenant_data
-from tenants.registry import Backend, Tenant, TenantStatus
+from tenants.registry import LIVE_STATUSES, Backend, Tenant, TenantStatus
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def close_tenant(settings: Settings, tenant: Tenant, reason: object = None, *,
     from qalitel.closure.mail import closure_export_link, prepare_mail
 
     note = _reason(reason)
-    if tenant.status not in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED):
+    if tenant.status not in LIVE_STATUSES:
         since = f" since {tenant.closed_at:%Y-%m-%d}" if tenant.closed_at else ""
         raise ClosureError(f"tenant {tenant.slug!r} is {tenant.status.value}{since}: only an "
                            "active or suspended tenant is closed")

@@ -58,7 +58,7 @@ from qalitel.exports.tenant import write_tenant_archive
 from qalitel.users.models import User
 from tenants.context import current_context, tenant_context
 from tenants.engines import TenantInfo
-from tenants.registry import Tenant, TenantStatus
+from tenants.registry import LIVE_STATUSES, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def _still_ours(job: DataExport, claimed: datetime) -> None:
 def _build(job: DataExport, settings: Settings, claimed: datetime) -> None:
     tenant = db.session.execute(select(Tenant).where(
         Tenant.uid == job.tenant_uid)).scalar_one_or_none()
-    if tenant is None or tenant.status not in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED):
+    if tenant is None or tenant.status not in LIVE_STATUSES:
         raise RuntimeError("the tenant is no longer available")
     build = _kinds.get(job.kind)
     if build is None:
