@@ -73,6 +73,9 @@ def _save_new(form: ActionForm, record: NonConformity | None):
             flash(str(exc), "error")
         else:
             flash(_("Action saved."), "success")
+            if action.is_overdue:
+                flash(_("Its due date is already past: the action is overdue from the start."),
+                      "warning")
             return redirect(url_for("tenant.records.action_show", action_id=action.id), 303)
     status = 400 if form.is_submitted() else 200
     return render("records/action_form.html", status, form=form, record=record, action=None)

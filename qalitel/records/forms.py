@@ -4,6 +4,7 @@ shown for stored codes."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -20,6 +21,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from core.forms import SafeForm
+from qalitel.records.fields import labels as field_labels
+from qalitel.records.fields.models import LOT_MAX, UNIT_MAX
+from qalitel.records.fields.numbers import plain_number
 from qalitel.records.models import (
     ACTION_KINDS,
     ACTION_STATUSES,
@@ -47,8 +51,12 @@ FIELD_LABELS = {"title": _l("Title"), "description": _l("Description"),
                 "severity": _l("Severity"), "folder": _l("Folder"), "assignee": _l("Assignee"),
                 "status": _l("Status"), "shared_with": _l("Shared with"), "file": _l("File")}
 
+FIELD_LABELS.update(field_labels.FIELD_LABELS)
+
 LABELS = {"status": STATUS_LABELS, "origin": ORIGIN_LABELS, "severity": SEVERITY_LABELS,
-          "kind": KIND_LABELS, "action_status": ACTION_STATUS_LABELS, "field": FIELD_LABELS}
+          "kind": KIND_LABELS, "action_status": ACTION_STATUS_LABELS, "field": FIELD_LABELS,
+          "main_cause": field_labels.CAUSE_LABELS,
+          "catalog_kind": field_labels.CATALOG_KIND_LABELS}
 
 INVALID_CHOICE = _l("Not a valid choice.")
 INVALID_DATE = _l("Not a valid date (expected YYYY-MM-DD).")
@@ -92,6 +100,24 @@ def _id_select(label, name: str | None = None, **kw: Any) -> SelectField:
                        invalid_value_message=INVALID_CHOICE, **kw)
 
 
+def _too_long(limit: int):
+    return _l("Too long: at most %(max)d characters.", max=limit)
+
+
+class DecimalText(StringField):
+    """A number typed as text (``12,5`` or ``12.5``), checked by the service; a stored
+    decimal is shown plainly (``12.5``, ``1234.50`` with ``places=2``)."""
+
+    def __init__(self, label=None, validators=None, places: int | None = None, **kw: Any):
+        super().__init__(label, validators, **kw)
+        self.places = places
+
+    def _value(self) -> str:
+        if isinstance(self.data, Decimal):
+            return plain_number(self.data, self.places)
+        return super()._value()
+
+
 class RecordForm(SafeForm):
     title = StringField(_l("Title"), validators=[
         DataRequired(_l("The title is required.")),
@@ -110,6 +136,17 @@ class RecordForm(SafeForm):
     cause_analysis = TextAreaField(_l("Cause analysis"), validators=[
         Length(max=TEXT_MAX,
                message=_l("The cause analysis is too long: at most 20000 characters."))])
+    # -- record fields (qalitel.records.fields)
+    product_id = _id_select(_l("Product or process"), "product")
+    lot = StringField(_l("Lot"), validators=[Length(max=LOT_MAX, message=_too_long(LOT_MAX))])
+    quantity = DecimalText(_l("Quantity"))
+    quantity_unit = StringField(_l("Unit"), validators=[
+        Length(max=UNIT_MAX, message=_too_long(UNIT_MAX))])
+    partner_id = _id_select(_l("Customer or supplier"), "partner")
+    immediate_action = TextAreaField(_l("Immediate action"), validators=[
+        Length(max=TEXT_MAX, message=_too_long(TEXT_MAX))])
+    nq_cost = DecimalText(_l("Cost of non-quality (€)"), places=2)
+    # -- end of record fields
     version = HiddenField()
 
 

@@ -7,6 +7,7 @@ as well as by the forms, so a value outside the lists below can never be saved.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     Boolean,
@@ -24,6 +25,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from qalitel.records.fields.models import (
+    LOT_MAX,
+    UNIT_MAX,
+    CatalogEntry,
+    FixedDecimal,
+)
 from qalitel.users.models import User
 from tenants.schema import TenantBase
 
@@ -145,6 +152,23 @@ class NonConformity(TenantBase):
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
     folder: Mapped[Folder | None] = relationship()
+
+    # -- record fields (qalitel.records.fields): what, which lot, how many, for whom, cost
+    product_id: Mapped[int | None] = mapped_column(
+        ForeignKey("catalog_entries.id", ondelete="RESTRICT"), index=True)
+    lot: Mapped[str] = mapped_column(String(LOT_MAX), nullable=False, default="",
+                                     server_default="")
+    quantity: Mapped[Decimal | None] = mapped_column(FixedDecimal(3))
+    quantity_unit: Mapped[str] = mapped_column(String(UNIT_MAX), nullable=False, default="",
+                                               server_default="")
+    partner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("catalog_entries.id", ondelete="RESTRICT"), index=True)
+    immediate_action: Mapped[str] = mapped_column(Text, nullable=False, default="",
+                                                  server_default="")
+    nq_cost: Mapped[Decimal | None] = mapped_column(FixedDecimal(2))
+    product: Mapped[CatalogEntry | None] = relationship(foreign_keys=[product_id])
+    partner: Mapped[CatalogEntry | None] = relationship(foreign_keys=[partner_id])
+    # -- end of record fields
 
     @property
     def reference(self) -> str:

@@ -25,6 +25,9 @@ from qalitel.records import (
 )
 from qalitel.records.chart import layout_chart
 from qalitel.records.export import EXPORT_MAX, csv_response
+from qalitel.records.fields import views as field_views
+from qalitel.records.fields.catalog import entry_options
+from qalitel.records.fields.models import ITEM_KINDS, PARTY_KINDS
 from qalitel.records.files import views as file_views
 from qalitel.records.forms import (
     STATUS_LABELS,
@@ -58,7 +61,7 @@ from qalitel.records.web import (
 )
 from tenants.context import tdb
 
-__all__ = ["action_views", "bp", "dashboard", "file_views", "folder_views"]
+__all__ = ["action_views", "bp", "dashboard", "field_views", "file_views", "folder_views"]
 
 
 def dashboard():
@@ -128,6 +131,16 @@ def _prepare(form: RecordForm, record: NonConformity | None = None) -> None:
     form.assignee_id.choices = user_options(_("(nobody)"),
                                             keep=record.assignee_id if record else None)
     form.folder_id.choices = folder_options(me(), record.folder_id if record else None)
+    form.product_id.choices = entry_options(ITEM_KINDS, record.product_id if record else None)
+    form.partner_id.choices = entry_options(PARTY_KINDS, record.partner_id if record else None)
+
+
+def _field_values(form: RecordForm) -> dict:
+    """The record fields of the form (qalitel.records.fields), by service name."""
+    return {"product": form.product_id.data, "lot": form.lot.data,
+            "quantity": form.quantity.data, "quantity_unit": form.quantity_unit.data,
+            "partner": form.partner_id.data, "immediate_action": form.immediate_action.data,
+            "nq_cost": form.nq_cost.data}
 
 
 @bp.route("/records/new", methods=["GET", "POST"])
@@ -142,7 +155,7 @@ def create():
                 detected_on=form.detected_on.data, detected_by_id=form.detected_by_id.data,
                 origin=form.origin.data, severity=form.severity.data,
                 folder_id=form.folder_id.data, assignee_id=form.assignee_id.data,
-                cause_analysis=form.cause_analysis.data or "")
+                cause_analysis=form.cause_analysis.data or "", fields=_field_values(form))
         except service.RecordError as exc:
             flash(str(exc), "error")
         else:
@@ -169,7 +182,8 @@ def edit(record_id: int):
                 description=form.description.data, cause_analysis=form.cause_analysis.data,
                 detected_on=form.detected_on.data, detected_by=form.detected_by_id.data,
                 origin=form.origin.data, severity=form.severity.data,
-                folder=form.folder_id.data, assignee=form.assignee_id.data)
+                folder=form.folder_id.data, assignee=form.assignee_id.data,
+                **_field_values(form))
         except service.EditConflict as exc:
             return _edit_conflict(record, exc)
         except service.RecordError as exc:
@@ -182,7 +196,8 @@ def edit(record_id: int):
 
 
 RECORD_ATTRIBUTES = {"detected_by": "detected_by_id", "folder": "folder_id",
-                     "assignee": "assignee_id"}
+                     "assignee": "assignee_id", "product": "product_id",
+                     "partner": "partner_id"}
 
 
 def _edit_conflict(record: NonConformity, conflict: service.EditConflict):
@@ -240,7 +255,7 @@ def _show(record: NonConformity, status: int = 200, *, status_form: StatusForm |
                   can_edit=can_edit, can_move=can_move, status_form=status_form,
                   folder_visible=visibility.can_see_folder(user, record.folder_id),
                   share_form=share_form, confirm_form=ConfirmForm(),
-                  **file_views.files_context(record))
+                  **file_views.files_context(record), **field_views.show_context(record))
 
 
 @bp.get("/records/<int:record_id>")

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import Row, func, select
+from flask_babel import ngettext
+from sqlalchemy import Row, false, func, select
 
 from core import validation
 from qalitel.records import visibility
+from qalitel.records.fields.models import CatalogEntry
 from qalitel.records.models import Folder
 from qalitel.users.models import User
 from tenants.context import tdb
 
 EARLIEST = date(1970, 1, 1)
 LATEST = date(2199, 12, 31)
+AMOUNT_TEXT_MAX = 40
 
 
 class RecordError(ValueError):
@@ -112,3 +116,51 @@ def usable_folders(user: User) -> list[Folder]:
     """The folders ``user`` sees and may file records in, by name."""
     return list(tdb.execute(select(Folder).where(visibility.folder_visibility(user))
                             .order_by(func.lower(Folder.name), Folder.id)).scalars())
+
+
+# ------------------------------------------------------------------ amounts and list entries
+
+
+def amount(value: Any, label: str, *, places: int, maximum: Decimal,
+           keep: Decimal | None = None) -> Decimal | None:
+    """A number ≥ 0 with at most ``places`` decimals and at most ``maximum`` (a quantity, a
+    cost), or None; the stored value is kept as it is."""
+    if value is None or value == "":
+        return None
+    if keep is not None and value == keep:
+        return keep
+    if (isinstance(value, bool) or not isinstance(value, int | str | Decimal)
+            or isinstance(value, str) and len(value) > AMOUNT_TEXT_MAX):
+        raise RecordError(_("%(field)s: not a valid number.", field=label))
+    if isinstance(value, str):
+        value = "".join(value.split()).replace("\u202f", "").replace(",", ".")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise RecordError(_("%(field)s: not a valid number.", field=label)) from None
+    if not number.is_finite():
+        raise RecordError(_("%(field)s: not a valid number.", field=label))
+    if number < 0:
+        raise RecordError(_("%(field)s cannot be negative.", field=label))
+    if number > maximum:
+        raise RecordError(_("%(field)s is too large.", field=label))
+    if number != number.quantize(Decimal(1).scaleb(-places)):
+        raise RecordError(ngettext("%(field)s: at most %(num)d decimal.",
+                                   "%(field)s: at most %(num)d decimals.", places, field=label))
+    return number.quantize(Decimal(1).scaleb(-places))
+
+
+def catalog_entry(entry_id: int | None, kinds: tuple[str, ...], label: str, *,
+                  keep: int | None = None) -> int | None:
+    """``entry_id`` if it names a live entry of one of ``kinds`` (or is ``keep``, the value
+    already stored, even archived)."""
+    if entry_id is None:
+        return None
+    if keep is not None and entry_id == keep:
+        return entry_id
+    found = validation.is_id(entry_id) and tdb.execute(select(CatalogEntry.id).where(
+        CatalogEntry.id == entry_id, CatalogEntry.kind.in_(kinds),
+        CatalogEntry.archived.is_(false()))).first() is not None
+    if not found:
+        raise RecordError(_("%(field)s: not a valid choice.", field=label))
+    return entry_id

@@ -26,7 +26,7 @@ from qalitel.records.models import (
     RecordShare,
     StatusChange,
 )
-from qalitel.records.service import concurrency
+from qalitel.records.service import concurrency, record_fields
 from qalitel.records.service.checks import (
     PermissionDenied,
     RecordError,
@@ -43,7 +43,7 @@ from qalitel.users.models import User
 from tenants.context import tdb
 
 EDITABLE = ("title", "description", "cause_analysis", "detected_on", "detected_by", "origin",
-            "severity", "folder", "assignee")
+            "severity", "folder", "assignee") + record_fields.FIELDS
 NUMBER_ATTEMPTS = 5
 
 
@@ -51,6 +51,8 @@ def _display(field: str, value: Any) -> str | None:
     """How a field's value is kept in the history (names, not ids, so it reads later)."""
     if value is None:
         return None
+    if field in record_fields.FIELDS:
+        return record_fields.display(field, value)
     if field in ("detected_by", "assignee"):
         user = tdb.get(User, value)
         return user.name if user else f"#{value}"
@@ -88,8 +90,12 @@ def create_nonconformity(author: User, title: str, description: str = "", *,
                          detected_on: date | None = None, detected_by_id: int | None = None,
                          origin: str = "internal", severity: str = "minor",
                          folder_id: int | None = None, assignee_id: int | None = None,
-                         cause_analysis: str = "") -> NonConformity:
-    """Record a non-conformity, detected by ``author`` unless ``detected_by_id`` says who."""
+                         cause_analysis: str = "",
+                         fields: dict[str, Any] | None = None) -> NonConformity:
+    """Record a non-conformity, detected by ``author`` unless ``detected_by_id`` says who;
+    ``fields``: some of :data:`record_fields.FIELDS` (product, lot, cost...)."""
+    if fields and set(fields) - set(record_fields.FIELDS):
+        raise RecordError(_("Unknown field."))
     values = dict(
         title=text(title, TITLE_MAX, _("Title"), required=True, multiline=False),
         description=text(description, TEXT_MAX, _("Description")),
@@ -98,6 +104,7 @@ def create_nonconformity(author: User, title: str, description: str = "", *,
                                not_after=today() + timedelta(1)) or today(),
         origin=choice(origin, ORIGINS, _("Origin")),
         severity=choice(severity, SEVERITIES, _("Severity")),
+        **record_fields.new_values(None, fields or {}),
     )
     detected_by = active_user(detected_by_id, _("Detected by")) or author.id
     record = NonConformity(status="open", **values, detected_by_id=detected_by,
@@ -139,6 +146,7 @@ def _new_values(actor: User, record: NonConformity, changes: dict[str, Any]) -> 
             raise RecordError(_("Only people cleared for its folder may move this record "
                                 "to another folder."))
         new["folder_id"] = usable_folder(actor, changes["folder"])
+    new.update(record_fields.new_values(record, changes))
     return new
 
 
@@ -146,7 +154,8 @@ def current_values(record: NonConformity) -> dict[str, Any]:
     """The :data:`EDITABLE` fields of ``record`` as an edit form holds them."""
     return {field: getattr(record, f"{field}_id" if field in ("detected_by", "folder",
                                                               "assignee") else field)
-            for field in EDITABLE}
+            for field in EDITABLE if field not in record_fields.FIELDS
+            } | record_fields.current(record)
 
 
 def record_version(record: NonConformity) -> str:

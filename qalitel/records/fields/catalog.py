@@ -1,0 +1,84 @@
+"""The tenant-managed lists (products, processes, customers, suppliers): managers and admins
+add, rename and archive entries. Flush only: the request commits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from qalitel.records import visibility
+from qalitel.records.fields.models import CATALOG_KINDS, CATALOG_NAME_MAX, CatalogEntry
+from qalitel.records.service.checks import PermissionDenied, RecordError, choice, text
+from qalitel.users.models import User
+from tenants.context import tdb
+
+
+def can_manage(user: User) -> bool:
+    return visibility.is_manager(user)
+
+
+def _check_name(kind: str, name: Any, entry_id: int | None = None) -> str:
+    cleaned = text(name, CATALOG_NAME_MAX, _("Name"), required=True, multiline=False)
+    clash = select(CatalogEntry.id).where(CatalogEntry.kind == kind,
+                                          func.lower(CatalogEntry.name) == cleaned.lower())
+    if entry_id is not None:
+        clash = clash.where(CatalogEntry.id != entry_id)
+    if tdb.execute(clash).first() is not None:
+        raise RecordError(_("This list already has an entry named “%(name)s”.", name=cleaned))
+    return cleaned
+
+
+def add_entry(actor: User, kind: str, name: Any) -> CatalogEntry:
+    if not can_manage(actor):
+        raise PermissionDenied()
+    kind = choice(kind, CATALOG_KINDS, _("List"))
+    entry = CatalogEntry(kind=kind, name=_check_name(kind, name))
+    tdb.add(entry)
+    tdb.flush()
+    return entry
+
+
+def rename_entry(actor: User, entry: CatalogEntry, name: Any) -> bool:
+    """Rename ``entry``; False when the name did not change. Records name it by id, so they
+    all follow; their history keeps the name they had."""
+    if not can_manage(actor):
+        raise PermissionDenied()
+    if isinstance(name, str) and name.strip() == entry.name:
+        return False
+    entry.name = _check_name(entry.kind, name, entry.id)
+    tdb.flush()
+    return True
+
+
+def set_archived(actor: User, entry: CatalogEntry, archived: bool) -> None:
+    """An archived entry is offered no more; the records naming it keep it, labelled."""
+    if not can_manage(actor):
+        raise PermissionDenied()
+    entry.archived = bool(archived)
+    tdb.flush()
+
+
+def entries(kinds: tuple[str, ...] = CATALOG_KINDS) -> list[CatalogEntry]:
+    """Entries of ``kinds``, live ones first, by kind and name."""
+    return list(tdb.execute(select(CatalogEntry).where(CatalogEntry.kind.in_(kinds))
+                            .order_by(CatalogEntry.archived, CatalogEntry.kind,
+                                      func.lower(CatalogEntry.name), CatalogEntry.id))
+                .scalars())
+
+
+def entry_options(kinds: tuple[str, ...], keep: int | None = None) -> list[Any]:
+    """Select options: live entries of ``kinds``, plus ``keep`` (the value stored) even when
+    archived, labelled so (an edit that leaves the field alone keeps it)."""
+    from qalitel.records.fields.labels import CATALOG_KIND_LABELS
+    from qalitel.records.forms import NONE, options
+
+    pairs: list[tuple[Any, Any]] = [(NONE, _("(none)"))]
+    for entry in entries(kinds):
+        if entry.archived and entry.id != keep:
+            continue
+        name = _("%(name)s (archived)", name=entry.name) if entry.archived else entry.name
+        pairs.append((entry.id, _("%(kind)s: %(name)s", kind=CATALOG_KIND_LABELS[entry.kind],
+                                  name=name) if len(kinds) > 1 else name))
+    return options(pairs)
