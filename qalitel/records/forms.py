@@ -21,9 +21,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from core.forms import SafeForm
-from qalitel.records.fields import labels as field_labels
-from qalitel.records.fields.models import LOT_MAX, UNIT_MAX
-from qalitel.records.fields.numbers import plain_number
+from qalitel.records import field_labels
+from qalitel.records.field_models import LOT_MAX, UNIT_MAX, plain_number
 from qalitel.records.models import (
     ACTION_KINDS,
     ACTION_STATUSES,

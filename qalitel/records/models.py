@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from qalitel.records.fields.models import (
+from qalitel.records.field_models import (
     LOT_MAX,
     UNIT_MAX,
     CatalogEntry,

@@ -25,9 +25,9 @@ from qalitel.records import (
 )
 from qalitel.records.chart import layout_chart
 from qalitel.records.export import EXPORT_MAX, csv_response
+from qalitel.records.field_models import ITEM_KINDS, PARTY_KINDS
 from qalitel.records.fields import views as field_views
 from qalitel.records.fields.catalog import entry_options
-from qalitel.records.fields.models import ITEM_KINDS, PARTY_KINDS
 from qalitel.records.files import views as file_views
 from qalitel.records.forms import (
     STATUS_LABELS,

@@ -9,7 +9,8 @@ from typing import Any
 from flask_babel import gettext as _
 
 from qalitel.records import visibility
-from qalitel.records.fields.models import (
+from qalitel.records.field_labels import field_label
+from qalitel.records.field_models import (
     ANALYSIS_FIELDS,
     BRANCH_MAX,
     CAUSE_CATEGORIES,
@@ -53,8 +54,6 @@ def is_empty(values: dict[str, Any]) -> bool:
 
 def label(name: str) -> str:
     """The field's label, e.g. "Why 2", "Answer 2", "Ishikawa: machine"."""
-    from qalitel.records.fields.labels import field_label
-
     return str(field_label(name))
 
 

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from qalitel.records import visibility
-from qalitel.records.fields.models import CATALOG_KINDS, CATALOG_NAME_MAX, CatalogEntry
+from qalitel.records.field_models import CATALOG_KINDS, CATALOG_NAME_MAX, CatalogEntry
 from qalitel.records.service.checks import PermissionDenied, RecordError, choice, text
 from qalitel.users.models import User
 from tenants.context import tdb
@@ -71,7 +71,7 @@ def entries(kinds: tuple[str, ...] = CATALOG_KINDS) -> list[CatalogEntry]:
 def entry_options(kinds: tuple[str, ...], keep: int | None = None) -> list[Any]:
     """Select options: live entries of ``kinds``, plus ``keep`` (the value stored) even when
     archived, labelled so (an edit that leaves the field alone keeps it)."""
-    from qalitel.records.fields.labels import CATALOG_KIND_LABELS
+    from qalitel.records.field_labels import CATALOG_KIND_LABELS
     from qalitel.records.forms import NONE, options
 
     pairs: list[tuple[Any, Any]] = [(NONE, _("(none)"))]

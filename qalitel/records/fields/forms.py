@@ -7,8 +7,8 @@ from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from core.forms import SafeForm
-from qalitel.records.fields.labels import CATALOG_KIND_LABELS, CAUSE_LABELS, FIELD_LABELS
-from qalitel.records.fields.models import (
+from qalitel.records.field_labels import CATALOG_KIND_LABELS, CAUSE_LABELS, FIELD_LABELS
+from qalitel.records.field_models import (
     BRANCH_MAX,
     CATALOG_KINDS,
     CATALOG_NAME_MAX,

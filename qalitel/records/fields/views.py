@@ -8,15 +8,15 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from qalitel.records import conflicts, service, visibility
-from qalitel.records.fields import analysis, catalog
-from qalitel.records.fields.forms import AnalysisForm, CatalogEntryForm, CatalogRenameForm
-from qalitel.records.fields.labels import CATALOG_LIST_LABELS
-from qalitel.records.fields.models import (
+from qalitel.records.field_labels import CATALOG_LIST_LABELS
+from qalitel.records.field_models import (
     CATALOG_KINDS,
     ISHIKAWA_FIELDS,
     WHY_STEPS,
     CatalogEntry,
 )
+from qalitel.records.fields import analysis, catalog
+from qalitel.records.fields.forms import AnalysisForm, CatalogEntryForm, CatalogRenameForm
 from qalitel.records.forms import ConfirmForm
 from qalitel.records.models import NonConformity
 from qalitel.records.web import bp, id_or_404, me, record_or_404, render

@@ -15,7 +15,7 @@ from sqlalchemy import Row, false, func, select
 
 from core import validation
 from qalitel.records import visibility
-from qalitel.records.fields.models import CatalogEntry
+from qalitel.records.field_models import CatalogEntry
 from qalitel.records.models import Folder
 from qalitel.users.models import User
 from tenants.context import tdb

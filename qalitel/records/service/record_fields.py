@@ -8,7 +8,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-from qalitel.records.fields.models import (
+from qalitel.records.field_models import (
     COST_MAX,
     ITEM_KINDS,
     LOT_MAX,
@@ -16,8 +16,8 @@ from qalitel.records.fields.models import (
     QUANTITY_MAX,
     UNIT_MAX,
     CatalogEntry,
+    plain_number,
 )
-from qalitel.records.fields.numbers import plain_number
 from qalitel.records.models import TEXT_MAX, NonConformity
 from qalitel.records.service.checks import amount, catalog_entry, same_text, text
 from tenants.context import tdb

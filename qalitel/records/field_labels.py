@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from qalitel.records.fields.models import CAUSE_CATEGORIES, WHY_STEPS
+from qalitel.records.field_models import CAUSE_CATEGORIES, WHY_STEPS
 
 CATALOG_KIND_LABELS = {"product": _l("Product"), "process": _l("Process"),
                        "customer": _l("Customer"), "supplier": _l("Supplier")}

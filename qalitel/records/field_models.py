@@ -1,5 +1,7 @@
 """Tenant-managed lists (products, processes, customers, suppliers) and the structured cause
-analysis of a record. The record's own new columns are in :mod:`qalitel.records.models`."""
+analysis of a record (:mod:`qalitel.records.fields`). The record's own new columns are in
+:mod:`qalitel.records.models`. Decimals are written plainly (``12.5``, ``1234.50``) in forms,
+the history and CSV files (:func:`plain_number`)."""
 
 from __future__ import annotations
 
@@ -123,3 +125,11 @@ class RecordAnalysis(TenantBase):
     main_cause: Mapped[str | None] = mapped_column(String(20), index=True)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+def plain_number(value: Decimal | None, places: int | None = None) -> str:
+    if value is None:
+        return ""
+    if places is not None:
+        return format(value.quantize(Decimal(1).scaleb(-places)), "f")
+    return format(value.normalize(), "f")
