@@ -26,6 +26,7 @@ from sqlalchemy.orm import aliased
 
 from core.pagination import Page, paginate
 from qalitel.records.chart import MonthBar, last_months, month_bars
+from qalitel.records.field_models import CatalogEntry
 from qalitel.records.models import (
     ACTION_CLOSED,
     ACTION_KINDS,
@@ -106,6 +107,13 @@ def record_conditions(user: User, spec: ListSpec, today: date) -> list[ColumnEle
 ASSIGNEE = aliased(User, name="assignee")
 DETECTOR = aliased(User, name="detector")
 OWNER = aliased(User, name="owner")
+# The record fields (qalitel.records.fields) the list and the CSV export carry.
+PRODUCT = aliased(CatalogEntry, name="product")
+PARTNER = aliased(CatalogEntry, name="partner")
+RECORD_FIELD_COLUMNS = (
+    PRODUCT.name.label("product_name"), NonConformity.lot, NonConformity.quantity,
+    NonConformity.quantity_unit, PARTNER.name.label("partner_name"),
+    NonConformity.immediate_action, NonConformity.nq_cost)
 
 RECORD_SORT_KEYS: dict[str, Callable[[User], Any]] = {
     "number": lambda _u: NonConformity.number,
@@ -136,10 +144,12 @@ def record_rows(user: User, spec: ListSpec, today: date,
                    folder_name(user).label("folder_name"),
                    Folder.confidential.label("confidential"),
                    ASSIGNEE.name.label("assignee_name"), DETECTOR.name.label("detected_by_name"),
-                   has_overdue)
+                   has_overdue, *RECORD_FIELD_COLUMNS)
             .outerjoin(Folder, NonConformity.folder_id == Folder.id)
             .outerjoin(ASSIGNEE, NonConformity.assignee_id == ASSIGNEE.id)
             .outerjoin(DETECTOR, NonConformity.detected_by_id == DETECTOR.id)
+            .outerjoin(PRODUCT, NonConformity.product_id == PRODUCT.id)
+            .outerjoin(PARTNER, NonConformity.partner_id == PARTNER.id)
             .where(*conditions)
             .order_by(*order))
 

@@ -25,11 +25,13 @@ from qalitel.records import (
 )
 from qalitel.records.chart import layout_chart
 from qalitel.records.export import EXPORT_MAX, csv_response
-from qalitel.records.field_models import ITEM_KINDS, PARTY_KINDS
+from qalitel.records.field_models import ITEM_KINDS, PARTY_KINDS, plain_number
+from qalitel.records.fields import indicators
 from qalitel.records.fields import views as field_views
 from qalitel.records.fields.catalog import entry_options
 from qalitel.records.files import views as file_views
 from qalitel.records.forms import (
+    FIELD_LABELS,
     STATUS_LABELS,
     ConfirmForm,
     RecordForm,
@@ -75,7 +77,8 @@ def dashboard():
                   total=sum(counts.values()), chart=chart, latest=latest,
                   overdue=queries.overdue_action_count(user, today()),
                   my_overdue=queries.overdue_action_count(user, today(), mine=True),
-                  my_open=queries.open_action_count(user))
+                  my_open=queries.open_action_count(user),
+                  **indicators.dashboard(user, today()))
 
 
 # ------------------------------------------------------------------ list and export
@@ -109,11 +112,24 @@ def export():
     rows = tdb.execute(queries.record_rows(me(), spec, today()).limit(EXPORT_MAX)).all()
     header = [_("Number"), _("Title"), _("Status"), _("Severity"), _("Origin"),
               _("Detection date"), _("Detected by"), _("Folder"), _("Assignee"),
-              _("Overdue actions"), _("Description")]
+              _("Overdue actions"), _("Description"),
+              *(str(FIELD_LABELS[name]) for name in FIELD_HEADERS)]
     return csv_response(f"nonconformities-{today().isoformat()}.csv", header, (
         (f"NC-{r.number}", r.title, r.status, r.severity, r.origin, r.detected_on,
-         r.detected_by_name, _folder_cell(r), r.assignee_name, bool(r.overdue), r.description)
+         r.detected_by_name, _folder_cell(r), r.assignee_name, bool(r.overdue), r.description,
+         *_field_cells(r))
         for r in rows))
+
+
+# The record fields' columns (qalitel.records.fields), after the others.
+FIELD_HEADERS = ("product", "lot", "quantity", "quantity_unit", "partner", "immediate_action",
+                 "nq_cost")
+
+
+def _field_cells(row) -> tuple:
+    return (row.product_name, row.lot, plain_number(row.quantity), row.quantity_unit,
+            row.partner_name, row.immediate_action,
+            plain_number(row.nq_cost, 2) if row.nq_cost is not None else "")
 
 
 def _folder_cell(row) -> str:
