@@ -273,3 +273,56 @@ def test_legacy_values_the_rules_now_refuse_survive_an_untouched_edit(world):
                             profile="manager").status_code == 302
     state = _user_state(world, "user2")
     assert (state["name"], state["profile"].value) == ("Old\u200bname", "manager")
+
+
+# ------------------------------------------------------------------ record fields
+
+
+def _with_fields(world) -> None:
+    """Give "other" every record field (its product archived since) and an analysis."""
+    from decimal import Decimal
+
+    from qalitel.records.field_models import RecordAnalysis
+    from qalitel.records.fields import catalog
+    from qalitel.records.models import NonConformity
+    from tenants.context import tdb
+
+    with world.app.app_context(), world.context():
+        admin = world.user("admin")
+        product = catalog.add_entry(admin, "product", "Gear Z40")
+        supplier = catalog.add_entry(admin, "supplier", "Forges de l'Est")
+        record = tdb.get(NonConformity, world.records["other"])
+        record.product_id, record.partner_id = product.id, supplier.id
+        record.lot, record.quantity, record.quantity_unit = "L-07", Decimal("12.500"), "kg"
+        record.immediate_action = "Sorted\r\nand quarantined"
+        record.nq_cost = Decimal("1234.50")
+        catalog.set_archived(admin, product, True)
+        tdb.add(RecordAnalysis(record_id=record.id, why_1="Why?", because_1="Because\nso",
+                               ishikawa_method="No instruction", main_cause="method"))
+
+
+@pytest.mark.parametrize("editor", ["manager1", "admin"])
+def test_untouched_record_and_analysis_forms_keep_every_record_field(world, editor):
+    from qalitel.records.field_models import RecordAnalysis
+    from tenants.context import tdb
+
+    _with_fields(world)
+    before = record_state(world, "other")
+    assert before["quantity"] is not None and before["nq_cost"] is not None
+    client = client_for(world, editor)
+    url = f"/t/{world.slug}/records/{world.records['other']}"
+    page = client.get(f"{url}/edit").get_data(as_text=True)
+    assert "Gear Z40 (archived)" in page and "12.5" in page and "1234.50" in page
+    assert submit_untouched(client, f"{url}/edit", is_record_form).status_code == 303
+    assert record_state(world, "other") == before
+
+    def analysis_state():
+        with world.app.app_context(), world.context():
+            row = tdb.get(RecordAnalysis, world.records["other"])
+            return _columns(row)
+
+    stored = analysis_state()
+    response = submit_untouched(client, f"{url}/analysis",
+                                lambda f: {"why_1", "main_cause"} <= f.names())
+    assert response.status_code == 303
+    assert analysis_state() == stored and record_state(world, "other") == before
