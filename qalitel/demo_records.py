@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select
 
 from qalitel import demo_data as data
+from qalitel import demo_fields
 from qalitel.records import service
 from qalitel.records.models import (
     STATUSES,
@@ -70,7 +71,8 @@ def _record(spec: data.Spec, index: int, people: dict[str, User], folders: dict[
     record = service.create_nonconformity(
         detector, spec.title, spec.description, detected_on=today - timedelta(spec.days_ago),
         origin=spec.origin, severity=LOWER[spec.severity] if escalated else spec.severity,
-        folder_id=folders[spec.folder].id if spec.folder else None, assignee_id=assignee.id)
+        folder_id=folders[spec.folder].id if spec.folder else None, assignee_id=assignee.id,
+        fields=demo_fields.fields_for(spec, index))
     if escalated:
         service.update_nonconformity(manager, record, severity=spec.severity)
     texts, comments = data.ACTIONS[spec.lang], data.COMMENTS[spec.lang]
@@ -93,6 +95,7 @@ def _record(spec: data.Spec, index: int, people: dict[str, User], folders: dict[
     if rank == 1:
         return record
     service.update_nonconformity(assignee, record, cause_analysis=spec.cause)
+    demo_fields.analyse(assignee, record, spec, index)
     service.change_status(manager, record, "treatment", comments["treatment"])
     corrective = act("corrective", texts["corrective"][spec.origin],
                      -(4 + index % 9) if index % 2 == 0 else 12, "in_progress")
@@ -147,6 +150,7 @@ def ensure_records(people: dict[str, User], folders: dict[str, Folder]) -> int:
     existing = set(tdb.execute(select(NonConformity.title)).scalars())
     today = service.today()
     made = 0
+    demo_fields.ensure_catalog(people["alice"])
     ordered = sorted(enumerate(data.RECORDS), key=lambda pair: -pair[1].days_ago)
     for index, spec in ordered:
         if spec.title in existing:
@@ -156,6 +160,7 @@ def ensure_records(people: dict[str, User], folders: dict[str, Folder]) -> int:
             service.share_record(people["claire"], record, people["ulysse"].id)
         _backdate(record, spec.days_ago)
         made += 1
+    demo_fields.archive_old(people["alice"])
     return made
 
 

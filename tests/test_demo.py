@@ -181,3 +181,32 @@ def test_the_demo_engineer_signs_in_and_sees_the_pending_request(demo):
     page = client.get("/staff/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     request_id = re.search(r"maintenance request (\S+) waits", output).group(1)
     assert request_id[:8] in page and data.REQUEST_TICKET in page and "pending" in page
+
+
+def test_demo_records_carry_the_record_fields(demo):
+    from sqlalchemy import func, select
+
+    from qalitel.records.field_models import CatalogEntry, RecordAnalysis
+    from qalitel.records.models import NonConformity, RecordHistory
+    from tenants.context import tenant_context
+    from tenants.resolution import load_tenant
+
+    app, _output = demo
+    with app.app_context(), tenant_context(load_tenant("demo")) as ctx:
+        session = ctx.session
+        kinds = dict(session.execute(select(CatalogEntry.kind, func.count())
+                                     .group_by(CatalogEntry.kind)).all())
+        assert set(kinds) == {"product", "process", "customer", "supplier"}
+        archived = session.execute(select(CatalogEntry.id).where(
+            CatalogEntry.archived.is_(True))).scalars().all()
+        assert len(archived) == 1
+        assert session.execute(select(func.count()).select_from(NonConformity).where(
+            NonConformity.product_id == archived[0])).scalar() > 0
+        assert session.execute(select(func.count()).select_from(NonConformity).where(
+            NonConformity.nq_cost.is_(None))).scalar() == 0
+        assert session.execute(select(func.count()).select_from(NonConformity).where(
+            NonConformity.partner_id.is_not(None))).scalar() > 0
+        analysed = session.execute(select(func.count()).select_from(RecordAnalysis)).scalar()
+        assert analysed == sum(1 for r in data.RECORDS if r.cause)
+        assert session.execute(select(func.count()).select_from(RecordHistory).where(
+            RecordHistory.field == "main_cause")).scalar() == analysed
