@@ -324,3 +324,31 @@ def test_migration_leaves_existing_records_empty_and_usable(backend, tmp_path):
                                     "nonconformities")).one()
             assert tuple(row) == ("", None, "", None, None, "", None)
             assert conn.execute(text("SELECT count(*) FROM nonconformity_analyses")).scalar() == 0
+
+
+def test_tenant_export_and_import_keep_exact_decimals(make_app, backend, tmp_path,
+                                                      password_hash):
+    from qalitel.records.field_models import CatalogEntry, RecordAnalysis
+    from qalitel.records.models import NonConformity
+    from tests.conftest import in_tenant
+    from tests.export_world import export, make_tenant, run, scan
+
+    app = make_app(backend)
+    handle = make_tenant(app, "acme", password_hash)
+    with in_tenant(app, "acme") as session:
+        entry = CatalogEntry(kind="product", name="Shaft 25")
+        session.add(entry)
+        session.flush()
+        record = session.get(NonConformity, handle.record_ids[0])
+        record.product_id, record.quantity = entry.id, Decimal("12.345")
+        record.nq_cost, record.lot = Decimal("99999999.99"), "L1"
+        session.add(RecordAnalysis(record_id=record.id, why_1="Why?", main_cause="method"))
+        session.commit()
+    archive = tmp_path / "acme.zip"
+    assert export(app, "acme", "--output", archive).exit_code == 0
+    result = run(app, "tenants", "import", archive, "--as", "acme-copy")
+    assert result.exit_code == 0, result.output
+    assert scan(app, "acme") == scan(app, "acme-copy")
+    with in_tenant(app, "acme-copy") as session:
+        copy = session.get(NonConformity, handle.record_ids[0])
+        assert (copy.quantity, copy.nq_cost) == (Decimal("12.345"), Decimal("99999999.99"))

@@ -53,7 +53,8 @@ def from_json(column: Column[Any], value: Any) -> Any:
             return kind.enum_class(value)
         if isinstance(kind, types.LargeBinary):
             return base64.b64decode(value, validate=True)
-        if isinstance(kind, types.Numeric) and not isinstance(kind, types.Float):
+        if (isinstance(kind, types.Numeric) and not isinstance(kind, types.Float)
+                or getattr(kind, "exact_decimal", False)):  # records' FixedDecimal
             return decimal.Decimal(value)
         if isinstance(kind, types.Boolean) and not isinstance(value, bool):
             raise ValueError("not a boolean")

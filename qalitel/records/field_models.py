@@ -55,6 +55,7 @@ class FixedDecimal(TypeDecorator):
 
     impl = BigInteger
     cache_ok = True
+    exact_decimal = True  # exports write and read it as a decimal string
 
     def __init__(self, scale: int) -> None:
         super().__init__()
