@@ -366,7 +366,8 @@ def test_dashboard_counts_and_chart(world):
     assert f"<title>{label}: 3</title>" in html
     this_month = f"{today.month}/{today.year % 100}"
     assert f"<title>{this_month}: {5 + 1}</title>" in html
-    heights = [float(h) for h in re.findall(r'<rect [^>]*height="([\d.]+)"', html)]
+    chart = html.split('id="chart-title"', 1)[1].split("</svg>", 1)[0]  # not the indicators
+    heights = [float(h) for h in re.findall(r'<rect [^>]*height="([\d.]+)"', chart)]
     assert len(heights) == 12 and max(heights) > 0
     overdue = re.search(r"Overdue actions</span><span class=\"stat[^\"]*\">(\d+)", html)
     assert overdue and overdue.group(1) == "2"  # overdue_user1 and standalone_user2
