@@ -352,3 +352,24 @@ def test_tenant_export_and_import_keep_exact_decimals(make_app, backend, tmp_pat
     with in_tenant(app, "acme-copy") as session:
         copy = session.get(NonConformity, handle.record_ids[0])
         assert (copy.quantity, copy.nq_cost) == (Decimal("12.345"), Decimal("99999999.99"))
+
+
+def test_analysis_edit_conflict_keeps_the_other_change(world):
+    from qalitel.records.fields import analysis
+    from qalitel.records.models import NonConformity
+    from tenants.context import tdb
+
+    manager = client_for(world, "manager1")
+    record_id = world.records["other"]
+    url = f"/t/{world.slug}/records/{record_id}/analysis"
+    stale = form_of(manager.get(url).get_data(as_text=True), is_analysis_form)
+    with world.app.app_context(), world.context():
+        analysis.update_analysis(world.user("admin"), tdb.get(NonConformity, record_id),
+                                 why_1="Admin's why")
+    clash = manager.post(url, data=stale.data(why_1="Manager's why"))
+    assert clash.status_code == 409
+    assert "Manager&#39;s why" in clash.get_data(as_text=True)
+    assert manager.post(url, data=stale.data(why_2="Second why")).status_code == 303
+    with world.app.app_context(), world.context():
+        values = analysis.current(tdb.get(NonConformity, record_id))
+    assert (values["why_1"], values["why_2"]) == ("Admin's why", "Second why")
