@@ -186,6 +186,22 @@ def test_lists_page_add_rename_archive(world):
     assert restore.status_code == 303 and entry(gear) == ("Old gear", False)
     no_csrf = manager.post(f"{url}{gear}/archive", data={})
     assert no_csrf.status_code == 400 and entry(gear) == ("Old gear", False)
+    token = csrf_token(manager, url)
+    assert add("product", "x" * 101).status_code == 400
+    assert add("product", "bad\u200bname").status_code == 400
+    assert manager.post(f"{url}{gear}", data={"name": "No token"}).status_code == 400
+    assert manager.post(f"{url}424242", data={"csrf_token": token,
+                                              "name": "x"}).status_code == 404
+    assert manager.post(f"{url}99999999999/archive",
+                        data={"csrf_token": token}).status_code == 404
+    user = client_for(world, "user1")
+    assert user.post(f"{url}{gear}/archive",
+                     data={"csrf_token": csrf_token(user, f"/t/{world.slug}/records/")}
+                     ).status_code == 403
+    assert entry(gear) == ("Old gear", False)
+    with world.app.app_context(), world.context():
+        names = tdb.execute(select(CatalogEntry.name)).scalars().all()
+    assert "No token" not in names and "x" * 101 not in names
 
 
 def is_analysis_form(form) -> bool:
