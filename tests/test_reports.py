@@ -349,3 +349,18 @@ def test_rendering_opens_no_connection():
         with pytest.raises(BlockingIOError):
             server.accept()  # nobody knocked
     assert "Hi" in pdf_text(pdf)
+
+
+def test_pdfs_are_limited_per_person(make_app, backend, password_hash):
+    app = make_app(backend, extra={"REPORT_LIMIT_PER_USER": "2 per hour"})
+    tenant = provision(app, "busyco", password_hash, records=1)
+    client = _admin(app, tenant)
+    pdf_url = f"/t/{tenant.slug}/records/{tenant.record_ids[0]}/pdf"
+    assert client.get(pdf_url).status_code == 200
+    assert client.get(pdf_url.replace("/pdf", "/8d.pdf")).status_code == 200
+    refused = client.get(pdf_url)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert client.get(f"/t/{tenant.slug}/records/999999/pdf").status_code == 404
+    other = app.test_client()  # another person still gets theirs
+    assert login(other, tenant.slug, tenant.user_email).status_code == 302
+    assert other.get(pdf_url).status_code == 200

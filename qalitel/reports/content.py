@@ -16,7 +16,6 @@ from datetime import date, datetime
 
 from flask_babel import format_date, format_time
 from flask_babel import gettext as _
-from markupsafe import Markup
 from sqlalchemy import select
 
 from qalitel.records import visibility
@@ -31,14 +30,6 @@ HISTORY_VALUE_MAX = 300
 CODED_FIELDS = ("status", "origin", "severity")
 
 Rows = list[tuple[str, str]]
-
-
-def css_string(value: str) -> Markup:
-    """``value`` as a quoted CSS string for a ``<style>`` block: every character but ASCII
-    letters, digits and spaces as a CSS escape (nothing can close the string or the block)."""
-    body = "".join(c if (c.isascii() and c.isalnum()) or c == " " else f"\\{ord(c):x} "
-                   for c in value)
-    return Markup(f'"{body}"')  # noqa: S704 -- every other character escaped above
 
 
 def day(value: date | None) -> str:

@@ -1,17 +1,31 @@
 """Report pages: a record's PDF and 8D report (fetched like the record's page: a record the
-person cannot see is a 404), and the client admin's branding page (the logo)."""
+person cannot see is a 404), and the client admin's branding page (the logo).
+
+Laying out a PDF costs a fraction of a second of CPU: each person may have
+``REPORT_LIMIT_PER_USER`` of them (app config, through ``Settings.extra``), then 429."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import login_required
 from flask_wtf.file import FileField
 from werkzeug.datastructures import FileStorage
 
 from core import clock
+from core import throttle as store
 from core.forms import SafeForm
 from core.web import admin_required
+from qalitel.auth.throttle import by_user
 from qalitel.records.files.service import human_size
 from qalitel.records.forms import ConfirmForm
 from qalitel.records.models import NonConformity
@@ -22,6 +36,8 @@ from tenants.context import current_tenant
 bp = Blueprint("reports", __name__)
 
 NO_STORE = "private, no-store"
+LIMIT_KEY = "REPORT_LIMIT_PER_USER"
+DEFAULT_LIMIT = "20 per minute;200 per hour"
 
 
 class LogoForm(SafeForm):
@@ -33,11 +49,21 @@ def _report(record: NonConformity) -> content.Report:
                          logo_url=branding.data_url(branding.current()), now=clock.now())
 
 
+def _spent() -> Response | None:
+    """429 once the person has had their share of PDFs; None (one unit taken) otherwise."""
+    limits = current_app.config.get(LIMIT_KEY, DEFAULT_LIMIT)
+    try:
+        store.of_app().acquire(store.charges(LIMIT_KEY, by_user(), limits))
+    except store.Throttled as exc:
+        return store.too_many(int(exc.retry_after or 1))
+    return None
+
+
 def _pdf(template: str, filename: str, **context) -> Response:
     """The PDF of a report template, as a download nobody caches."""
     from qalitel.reports.pdf import render_pdf  # loads WeasyPrint at the first report
 
-    html = render_template(template, css_string=content.css_string, **context)
+    html = render_template(template, **context)
     response = Response(render_pdf(html), mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = NO_STORE
@@ -49,6 +75,8 @@ def _pdf(template: str, filename: str, **context) -> Response:
 @login_required
 def record_pdf(record_id: int):
     record = record_or_404(record_id)
+    if (refused := _spent()) is not None:
+        return refused
     return _pdf("reports/pdf/record.html", f"{record.reference}.pdf", report=_report(record))
 
 
@@ -56,6 +84,8 @@ def record_pdf(record_id: int):
 @login_required
 def record_8d(record_id: int):
     record = record_or_404(record_id)
+    if (refused := _spent()) is not None:
+        return refused
     report = _report(record)
     return _pdf("reports/pdf/eight_d.html", f"{record.reference}-8D.pdf", report=report,
                 sections=content.eight_d(record, report))
