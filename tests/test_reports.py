@@ -364,3 +364,27 @@ def test_pdfs_are_limited_per_person(make_app, backend, password_hash):
     other = app.test_client()  # another person still gets theirs
     assert login(other, tenant.slug, tenant.user_email).status_code == 302
     assert other.get(pdf_url).status_code == 200
+
+
+def test_a_limit_the_throttle_cannot_read_stops_the_start_up(make_app):
+    from core.throttle import ThrottleConfigError
+
+    with pytest.raises(ThrottleConfigError):
+        make_app("sqlite", extra={"REPORT_LIMIT_PER_USER": "many per day"})
+
+
+def test_the_logo_travels_with_a_tenant_export(app, tenant, tmp_path):
+    from tests.export_world import export, run
+
+    client = _admin(app, tenant)
+    logo = png()
+    assert _upload(client, tenant, logo).status_code == 303
+    archive = tmp_path / "logoco.zip"
+    assert export(app, tenant.slug, "--output", archive).exit_code == 0
+    imported = run(app, "tenants", "import", archive, "--as", "logoco-copy")
+    assert imported.exit_code == 0, imported.output
+    copy = type(tenant)(**{**tenant.__dict__, "slug": "logoco-copy"})
+    assert _stored(app, copy) == logo
+    client = _admin(app, copy)
+    pdf = client.get(f"/t/{copy.slug}/records/{tenant.record_ids[0]}/pdf")
+    assert pdf_images(pdf.data, tmp_path) == 1 and "Logo Company" in pdf_text(pdf.data)

@@ -40,6 +40,13 @@ LIMIT_KEY = "REPORT_LIMIT_PER_USER"
 DEFAULT_LIMIT = "20 per minute;200 per hour"
 
 
+@bp.record_once
+def _check_limits(state) -> None:
+    """A limit the throttle cannot read stops the start-up, not the first report."""
+    state.app.config.setdefault(LIMIT_KEY, DEFAULT_LIMIT)
+    store.parse_limits(state.app.config[LIMIT_KEY])
+
+
 class LogoForm(SafeForm):
     logo = FileField()
 
@@ -51,7 +58,7 @@ def _report(record: NonConformity) -> content.Report:
 
 def _spent() -> Response | None:
     """429 once the person has had their share of PDFs; None (one unit taken) otherwise."""
-    limits = current_app.config.get(LIMIT_KEY, DEFAULT_LIMIT)
+    limits = current_app.config[LIMIT_KEY]
     try:
         store.of_app().acquire(store.charges(LIMIT_KEY, by_user(), limits))
     except store.Throttled as exc:
