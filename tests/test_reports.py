@@ -288,6 +288,10 @@ def test_a_bad_logo_is_refused_and_nothing_is_stored(app, tenant, data, name, me
 
 def test_a_logo_upload_without_csrf_or_by_a_non_admin_is_refused(app, tenant):
     client = _admin(app, tenant)
+    url = f"/t/{tenant.slug}/admin/branding"
+    untouched = client.post(url, data={"csrf_token": csrf_token(client, url)})
+    assert untouched.status_code == 400 and "Choose a PNG or JPEG image." in untouched.get_data(
+        as_text=True)
     assert _upload(client, tenant, png(), token=False).status_code == 400
     assert _stored(app, tenant) is None
     huge = _upload(client, tenant, bytes(3 * 1024 * 1024))

@@ -85,3 +85,9 @@ def test_a_record_page_prints_on_one_or_two_a4_pages(app, password_hash, live_se
     for absent in ("Sign out", "Dashboard", "Change status", "Privacy and cookies", "Français",
                    "8D report"):
         assert absent not in text, absent
+    # the other record pages print without their controls too
+    for url in ("/t/printco/records/", "/t/printco/actions/", "/t/printco/"):
+        page.goto(url)
+        expect(page.locator("header.top")).to_be_hidden()
+        assert page.locator("button, input, select, textarea, a.button").evaluate_all(
+            "els => els.filter(e => e.offsetParent !== null).length") == 0, url
