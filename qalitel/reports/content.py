@@ -43,6 +43,11 @@ def moment(value: datetime | None) -> str:
     return f"{format_date(value, 'medium')} {format_time(value, 'short')}"
 
 
+def label(kind: str, code: str) -> str:
+    """The translated label of a stored code (the code itself for one not listed yet)."""
+    return str(translated_labels()[kind].get(code, code))
+
+
 def name(person: User | None) -> str:
     return person.name if person is not None else NONE
 
@@ -117,12 +122,11 @@ def folder_value(user: User, record: NonConformity) -> str:
 
 def record_facts(user: User, record: NonConformity) -> Rows:
     """The record's fields as (label, value) rows, in the order the PDF shows them."""
-    labels = translated_labels()
     return [
         (_("Number"), record.reference),
-        (_("Status"), labels["status"][record.status]),
-        (_("Severity"), labels["severity"][record.severity]),
-        (_("Origin"), labels["origin"][record.origin]),
+        (_("Status"), label("status", record.status)),
+        (_("Severity"), label("severity", record.severity)),
+        (_("Origin"), label("origin", record.origin)),
         (_("Detection date"), day(record.detected_on)),
         (_("Detected by"), name(record.detected_by)),
         (_("Folder"), folder_value(user, record)),
@@ -158,23 +162,21 @@ def effectiveness(action: Action) -> str:
 
 
 def action_line(action: Action) -> ActionLine:
-    labels = translated_labels()
     checked = NONE
     if action.effectiveness_checked_at is not None:
         checked = f"{name(action.effectiveness_checked_by)}, " \
                   f"{moment(action.effectiveness_checked_at)}"
     return ActionLine(
-        title=action.title, kind=labels["kind"][action.kind], owner=name(action.owner),
-        due=day(action.due_date), status=labels["action_status"][action.status],
+        title=action.title, kind=label("kind", action.kind), owner=name(action.owner),
+        due=day(action.due_date), status=label("action_status", action.status),
         done_on=moment(action.completed_at), result=effectiveness(action), checked=checked,
         comment=action.effectiveness_comment or "")
 
 
 def workflow_steps(record: NonConformity) -> list[Step]:
-    labels = translated_labels()
     steps = tdb.execute(select(StatusChange).where(StatusChange.record_id == record.id)
                         .order_by(StatusChange.changed_at, StatusChange.id)).scalars()
-    return [Step(status=labels["status"].get(s.to_status, s.to_status), who=name(s.changed_by),
+    return [Step(status=label("status", s.to_status), who=name(s.changed_by),
                  when=moment(s.changed_at), comment=s.comment) for s in steps]
 
 
