@@ -3,8 +3,9 @@
 from qalitel.my_data.models import ErasureRequest, LoginEvent
 from qalitel.records.files.models import ActionHistory, Attachment
 from qalitel.records.models import NonConformity
+from qalitel.reports.models import Branding
 from qalitel.users.models import Group, User, UserGroup
 from tenants.schema import TenantBase, TenantIdentity
 
-__all__ = ["ActionHistory", "Attachment", "ErasureRequest", "Group", "LoginEvent",
+__all__ = ["ActionHistory", "Attachment", "Branding", "ErasureRequest", "Group", "LoginEvent",
            "NonConformity", "TenantBase", "TenantIdentity", "User", "UserGroup"]

@@ -57,6 +57,7 @@ def _tenant_modules() -> None:
     from qalitel.my_data.views import bp as my_data_bp
     from qalitel.prefs_views import bp as prefs_bp
     from qalitel.records.views import bp as records_bp
+    from qalitel.reports.views import bp as reports_bp
     from qalitel.user_views import account as account_bp
     from qalitel.user_views import bp as users_bp
 
@@ -67,6 +68,7 @@ def _tenant_modules() -> None:
     tenant.register_blueprint(maintenance_bp)
     tenant.register_blueprint(backups_bp)
     tenant.register_blueprint(exports_bp)
+    tenant.register_blueprint(reports_bp)
 
 
 _tenant_modules()

@@ -1,0 +1,240 @@
+"""What a report shows of a non-conformity, as its reader may see it, in the reader's
+language: plain values built here, laid out by ``templates/reports/``.
+
+Every part is built in one function. The facts of a record are a list of (label, value) rows
+(:func:`record_facts`): a new field of a record is one line there, and it then shows in the
+record PDF and in the 8D report's D2. The 8D sections (:func:`eight_d`) are built from the
+same parts. The record and its actions come through the visibility rules of
+:mod:`qalitel.records.visibility`; a confidential folder's name shows only to the cleared;
+erased people's pseudonyms are translated when the templates print them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from flask_babel import format_date, format_time
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from qalitel.records import visibility
+from qalitel.records.models import Action, NonConformity, StatusChange
+from qalitel.records.views import _history as visible_history
+from qalitel.records.web import folder_label, translated_labels
+from qalitel.users.models import User
+from tenants.context import tdb
+
+NONE = "—"
+HISTORY_VALUE_MAX = 300
+CODED_FIELDS = ("status", "origin", "severity")
+
+Rows = list[tuple[str, str]]
+
+
+def day(value: date | None) -> str:
+    return format_date(value, "medium") if value else NONE
+
+
+def moment(value: datetime | None) -> str:
+    """A date and time in the reader's locale and time zone, one format for every report."""
+    if value is None:
+        return NONE
+    return f"{format_date(value, 'medium')} {format_time(value, 'short')}"
+
+
+def label(kind: str, code: str) -> str:
+    """The translated label of a stored code (the code itself for one not listed yet)."""
+    return str(translated_labels()[kind].get(code, code))
+
+
+def name(person: User | None) -> str:
+    return person.name if person is not None else NONE
+
+
+@dataclass(frozen=True)
+class ActionLine:
+    title: str
+    kind: str
+    owner: str
+    due: str
+    status: str
+    done_on: str
+    result: str
+    checked: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class Step:
+    status: str
+    who: str
+    when: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class Change:
+    when: str
+    who: str
+    field: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the 8D report; the template shows the parts it has (``None``: a part
+    the section has not; an empty list: a part with nothing in it yet)."""
+
+    code: str
+    title: str
+    rows: Rows = field(default_factory=list)
+    texts: Rows = field(default_factory=list)
+    actions: list[ActionLine] | None = None
+    verification: bool = False
+    steps: list[Step] | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    tenant_name: str
+    logo_url: str | None
+    reference: str
+    title: str
+    generated: str
+    facts: Rows
+    texts: Rows
+    actions: list[ActionLine]
+    steps: list[Step]
+    history: list[Change]
+    team: Rows
+    kinds: dict[str, list[ActionLine]]
+
+
+def folder_value(user: User, record: NonConformity) -> str:
+    if record.folder is None:
+        return NONE
+    if not visibility.can_see_folder(user, record.folder_id):
+        return visibility.hidden_folder_label()
+    return folder_label(record.folder)
+
+
+def record_facts(user: User, record: NonConformity) -> Rows:
+    """The record's fields as (label, value) rows, in the order the PDF shows them."""
+    return [
+        (_("Number"), record.reference),
+        (_("Status"), label("status", record.status)),
+        (_("Severity"), label("severity", record.severity)),
+        (_("Origin"), label("origin", record.origin)),
+        (_("Detection date"), day(record.detected_on)),
+        (_("Detected by"), name(record.detected_by)),
+        (_("Folder"), folder_value(user, record)),
+        (_("Assignee"), name(record.assignee)),
+        (_("Recorded by"), name(record.created_by)),
+    ]
+
+
+def record_texts(record: NonConformity) -> Rows:
+    """The record's free texts as (heading, text) paragraphs."""
+    return [(_("Description"), record.description or NONE),
+            (_("Cause analysis"), record.cause_analysis or NONE)]
+
+
+def problem_texts(record: NonConformity) -> Rows:
+    return [(_("Description"), record.description or NONE)]
+
+
+def root_cause_texts(record: NonConformity) -> Rows:
+    return [(_("Cause analysis"), record.cause_analysis or NONE)]
+
+
+def visible_actions(user: User, record: NonConformity) -> list[Action]:
+    return list(tdb.execute(
+        select(Action).where(Action.record_id == record.id, visibility.action_visibility(user))
+        .order_by(Action.due_date.is_(None), Action.due_date, Action.id)).scalars())
+
+
+def effectiveness(action: Action) -> str:
+    if action.effectiveness_checked_at is None:
+        return _("Not checked yet.")
+    return _("Effective") if action.effective else _("Not effective")
+
+
+def action_line(action: Action) -> ActionLine:
+    checked = NONE
+    if action.effectiveness_checked_at is not None:
+        checked = f"{name(action.effectiveness_checked_by)}, " \
+                  f"{moment(action.effectiveness_checked_at)}"
+    return ActionLine(
+        title=action.title, kind=label("kind", action.kind), owner=name(action.owner),
+        due=day(action.due_date), status=label("action_status", action.status),
+        done_on=moment(action.completed_at), result=effectiveness(action), checked=checked,
+        comment=action.effectiveness_comment or "")
+
+
+def workflow_steps(record: NonConformity) -> list[Step]:
+    steps = tdb.execute(select(StatusChange).where(StatusChange.record_id == record.id)
+                        .order_by(StatusChange.changed_at, StatusChange.id)).scalars()
+    return [Step(status=label("status", s.to_status), who=name(s.changed_by),
+                 when=moment(s.changed_at), comment=s.comment) for s in steps]
+
+
+def _shown(value: str | None, coded: dict[str, str] | None) -> str:
+    if value is None:
+        return NONE
+    if coded is not None:
+        value = coded.get(value, value)
+    return value if len(value) <= HISTORY_VALUE_MAX else value[:HISTORY_VALUE_MAX - 1] + "…"
+
+
+def history(user: User, record: NonConformity) -> list[Change]:
+    """The record's history as on its page (folder names masked), oldest first."""
+    labels = translated_labels()
+    rows = []
+    for h in reversed(visible_history(user, record.id)):
+        coded = labels.get(h.field) if h.field in CODED_FIELDS else None
+        rows.append(Change(when=moment(h.changed_at), who=name(h.user),
+                           field=str(labels["field"].get(h.field, h.field)),
+                           before=_shown(h.old_value, coded), after=_shown(h.new_value, coded)))
+    return rows
+
+
+def team(record: NonConformity, actions: list[Action]) -> Rows:
+    """D1: who works on the record."""
+    owners = dict.fromkeys(a.owner.name for a in actions if a.owner is not None)
+    return [(_("Assignee"), name(record.assignee)),
+            (_("Detected by"), name(record.detected_by)),
+            (_("Action owners"), ", ".join(owners) or NONE)]
+
+
+def build(user: User, record: NonConformity, *, tenant_name: str, logo_url: str | None,
+          now: datetime) -> Report:
+    """Everything both reports show of ``record``, read as ``user`` may read it."""
+    actions = visible_actions(user, record)
+    lines = [action_line(a) for a in actions]
+    kinds: dict[str, list[ActionLine]] = {"immediate": [], "corrective": [], "preventive": []}
+    for action, line in zip(actions, lines, strict=True):
+        kinds.setdefault(action.kind, []).append(line)
+    return Report(
+        tenant_name=tenant_name, logo_url=logo_url, reference=record.reference,
+        title=record.title, generated=moment(now), facts=record_facts(user, record),
+        texts=record_texts(record), actions=lines, steps=workflow_steps(record),
+        history=history(user, record), team=team(record, actions), kinds=kinds)
+
+
+def eight_d(record: NonConformity, report: Report) -> list[Section]:
+    """The eight disciplines, from the report's parts."""
+    corrective = report.kinds["corrective"]
+    return [
+        Section("D1", _("Team"), rows=report.team),
+        Section("D2", _("Problem description"), rows=report.facts,
+                texts=problem_texts(record)),
+        Section("D3", _("Containment actions"), actions=report.kinds["immediate"]),
+        Section("D4", _("Root cause"), texts=root_cause_texts(record)),
+        Section("D5", _("Chosen corrective actions"), actions=corrective),
+        Section("D6", _("Implementation and effectiveness verification"), actions=corrective,
+                verification=True),
+        Section("D7", _("Preventive actions"), actions=report.kinds["preventive"]),
+        Section("D8", _("Closure"), steps=report.steps),
+    ]

@@ -1,0 +1,394 @@
+"""PDF reports of a non-conformity (record PDF and 8D report) and the tenant's logo, on both
+backends: the text the PDFs hold (extracted with Debian's pdftotext), in French and in
+English; a record the reader cannot see is a 404; a confidential folder's name stays with
+the cleared; the logo is checked by its content and ends up in the PDFs; the renderer
+fetches nothing from the network."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import unicodedata
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import csrf_token, login, provision
+from tests.records_world import build_world, client_for
+
+SECRET = "Merger-Zephyr-7Q"  # the confidential folder's name, unlike any other text
+ERASED = "Former user 7F3A"  # an erased account's stored pseudonym
+SECTIONS_EN = ["D1 Team", "D2 Problem description", "D3 Containment actions", "D4 Root cause",
+               "D5 Chosen corrective actions",
+               "D6 Implementation and effectiveness verification", "D7 Preventive actions",
+               "D8 Closure"]
+SECTIONS_FR = ["D1 Équipe", "D2 Description du problème", "D3 Actions de confinement",
+               "D4 Cause racine", "D5 Actions correctives retenues",
+               "D6 Mise en œuvre et vérification de l’efficacité", "D7 Actions préventives",
+               "D8 Clôture"]
+ACTIONS = {"immediate": "Quarantine lot 42", "corrective": "Replace the seal supplier",
+           "preventive": "Add a seal check to incoming inspection"}
+
+
+def pdf_text(data: bytes) -> str:
+    assert data.startswith(b"%PDF-")
+    done = subprocess.run(["pdftotext", "-raw", "-", "-"], input=data, capture_output=True,
+                          check=True, timeout=120)
+    # one space between words, lines joined; ligatures (ﬁ) as letters
+    return " ".join(unicodedata.normalize("NFKC", done.stdout.decode()).split())
+
+
+def pdf_images(data: bytes, tmp_path: Path) -> int:
+    path = tmp_path / "report.pdf"
+    path.write_bytes(data)
+    done = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, text=True,
+                          check=True, timeout=120)
+    return len(done.stdout.splitlines()) - 2  # two header lines
+
+
+def png(width: int = 120, height: int = 40, *, noise: bool = False) -> bytes:
+    image = Image.new("RGB", (width, height), (11, 92, 173))
+    if noise:
+        image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def jpeg(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, "JPEG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _poppler():
+    if shutil.which("pdftotext") is None or shutil.which("pdfimages") is None:
+        pytest.fail("pdftotext and pdfimages (Debian's poppler-utils) are needed")
+
+
+@pytest.fixture(scope="module")
+def world(make_module_app, shared_backend, password_hash):
+    """The records world, plus one full record (three kinds of action, a verified one, an
+    erased owner) and the confidential folder renamed to :data:`SECRET`. Read only."""
+    from qalitel.records import service
+    from qalitel.records.models import Folder
+    from qalitel.users.models import Profile, User
+    from tenants.context import tdb
+
+    world = build_world(make_module_app(shared_backend), password_hash)
+    with world.app.app_context(), world.context():
+        tdb.get(Folder, world.folders["Legal"]).name = SECRET
+        erased = User(email="x7f3a@erased.invalid", name=ERASED, password_hash=password_hash,
+                      profile=Profile.USER)
+        tdb.add(erased)
+        tdb.flush()
+        manager = world.user("manager1")
+        record = service.create_nonconformity(
+            manager, "Leaking hydraulic seal", "Oil found under press 3.",
+            severity="major", origin="supplier", folder_id=world.folders["General"],
+            assignee_id=world.users["user1"],
+            cause_analysis="Seal hardness out of tolerance at the supplier.")
+        world.records["full"], world.numbers["full"] = record.id, record.number
+        service.create_action(manager, ACTIONS["immediate"], record=record, kind="immediate",
+                              owner_id=world.users["user1"], status="done")
+        fix = service.create_action(manager, ACTIONS["corrective"], record=record,
+                                    owner_id=erased.id, status="done",
+                                    due_date=date.today() + timedelta(days=5))
+        service.check_effectiveness(world.user("admin"), fix, True, "No leak over 4 weeks.")
+        service.create_action(manager, ACTIONS["preventive"], record=record, kind="preventive",
+                              owner_id=world.users["manager2"])
+        for step in ("analysis", "treatment"):
+            service.change_status(world.user("admin"), record, step, f"to {step}")
+    return world
+
+
+def _get(client, url: str):
+    response = client.get(url)
+    return response, (pdf_text(response.data) if response.status_code == 200 else "")
+
+
+def _urls(world, key: str) -> tuple[str, str]:
+    base = f"/t/{world.slug}/records/{world.records[key]}"
+    return f"{base}/pdf", f"{base}/8d.pdf"
+
+
+def test_the_record_pdf_in_english(world):
+    response, text = _get(client_for(world, "manager1"), _urls(world, "full")[0])
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    number = f"NC-{world.numbers['full']}"
+    assert response.headers["Content-Disposition"] == f'attachment; filename="{number}.pdf"'
+    assert response.headers["Cache-Control"] == "private, no-store"
+    for expected in (number, "Leaking hydraulic seal", "Acme", "Oil found under press 3.",
+                     "Seal hardness out of tolerance", *ACTIONS.values(), "Supplier", "Major",
+                     "General", "User acme", "Effective", "No leak over 4 weeks.",
+                     "Treatment", "to treatment", "Non-conformity", "Page 1 / ",
+                     f"Acme · {number}"):
+        assert expected in text, expected
+    assert ERASED in text  # an English reader reads the stored pseudonym
+
+
+def test_the_8d_report_in_french(world):
+    client = client_for(world, "manager1")
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
+    response, text = _get(client, _urls(world, "full")[1])
+    assert response.status_code == 200
+    number = f"NC-{world.numbers['full']}"
+    assert response.headers["Content-Disposition"] == f'attachment; filename="{number}-8D.pdf"'
+    assert response.headers["Cache-Control"] == "private, no-store"
+    assert "Rapport 8D" in text and number in text and "Leaking hydraulic seal" in text
+    assert "Acme" in text and "Généré le" in text
+    positions = [text.find(heading) for heading in SECTIONS_FR]
+    assert -1 not in positions and positions == sorted(positions), (positions, text)
+    for expected in (*ACTIONS.values(), "Seal hardness out of tolerance", "Efficace",
+                     "Ancien utilisateur 7F3A", "Traitement", "Fournisseur", "Majeure"):
+        assert expected in text, expected
+    assert ERASED not in text and "Team" not in text
+    # each action sits in its discipline
+    d3, d4, d5, d7 = (text.index(h) for h in (SECTIONS_FR[2], SECTIONS_FR[3], SECTIONS_FR[4],
+                                               SECTIONS_FR[6]))
+    assert d3 < text.index(ACTIONS["immediate"]) < d4
+    assert d5 < text.index(ACTIONS["corrective"]) < text.index(SECTIONS_FR[5])
+    assert d7 < text.index(ACTIONS["preventive"]) < text.index(SECTIONS_FR[7])
+
+
+def test_the_8d_report_in_english_and_the_record_pdf_in_french(world):
+    english = client_for(world, "admin")
+    _response, text = _get(english, _urls(world, "full")[1])
+    positions = [text.find(heading) for heading in SECTIONS_EN]
+    assert -1 not in positions and positions == sorted(positions), (positions, text)
+    assert "8D report" in text and "Acme" in text
+    french = client_for(world, "admin")
+    french.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
+    _response, text = _get(french, _urls(world, "full")[0])
+    for expected in ("Non-conformité", "Date de détection", "Analyse des causes",
+                     *ACTIONS.values(), "Historique"):
+        assert expected in text, expected
+
+
+def test_a_record_the_reader_cannot_see_is_a_404(world):
+    user2 = client_for(world, "user2")
+    for key in ("other", "full", "hr"):
+        for url in _urls(world, key):
+            assert user2.get(url).status_code == 404, url
+            page = user2.get(url.rsplit("/", 1)[0])
+            assert page.status_code == 404  # the same answer as the record's page
+    base = f"/t/{world.slug}/records"
+    for record_id in ("999999", "2147483648", "99999999999999999999"):
+        for suffix in ("pdf", "8d.pdf"):
+            assert user2.get(f"{base}/{record_id}/{suffix}").status_code == 404
+    anonymous = world.app.test_client()
+    refused = anonymous.get(_urls(world, "full")[0])
+    assert refused.status_code == 302 and "/login" in refused.headers["Location"]
+
+
+def test_a_confidential_folder_name_stays_with_the_cleared(world):
+    user2 = client_for(world, "user2")  # assignee of a record in the folder, not cleared
+    for url in _urls(world, "legal_user2"):
+        response, text = _get(user2, url)
+        assert response.status_code == 200
+        assert SECRET not in text and "Confidential folder" in text, url
+    _response, text = _get(client_for(world, "admin"), _urls(world, "legal_user2")[0])
+    assert SECRET in text
+
+
+def test_the_record_page_offers_both_reports(world):
+    page = client_for(world, "user1").get(f"/t/{world.slug}/records/{world.records['full']}")
+    body = page.get_data(as_text=True)
+    pdf, eight_d = _urls(world, "full")
+    assert f'href="{pdf}"' in body and f'href="{eight_d}"' in body
+    assert 'media="print"' in body and "print.css" in body
+
+
+# ------------------------------------------------------------------ the logo
+
+
+@pytest.fixture
+def tenant(app, password_hash):
+    return provision(app, "logoco", password_hash, records=1, name="Logo Company")
+
+
+def _admin(app, tenant):
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    assert login(client, tenant.slug, tenant.admin_email).status_code == 302
+    return client
+
+
+def _upload(client, tenant, data: bytes, name: str = "logo.png", *, token: bool = True):
+    url = f"/t/{tenant.slug}/admin/branding"
+    form = {"logo": (io.BytesIO(data), name)}
+    if token:
+        form["csrf_token"] = csrf_token(client, url)
+    return client.post(url, data=form, content_type="multipart/form-data")
+
+
+def _stored(app, tenant) -> bytes | None:
+    from qalitel.reports.models import Branding
+    from tests.conftest import in_tenant
+
+    with in_tenant(app, tenant.slug) as session:
+        row = session.get(Branding, 1)
+        return bytes(row.logo) if row is not None else None
+
+
+def test_a_png_logo_is_accepted_shown_and_printed(app, tenant, tmp_path):
+    client = _admin(app, tenant)
+    pdf_url = f"/t/{tenant.slug}/records/{tenant.record_ids[0]}/pdf"
+    before = client.get(pdf_url)
+    assert pdf_images(before.data, tmp_path) == 0 and "Logo Company" in pdf_text(before.data)
+    logo = png()
+    saved = _upload(client, tenant, logo)
+    assert saved.status_code == 303 and _stored(app, tenant) == logo
+    page = client.get(f"/t/{tenant.slug}/admin/branding").get_data(as_text=True)
+    assert "Current logo" in page
+    served = client.get(f"/t/{tenant.slug}/admin/branding/logo")
+    assert served.data == logo and served.mimetype == "image/png"
+    for url in (pdf_url, pdf_url.replace("/pdf", "/8d.pdf")):
+        assert pdf_images(client.get(url).data, tmp_path) == 1, url
+    # a JPEG replaces it; removing it takes it out of the PDFs
+    assert _upload(client, tenant, jpeg(200, 80), "logo.jpg").status_code == 303
+    assert _stored(app, tenant)[:3] == b"\xff\xd8\xff"
+    token = csrf_token(client, f"/t/{tenant.slug}/admin/branding")
+    removed = client.post(f"/t/{tenant.slug}/admin/branding/remove",
+                          data={"csrf_token": token})
+    assert removed.status_code == 303 and _stored(app, tenant) is None
+    assert pdf_images(client.get(pdf_url).data, tmp_path) == 0
+    assert client.get(f"/t/{tenant.slug}/admin/branding/logo").status_code == 404
+
+
+@pytest.mark.parametrize(("data", "name", "message"), [
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", "logo.png", "PNG or JPEG"),
+    (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "logo.svg", "PNG or JPEG"),
+    (b"GIF89a" + bytes(40), "logo.gif", "PNG or JPEG"),
+    (b"", "logo.png", "empty"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(200), "logo.png", "cannot be read"),
+    (png()[:60], "logo.png", "cannot be read"),
+    (png()[:-12], "logo.png", "cannot be read"),
+    (jpeg(200, 80)[:-40], "logo.jpg", "cannot be read"),
+    (None, "big.png", "too large (at most 512 KB)"),
+    (jpeg(3001, 8), "wide.jpg", "at most 3000 pixels"),
+], ids=["pdf", "svg", "gif", "empty", "garbage-png", "truncated-png", "png-without-end",
+     "truncated-jpeg", "oversize", "too-wide"])
+def test_a_bad_logo_is_refused_and_nothing_is_stored(app, tenant, data, name, message):
+    if data is None:
+        data = png(600, 400, noise=True)
+        assert 512 * 1024 < len(data) < 2 * 1024 * 1024
+    client = _admin(app, tenant)
+    refused = _upload(client, tenant, data, name)
+    assert refused.status_code == 400
+    assert message in refused.get_data(as_text=True)
+    assert _stored(app, tenant) is None
+
+
+def test_a_logo_upload_without_csrf_or_by_a_non_admin_is_refused(app, tenant):
+    client = _admin(app, tenant)
+    url = f"/t/{tenant.slug}/admin/branding"
+    untouched = client.post(url, data={"csrf_token": csrf_token(client, url)})
+    assert untouched.status_code == 400 and "Choose a PNG or JPEG image." in untouched.get_data(
+        as_text=True)
+    assert _upload(client, tenant, png(), token=False).status_code == 400
+    assert _stored(app, tenant) is None
+    huge = _upload(client, tenant, bytes(3 * 1024 * 1024))
+    assert huge.status_code == 413 and _stored(app, tenant) is None
+    user = app.test_client()
+    assert login(user, tenant.slug, tenant.user_email).status_code == 302
+    assert user.get(f"/t/{tenant.slug}/admin/branding").status_code == 403
+    assert _upload(user, tenant, png()).status_code == 403
+    assert _stored(app, tenant) is None
+    assert _upload(client, tenant, png()).status_code == 303  # the admin still can
+    token = csrf_token(user, f"/t/{tenant.slug}/")
+    assert user.post(f"/t/{tenant.slug}/admin/branding/remove",
+                     data={"csrf_token": token}).status_code == 403
+    assert client.post(f"/t/{tenant.slug}/admin/branding/remove").status_code == 400
+    assert _stored(app, tenant) is not None
+
+
+def test_the_admin_menu_links_the_branding_page(app, tenant):
+    client = _admin(app, tenant)
+    page = client.get(f"/t/{tenant.slug}/").get_data(as_text=True)
+    assert f'href="/t/{tenant.slug}/admin/branding"' in page
+    french = app.test_client()
+    login(french, tenant.slug, tenant.admin_email)
+    assert "Identité visuelle" in french.get(f"/t/{tenant.slug}/admin/branding").get_data(
+        as_text=True)
+
+
+# ------------------------------------------------------------------ nothing from the network
+
+
+def test_the_fetcher_refuses_every_url_but_static_files_and_data():
+    from qalitel.reports.pdf import STATIC, LocalFetcher, RefusedURL
+
+    fetcher = LocalFetcher()
+    for url in ("https://example.com/logo.png", "http://127.0.0.1:9/x.css",
+                "ftp://example.com/x", "file:///etc/passwd", "file://evil.example/x.css",
+                (STATIC / "report.css").as_uri().replace("file://", "file://example.com"),
+                STATIC.as_uri() + "/../../pyproject.toml", "//example.com/x.png",
+                "javascript:alert(1)", "gopher://example.com/"):
+        with pytest.raises(RefusedURL):
+            fetcher(url)
+    css = fetcher((STATIC / "report.css").as_uri())
+    assert b"@page" in css.read() and css.content_type == "text/css"
+    data = fetcher("data:text/plain;base64,aGVsbG8=")
+    assert data.read() == b"hello"
+
+
+def test_rendering_opens_no_connection():
+    from qalitel.reports.pdf import render_pdf
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        server.setblocking(False)
+        port = server.getsockname()[1]
+        pdf = render_pdf(f'<link rel="stylesheet" href="http://127.0.0.1:{port}/a.css">'
+                         f'<img src="http://127.0.0.1:{port}/a.png">'
+                         f'<p style="background: url(http://127.0.0.1:{port}/b.png)">Hi</p>')
+        with pytest.raises(BlockingIOError):
+            server.accept()  # nobody knocked
+    assert "Hi" in pdf_text(pdf)
+
+
+def test_pdfs_are_limited_per_person(make_app, backend, password_hash):
+    app = make_app(backend, extra={"REPORT_LIMIT_PER_USER": "2 per hour"})
+    tenant = provision(app, "busyco", password_hash, records=1)
+    client = _admin(app, tenant)
+    pdf_url = f"/t/{tenant.slug}/records/{tenant.record_ids[0]}/pdf"
+    assert client.get(pdf_url).status_code == 200
+    assert client.get(pdf_url.replace("/pdf", "/8d.pdf")).status_code == 200
+    refused = client.get(pdf_url)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert client.get(f"/t/{tenant.slug}/records/999999/pdf").status_code == 404
+    other = app.test_client()  # another person still gets theirs
+    assert login(other, tenant.slug, tenant.user_email).status_code == 302
+    assert other.get(pdf_url).status_code == 200
+
+
+def test_a_limit_the_throttle_cannot_read_stops_the_start_up(make_app):
+    from core.throttle import ThrottleConfigError
+
+    with pytest.raises(ThrottleConfigError):
+        make_app("sqlite", extra={"REPORT_LIMIT_PER_USER": "many per day"})
+
+
+def test_the_logo_travels_with_a_tenant_export(app, tenant, tmp_path):
+    from tests.export_world import export, run
+
+    client = _admin(app, tenant)
+    logo = png()
+    assert _upload(client, tenant, logo).status_code == 303
+    archive = tmp_path / "logoco.zip"
+    assert export(app, tenant.slug, "--output", archive).exit_code == 0
+    imported = run(app, "tenants", "import", archive, "--as", "logoco-copy")
+    assert imported.exit_code == 0, imported.output
+    copy = type(tenant)(**{**tenant.__dict__, "slug": "logoco-copy"})
+    assert _stored(app, copy) == logo
+    client = _admin(app, copy)
+    pdf = client.get(f"/t/{copy.slug}/records/{tenant.record_ids[0]}/pdf")
+    assert pdf_images(pdf.data, tmp_path) == 1 and "Logo Company" in pdf_text(pdf.data)
