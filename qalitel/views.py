@@ -55,6 +55,7 @@ def _tenant_modules() -> None:
     from qalitel.exports.views import bp as exports_bp
     from qalitel.my_data.views import admin as erasures_bp
     from qalitel.my_data.views import bp as my_data_bp
+    from qalitel.notifications.views import bp as notifications_bp
     from qalitel.prefs_views import bp as prefs_bp
     from qalitel.records.views import bp as records_bp
     from qalitel.user_views import account as account_bp
@@ -67,6 +68,7 @@ def _tenant_modules() -> None:
     tenant.register_blueprint(maintenance_bp)
     tenant.register_blueprint(backups_bp)
     tenant.register_blueprint(exports_bp)
+    tenant.register_blueprint(notifications_bp)
 
 
 _tenant_modules()
