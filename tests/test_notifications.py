@@ -148,3 +148,35 @@ def test_due_soon_overdue_and_digest_from_run_due_once_each(make_app, backend, s
     assert world.job() == {"queued": 0}
     assert len(smtp_server.messages) == 8
     assert {n[1] for n in world.notes()} == {"marie", "john"}  # never a row for sam
+
+
+def test_a_reassignment_is_mailed_from_the_background_after_the_commit(
+        make_app, backend, smtp_server, password_hash):
+    """The default: mail leaves in a background thread once the request committed, and its
+    outcome is recorded there (waited for, never timed)."""
+    import threading
+
+    world = make_world(make_app, backend, password_hash, **smtp_server.settings())
+    world.app.config["MAIL_BACKGROUND"] = True
+    record_id = _record(world, "Wrong label", "john")  # outside a request: no mail
+    admin = world.client()
+    edit = f"/t/alpha/records/{record_id}/edit"
+    saved = submit_untouched(admin, edit, _has_title, assignee=str(world.ids["marie"]))
+    assert saved.status_code in (302, 303)
+    [mail] = smtp_server.wait_for(1)
+    assert mail.rcpt_tos == ["marie@alpha.example"]
+    assert f"NC-1 «{NBSP}Wrong label{NBSP}»" in mail.body
+    for thread in threading.enumerate():
+        if thread.name == "qalitel-notify":
+            thread.join(60)
+    assert world.notes() == [("assignment", "marie", "sent", None, 1)]
+    # the same assignment the same day is not mailed twice
+    submit_untouched(admin, edit, _has_title, assignee=str(world.ids["john"]))
+    submit_untouched(admin, edit, _has_title, assignee=str(world.ids["marie"]))
+    mails = smtp_server.wait_for(2)
+    for thread in threading.enumerate():
+        if thread.name == "qalitel-notify":
+            thread.join(60)
+    assert [m.rcpt_tos for m in mails] == [["marie@alpha.example"], ["john@alpha.example"]]
+    assert [n[:3] for n in world.notes()] == [("assignment", "marie", "sent"),
+                                              ("assignment", "john", "sent")]

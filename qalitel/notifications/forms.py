@@ -59,5 +59,3 @@ class UserPreferenceForm(SafeForm):
         kwargs.setdefault("prefix", "notify")
         super().__init__(*args, **kwargs)
 
-
-FLAGS = tuple(k.value for k in Kind)
