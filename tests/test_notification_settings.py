@@ -218,3 +218,27 @@ def test_hostile_input_on_both_forms_is_refused_and_saves_nothing(make_app, back
                               "due_soon_days": "5", "digest_weekday": "2"})
     assert refused.status_code == 403
     assert _stored(world) == ([], [])
+
+
+def test_the_admin_page_is_paginated(make_app, backend, password_hash):
+    from qalitel.notifications.models import Notification
+    from tenants.context import tdb
+
+    world = make_world(make_app, backend, password_hash)
+    with world.tenant():
+        tdb.add_all(Notification(key=f"digest:{world.ids['john']}:2030-W{n:02d}", kind="digest",
+                                 user_id=world.ids["john"], subject=f"digest {n}",
+                                 status="sent", attempts=1, created_at=world.clock())
+                    for n in range(1, 31))
+        tdb.commit()
+    admin = world.client()
+
+    def rows(query: str = "") -> list[str]:
+        body = admin.get(ADMIN_PAGE + query).get_data(as_text=True)
+        return re.findall(r"<td>(digest \d+)</td>", body)
+
+    assert rows() == [f"digest {n}" for n in range(30, 5, -1)]  # 25, newest first
+    assert rows("?page=2") == [f"digest {n}" for n in range(5, 0, -1)]
+    assert rows("?page=99") == rows("?page=2")  # past the end: the last page
+    for bad in ("abc", "-1", "0", "9" * 30):
+        assert rows(f"?page={bad}") == rows()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
 from core import clock
 from qalitel.notifications.models import (
     DIGEST_DEFAULT,
@@ -39,14 +41,22 @@ def user_preference(user_id: int) -> NotificationPreference:
     return row
 
 
-def wanted(kind: str, user_id: int, tenant: NotificationSettings | None = None) -> bool:
+def all_preferences() -> dict[int, NotificationPreference]:
+    """Every stored preference by user id (a run over many users reads them once)."""
+    return {p.user_id: p for p in tdb.execute(select(NotificationPreference)).scalars()}
+
+
+def wanted(kind: str, user_id: int, tenant: NotificationSettings | None = None,
+           preference: NotificationPreference | None = None) -> bool:
     """Whether the tenant sends ``kind`` and the user did not turn it off."""
     tenant = tenant or tenant_settings()
-    return bool(getattr(tenant, kind)) and bool(getattr(user_preference(user_id), kind))
+    preference = preference or user_preference(user_id)
+    return bool(getattr(tenant, kind)) and bool(getattr(preference, kind))
 
 
-def due_soon_days(user_id: int, tenant: NotificationSettings | None = None) -> int:
-    own = user_preference(user_id).due_soon_days
+def due_soon_days(user_id: int, tenant: NotificationSettings | None = None,
+                  preference: NotificationPreference | None = None) -> int:
+    own = (preference or user_preference(user_id)).due_soon_days
     return own if own is not None else (tenant or tenant_settings()).due_soon_days
 
 
