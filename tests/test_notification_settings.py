@@ -242,3 +242,17 @@ def test_the_admin_page_is_paginated(make_app, backend, password_hash):
     assert rows("?page=99") == rows("?page=2")  # past the end: the last page
     for bad in ("abc", "-1", "0", "9" * 30):
         assert rows(f"?page={bad}") == rows()
+
+
+def test_nothing_is_queued_for_an_erased_user(make_app, backend, smtp_server, password_hash):
+    from qalitel.users.models import TOMBSTONE_DOMAIN, User
+    from tenants.context import tdb
+
+    world = make_world(make_app, backend, password_hash, **smtp_server.settings())
+    world.action("late", "john", TODAY - timedelta(1))
+    with world.tenant():  # what an erasure leaves: a pseudonymous tombstone, never mailed
+        john = tdb.get(User, world.ids["john"])
+        john.email, john.suspended_at = f"x1@{TOMBSTONE_DOMAIN}", None
+        tdb.commit()
+    assert world.job() == {"queued": 0}
+    assert world.notes() == [] and smtp_server.messages == []
