@@ -55,7 +55,7 @@ def _candidates(today: date, users: dict[int, User], tenant: NotificationSetting
         Action.owner_id.in_(list(users))).order_by(Action.id)).scalars()
     for action in actions:
         owner, due = users[action.owner_id], action.due_date
-        preference = prefs.get(owner.id) or timing.user_preference(owner.id)
+        preference = prefs.get(owner.id) or timing.default_preference(owner.id)
         left = (due - today).days
         if left < 0:
             kind = Kind.OVERDUE
@@ -68,7 +68,7 @@ def _candidates(today: date, users: dict[int, User], tenant: NotificationSetting
     if today.weekday() == tenant.digest_weekday:
         week = timing.week_of(today)
         for user in users.values():
-            preference = prefs.get(user.id) or timing.user_preference(user.id)
+            preference = prefs.get(user.id) or timing.default_preference(user.id)
             if timing.wanted(Kind.DIGEST, user.id, tenant, preference):
                 yield Kind.DIGEST, user, None, f"digest:{user.id}:{week}"
 

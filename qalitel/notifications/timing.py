@@ -32,13 +32,15 @@ def tenant_settings() -> NotificationSettings:
     return row
 
 
+def default_preference(user_id: int) -> NotificationPreference:
+    """Every kind on, with the tenant's due-soon days (not added to the session)."""
+    return NotificationPreference(user_id=user_id, due_soon_days=None,
+                                  **dict.fromkeys(FLAGS, True))
+
+
 def user_preference(user_id: int) -> NotificationPreference:
-    """The user's row, or every kind on with the tenant's due-soon days (not added)."""
-    row = tdb.get(NotificationPreference, user_id)
-    if row is None:
-        row = NotificationPreference(user_id=user_id, due_soon_days=None,
-                                     **dict.fromkeys(FLAGS, True))
-    return row
+    """The user's row, or :func:`default_preference`."""
+    return tdb.get(NotificationPreference, user_id) or default_preference(user_id)
 
 
 def all_preferences() -> dict[int, NotificationPreference]:
