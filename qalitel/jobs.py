@@ -203,6 +203,18 @@ def closures(ctx: JobContext) -> dict[str, Any]:
     return summary.as_dict()
 
 
+def notifications(ctx: JobContext) -> dict[str, Any]:
+    """Due-soon, overdue and weekly digest mails of every active tenant, and the retries of
+    those that failed (:mod:`qalitel.notifications.schedule`)."""
+    from qalitel.notifications.schedule import run_notifications
+    from tenants.service import live_tenants
+
+    summary, failures = run_notifications(live_tenants())
+    if failures:
+        raise JobFailed("; ".join(failures), summary)
+    return summary
+
+
 def _can_decrypt(settings: Settings) -> bool:
     """Deep verification needs the identity file, which only some hosts hold."""
     return settings.backup_identity is not None
@@ -233,3 +245,6 @@ def register() -> None:
                  description=f"Forget job runs older than {LEDGER_DAYS} days")
     register_job("retention", timedelta(hours=6), retention,
                  description="Delete sign-ins and export files past their retention period")
+    register_job("notifications", timedelta(minutes=15), notifications,
+                 description="Mail due-soon, overdue and weekly digest notifications; "
+                             "retry failed ones")

@@ -55,6 +55,7 @@ def _tenant_modules() -> None:
     from qalitel.exports.views import bp as exports_bp
     from qalitel.my_data.views import admin as erasures_bp
     from qalitel.my_data.views import bp as my_data_bp
+    from qalitel.notifications.views import bp as notifications_bp
     from qalitel.prefs_views import bp as prefs_bp
     from qalitel.records.views import bp as records_bp
     from qalitel.reports.views import bp as reports_bp
@@ -69,6 +70,7 @@ def _tenant_modules() -> None:
     tenant.register_blueprint(backups_bp)
     tenant.register_blueprint(exports_bp)
     tenant.register_blueprint(reports_bp)
+    tenant.register_blueprint(notifications_bp)
 
 
 _tenant_modules()

@@ -23,7 +23,7 @@ from tests.backup_world import BackupWorld, make_world
 START = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
 HOST_JOBS = ["maintenance-expiry", "backups", "backup-prune", "backup-deep-verify",
              "backup-sweep", "closures", "exports", "files-sweep", "jobs-ledger-prune",
-             "retention"]
+             "retention", "notifications"]
 
 
 @pytest.fixture

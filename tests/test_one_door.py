@@ -244,7 +244,10 @@ ALLOWED_MODULES = {
 }
 #: Packages of the client application whose every module serves requests AT the tenant.
 ALLOWED_PACKAGES = ("qalitel.auth", "qalitel.users", "qalitel.records",
-                    "qalitel.my_data")  # each user's own data (and its erasure replayed)
+                    "qalitel.my_data",  # each user's own data (and its erasure replayed)
+                    # mail to the tenant's own users about their own work: pages at the
+                    # tenant, and the `notifications` job entering each tenant as its role
+                    "qalitel.notifications")
 
 
 def _allowed(module: str) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-from qalitel.records import visibility
+from qalitel.records import events, visibility
 from qalitel.records.models import (
     ACTION_KINDS,
     ACTION_STATUSES,
@@ -69,6 +69,7 @@ def create_action(actor: User, title: str, *, record: NonConformity | None = Non
         action.completed_at = now()
     tdb.add(action)
     tdb.flush()
+    events.assigned(actor, action)
     return action
 
 
@@ -102,6 +103,8 @@ def update_action(actor: User, action: Action, *, version: str | None = None,
     for attribute in changed:
         setattr(action, attribute, values[attribute])
     tdb.flush()
+    if "owner_id" in changed:
+        events.assigned(actor, action)
     return changed
 
 

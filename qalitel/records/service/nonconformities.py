@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from qalitel.records import visibility
+from qalitel.records import events, visibility
 from qalitel.records.models import (
     ACTION_CLOSED,
     COMMENT_MAX,
@@ -115,6 +115,7 @@ def create_nonconformity(author: User, title: str, description: str = "", *,
     tdb.add(StatusChange(record_id=record.id, from_status=None, to_status="open",
                          changed_by_id=author.id, changed_at=now()))
     tdb.flush()
+    events.assigned(author, record)
     return record
 
 
@@ -189,6 +190,8 @@ def update_nonconformity(actor: User, record: NonConformity, *, version: str | N
         setattr(record, attribute, value)
         changed.append(field)
     tdb.flush()
+    if "assignee" in changed:
+        events.assigned(actor, record)
     return changed
 
 
