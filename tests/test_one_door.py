@@ -226,7 +226,7 @@ ALLOWED_MODULES = {
     "maintenance.notify",  # reads the client admins' e-mail addresses to notify them
     "qalitel.prefs", "qalitel.prefs_views", "qalitel.i18n",  # the client's own requests
     "qalitel.user_views",  # client admins' user pages and each user's profile, at the tenant
-    "qalitel.demo", "qalitel.demo_records",  # seed the demo tenant's own data (`qalitel demo`)
+    "qalitel.demo", "qalitel.demo_records", "qalitel.demo_fields",  # seed the demo tenant's own data (`qalitel demo`)
     "qalitel.transaction",  # commits the tenant session of the client's own request, once
     "qalitel.cli_files",  # `files sweep`: reads attachment hashes to delete unreferenced blobs
     # checks that a restored database opens as its tenant (identity row); no staff path, and
@@ -247,7 +247,9 @@ ALLOWED_PACKAGES = ("qalitel.auth", "qalitel.users", "qalitel.records",
                     "qalitel.my_data",  # each user's own data (and its erasure replayed)
                     # mail to the tenant's own users about their own work: pages at the
                     # tenant, and the `notifications` job entering each tenant as its role
-                    "qalitel.notifications")
+                    "qalitel.notifications",
+                    # a record's PDF and 8D report, and the tenant's logo: pages at the tenant
+                    "qalitel.reports")
 
 
 def _allowed(module: str) -> bool:
