@@ -2,8 +2,9 @@
 migration lineages and a new tenant's first rows (``tenants.lifecycle`` removes a dropped
 tenant's files itself); to maintenance the log purge at destroy time, how to list a tenant's
 admins and the backup health the staff console shows; to backups the erasure ledger, replayed
-on restore; to :mod:`core.jobs` the scheduled jobs; to the closure its export link
-(:mod:`qalitel.exports.closure`).
+on restore, and the search columns, recomputed on restore; to :mod:`core.jobs` the scheduled
+jobs; to the closure its export link (:mod:`qalitel.exports.closure`); to the tenant session
+the search columns' upkeep (:mod:`qalitel.records.search`).
 :func:`register` runs when ``qalitel`` is imported."""
 
 from __future__ import annotations
@@ -91,6 +92,18 @@ def replay_erasures(*args: Any, **kwargs: Any) -> Any:
     return replay(*args, **kwargs)
 
 
+def search_before_flush(*args: Any) -> None:
+    from qalitel.records.search import before_flush
+
+    before_flush(*args)
+
+
+def reindex_search(*args: Any) -> Any:
+    from qalitel.records.search import reindex_database
+
+    return reindex_database(*args)
+
+
 def register() -> None:
     for lineage in LINEAGES:
         hooks.register_lineage(lineage)
@@ -113,3 +126,10 @@ def register() -> None:
     from backups import replay
 
     replay.on_restore(replay_erasures)  # a restored backup never brings an erased person back
+    replay.on_restore(reindex_search)  # nor stale search text (also after `tenants import`)
+    from sqlalchemy import event
+
+    from tenants.context import TenantSession
+
+    if not event.contains(TenantSession, "before_flush", search_before_flush):
+        event.listen(TenantSession, "before_flush", search_before_flush)  # records.search
