@@ -387,6 +387,29 @@ def _fold_of(row) -> str:
     return text_of(row, type(row).SEARCHED)
 
 
+def test_an_engineers_edit_through_the_maintenance_door_is_searchable(maint_world):
+    from core.db import db
+    from maintenance import access, grants
+    from maintenance.models import Grant, MaintenanceRequest, StaffUser
+    from qalitel.records.models import NonConformity
+    from tests.test_grants import ADMIN
+
+    app = maint_world.app
+    public_id = maint_world.request("alpha", scope="read-write")
+    record_id = maint_world.tenants.a.record_ids[0]
+    with app.app_context():
+        req = db.session.query(MaintenanceRequest).filter_by(public_id=public_id).one()
+        grant_id = grants.approve(req, ADMIN).id
+        grant = db.session.get(Grant, grant_id)
+        with access.open_session(grant, db.session.get(StaffUser, maint_world.eve.id)) as door:
+            door.update_field("nonconformities", str(record_id), "cause_analysis",
+                              "Dérive du capteur thermique")
+            door.update_field("nonconformities", str(record_id), "severity", "major")
+    stored = _stored(app, "alpha", NonConformity, record_id)
+    assert stored.endswith("derive du capteur thermique"), stored
+    assert stored.startswith(maint_world.marker.lower())
+
+
 # ------------------------------------------------------------------ the migration
 
 

@@ -5,7 +5,8 @@ Each searched model names the fields search reads in one tuple, ``SEARCHED``; it
 up to date by :func:`before_flush` on every ORM write (registered on the tenant session by
 :mod:`qalitel.tenancy`) and by :func:`reindex` where rows are written around the ORM: the
 erasure's replacements, and a restored or imported database, whatever its rows said
-(:func:`reindex_database`, a restore replayer).
+(:func:`reindex_database`, a restore replayer) and a field an engineer changed through the
+maintenance door (:func:`after_maintenance_change`).
 
 A query is folded the same way and split into words (at most :data:`MAX_WORDS`); every word
 must appear (AND), as a substring, LIKE wildcards taken literally. A record matches a word in
@@ -98,6 +99,21 @@ def reindex_database(_info: Any, engine: Any, _uids: tuple[str, ...]) -> int:
     stale ones)."""
     with engine.begin() as conn:
         return sum(reindex(conn, model) for model in SEARCHABLE)
+
+
+def after_maintenance_change(tenant: Any, table: str, record_id: Any, column: str) -> None:
+    """A searched field an engineer changed through the maintenance door
+    (:mod:`maintenance.changes`): its row's ``search_text``, recomputed through the tenant's
+    own connection (the grant may not write the column)."""
+    from qalitel.transaction import unit_of_work
+    from tenants.context import tdb, tenant_context
+    from tenants.engines import TenantInfo
+
+    model = next((m for m in SEARCHABLE if m.__tablename__ == table), None)
+    if model is None or column not in model.SEARCHED or not isinstance(record_id, int):
+        return
+    with tenant_context(TenantInfo.from_row(tenant)), unit_of_work():
+        reindex(tdb, model, [record_id])
 
 
 # ------------------------------------------------------------------ queries
