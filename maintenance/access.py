@@ -45,7 +45,7 @@ from core.config import Settings
 from core.crypto import decrypt
 from core.db import db
 from core.validation import is_id
-from maintenance import audit, grant_log, revocations, sqlite_door
+from maintenance import audit, changes, grant_log, revocations, sqlite_door
 from maintenance.allow_list import RULES, masked, readable, writable
 from maintenance.door_values import Record, TablePage, convert, display
 from maintenance.models import Grant, GrantStatus, RequestStatus, Scope, StaffUser
@@ -381,6 +381,8 @@ class MaintenanceSession:
                 self._log("change_failed", {"table": table, "record_id": str(record_id)[:200],
                                             "column": column, "error": type(exc).__name__})
                 raise
+            changes.field_changed(self.grant.tenant, table, self._coerce_id(key, record_id),
+                                  column)  # what the app derives from it
         finally:
             if conn.in_transaction() or getattr(conn.connection.dbapi_connection,
                                                 "in_transaction", False):

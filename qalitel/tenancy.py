@@ -1,9 +1,11 @@
 """What the app hands the layers below: to the tenancy core (``tenants.hooks``) its two
 migration lineages and a new tenant's first rows (``tenants.lifecycle`` removes a dropped
 tenant's files itself); to maintenance the log purge at destroy time, how to list a tenant's
-admins and the backup health the staff console shows; to backups the erasure ledger, replayed
-on restore; to :mod:`core.jobs` the scheduled jobs; to the closure its export link
-(:mod:`qalitel.exports.closure`).
+admins, the backup health the staff console shows and what follows a field an engineer
+changed; to backups the erasure ledger and the search columns, replayed on restore; to
+:mod:`core.jobs` the scheduled jobs; to the closure its export link
+(:mod:`qalitel.exports.closure`); to the tenant session the search columns' upkeep
+(:mod:`qalitel.records.search`).
 :func:`register` runs when ``qalitel`` is imported."""
 
 from __future__ import annotations
@@ -91,6 +93,24 @@ def replay_erasures(*args: Any, **kwargs: Any) -> Any:
     return replay(*args, **kwargs)
 
 
+def search_before_flush(*args: Any) -> None:
+    from qalitel.records.search import before_flush
+
+    before_flush(*args)
+
+
+def reindex_search(*args: Any) -> Any:
+    from qalitel.records.search import reindex_database
+
+    return reindex_database(*args)
+
+
+def search_after_maintenance(*args: Any) -> None:
+    from qalitel.records.search import after_maintenance_change
+
+    after_maintenance_change(*args)
+
+
 def register() -> None:
     for lineage in LINEAGES:
         hooks.register_lineage(lineage)
@@ -101,6 +121,9 @@ def register() -> None:
 
     purge.register()
     notify.on_list_admins(active_admins)
+    from maintenance.changes import on_field_changed
+
+    on_field_changed(search_after_maintenance)  # an engineer's edit is searchable as it is
     from maintenance.backup_health import provide_backup_health
 
     provide_backup_health(backup_health)
@@ -113,3 +136,10 @@ def register() -> None:
     from backups import replay
 
     replay.on_restore(replay_erasures)  # a restored backup never brings an erased person back
+    replay.on_restore(reindex_search)  # nor stale search text (also after `tenants import`)
+    from sqlalchemy import event
+
+    from tenants.context import TenantSession
+
+    if not event.contains(TenantSession, "before_flush", search_before_flush):
+        event.listen(TenantSession, "before_flush", search_before_flush)  # records.search

@@ -226,7 +226,8 @@ ALLOWED_MODULES = {
     "maintenance.notify",  # reads the client admins' e-mail addresses to notify them
     "qalitel.prefs", "qalitel.prefs_views", "qalitel.i18n",  # the client's own requests
     "qalitel.user_views",  # client admins' user pages and each user's profile, at the tenant
-    "qalitel.demo", "qalitel.demo_records", "qalitel.demo_fields",  # seed the demo tenant's own data (`qalitel demo`)
+    # seed the demo tenant's own data (`qalitel demo`)
+    "qalitel.demo", "qalitel.demo_records", "qalitel.demo_fields",
     "qalitel.transaction",  # commits the tenant session of the client's own request, once
     "qalitel.cli_files",  # `files sweep`: reads attachment hashes to delete unreferenced blobs
     # checks that a restored database opens as its tenant (identity row); no staff path, and

@@ -23,6 +23,7 @@ from werkzeug.security import generate_password_hash
 
 from qalitel.my_data.mentions import free_text_tables, needles, prefilter, replace_whole_words
 from qalitel.my_data.models import LoginEvent
+from qalitel.records import search
 from qalitel.records.models import FolderClearance, RecordShare
 from qalitel.users.labels import PSEUDONYM_PREFIX
 from qalitel.users.models import (
@@ -88,9 +89,11 @@ def replace_mentions(replacements: dict[str, str]) -> int:
     if not strings:
         return 0
     changed = 0
+    searched = {model.__tablename__: model for model in search.SEARCHABLE}
     for table, columns in free_text_tables():
         key = list(table.primary_key.columns)
         rows = tdb.execute(select(*key, *columns).where(prefilter(columns, strings))).all()
+        touched = []
         for row in rows:
             values = {}
             for column in columns:
@@ -102,7 +105,11 @@ def replace_mentions(replacements: dict[str, str]) -> int:
             if values:
                 tdb.execute(update(table).where(*(c == getattr(row, c.name) for c in key))
                             .values(values))
+                touched.append(row)
                 changed += 1
+        if table.name in searched and touched:
+            # the folded copy must not keep the name either
+            search.reindex(tdb, searched[table.name], (row.id for row in touched))
     return changed
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import ClassVar
 
 from sqlalchemy import (
     Boolean,
@@ -123,6 +124,9 @@ class NonConformity(TenantBase):
               "created_by_id", "id"),
     )
 
+    #: What search reads (folded into ``search_text`` by :mod:`qalitel.records.search`).
+    SEARCHED: ClassVar[tuple[str, ...]] = ("title", "description", "cause_analysis")
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     number: Mapped[int] = mapped_column(Integer, unique=True, nullable=False)
     title: Mapped[str] = mapped_column(String(TITLE_MAX), nullable=False)
@@ -147,6 +151,8 @@ class NonConformity(TenantBase):
         DateTime(timezone=True), server_default=func.now(), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=_utcnow, nullable=False)
+    search_text: Mapped[str] = mapped_column(Text, nullable=False, default="",
+                                             server_default="")
 
     detected_by: Mapped[User | None] = relationship(foreign_keys=[detected_by_id])
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
@@ -246,6 +252,9 @@ class Action(TenantBase):
         Index("ix_actions_status_due_date", "status", "due_date"),
     )
 
+    #: What search reads (folded into ``search_text`` by :mod:`qalitel.records.search`).
+    SEARCHED: ClassVar[tuple[str, ...]] = ("title", "description")
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     record_id: Mapped[int | None] = mapped_column(
         ForeignKey("nonconformities.id", ondelete="CASCADE"), index=True)
@@ -269,6 +278,8 @@ class Action(TenantBase):
         DateTime(timezone=True), server_default=func.now(), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=_utcnow, nullable=False)
+    search_text: Mapped[str] = mapped_column(Text, nullable=False, default="",
+                                             server_default="")
 
     record: Mapped[NonConformity | None] = relationship()
     owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])

@@ -19,12 +19,12 @@ from sqlalchemy import (
     extract,
     func,
     literal,
-    or_,
     select,
 )
 from sqlalchemy.orm import aliased
 
 from core.pagination import Page, paginate
+from qalitel.records import search
 from qalitel.records.chart import MonthBar, last_months, month_bars
 from qalitel.records.field_models import CatalogEntry
 from qalitel.records.models import (
@@ -46,18 +46,6 @@ from tenants.context import tdb
 def _rank(column, values: tuple[str, ...]):
     """Sort key following a list's order (workflow order, severity order)."""
     return case({value: i for i, value in enumerate(values)}, value=column, else_=len(values))
-
-
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _reference_number(text: str) -> int | None:
-    digits = text.upper().removeprefix("NC-").removeprefix("#").strip()
-    if digits.isascii() and digits.isdigit() and len(digits) < 10:
-        return int(digits)
-    return None
 
 
 def _user_id(value: str, user: User) -> int:
@@ -92,14 +80,9 @@ def record_conditions(user: User, spec: ListSpec, today: date) -> list[ColumnEle
     if f.get("overdue") == "1":
         where.append(exists().where(Action.record_id == NonConformity.id,
                                     overdue_action(today)))
-    if spec.q:
-        pattern = _like(spec.q)
-        terms = [NonConformity.title.ilike(pattern, escape="\\"),
-                 NonConformity.description.ilike(pattern, escape="\\")]
-        number = _reference_number(spec.q)
-        if number is not None:
-            terms.append(NonConformity.number == number)
-        where.append(or_(*terms))
+    match = search.record_match(spec.q) if spec.q else None
+    if match is not None:
+        where.append(match)
     return where
 
 
@@ -191,10 +174,9 @@ def action_conditions(user: User, spec: ListSpec, today: date) -> list[ColumnEle
                      else Action.record_id == int(f["record"]))
     if f.get("overdue") == "1":
         where.append(overdue_action(today))
-    if spec.q:
-        pattern = _like(spec.q)
-        where.append(or_(Action.title.ilike(pattern, escape="\\"),
-                         Action.description.ilike(pattern, escape="\\")))
+    match = search.action_match(spec.q, record_visibility(user)) if spec.q else None
+    if match is not None:
+        where.append(match)
     return where
 
 
