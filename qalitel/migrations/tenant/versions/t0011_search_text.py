@@ -13,7 +13,7 @@ from alembic import op
 from core.text import fold
 
 revision: str = 't0011_search_text'
-down_revision: str | None = 't0008'
+down_revision: str | None = 't0013_branding'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
