@@ -15,6 +15,10 @@ templates never filter. The rules, by profile (``users.models.Profile``):
 
 An action is visible with its record; a standalone action is visible to its owner and its
 author, and to managers and admins. An action owner also sees the action's record.
+
+Who may move a record along the workflow follows the tenant's rules
+(:mod:`qalitel.records.rules`): each move is allowed to roles, ``manager`` (managers and
+admins) and ``assignee`` (the record's assignee).
 """
 
 from __future__ import annotations
@@ -173,12 +177,6 @@ def allowed_moves(user: User, record: NonConformity,
 
 def can_reopen(user: User, record: NonConformity, rules: Rules | None = None) -> bool:
     return record.is_final and may_move(user, record, "reopen", rules)
-
-
-def can_change_status(user: User, record: NonConformity) -> bool:
-    """Whether ``user`` may make at least one move of ``record`` (reopening included)."""
-    rules = workflow_rules()
-    return bool(allowed_moves(user, record, rules)) or can_reopen(user, record, rules)
 
 
 def can_edit_workflow_rules(user: User) -> bool:
