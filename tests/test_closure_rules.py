@@ -264,3 +264,54 @@ def test_a_plain_user_assignee_proposes_but_cannot_close(world):
     assert "Only managers may move this record to “Closed”.".encode() in refused.data
     assert snapshot(world, KEY) == before
     assert status_of(world, KEY) == "verification"
+
+
+def test_a_planned_effectiveness_check_round_trips_and_shows_in_the_action_table(world):
+    from datetime import date, timedelta
+
+    from qalitel.records.models import Action
+    from tenants.context import tdb
+    from tests.html_forms import submit_untouched
+
+    bring_to(world, KEY, "treatment")
+    manager = client_for(world, "manager1")
+    url = record_url(world, KEY)
+    planned = date.today() - timedelta(days=2)
+    created = post(manager, f"{url}/actions/new", {
+        "title": "New seal supplier", "description": "", "kind": "corrective",
+        "owner": world.users["user1"], "due_date": "", "status": "done",
+        "effectiveness_due_on": planned.isoformat(),
+        "effectiveness_criteria": "No leak on 3 lots\r\nchecked by QA"})
+    assert created.status_code == 303
+    action_id = int(created.headers["Location"].rsplit("/", 1)[1])
+
+    def action_row() -> dict:
+        with world.app.app_context(), world.context():
+            action = tdb.get(Action, action_id)
+            return {c.key: getattr(action, c.key) for c in Action.__table__.columns}
+
+    row = action_row()
+    assert row["effectiveness_due_on"] == planned
+    assert row["effectiveness_criteria"] == "No leak on 3 lots\nchecked by QA"
+    action_page = manager.get(f"/t/{world.slug}/actions/{action_id}").get_data(as_text=True)
+    assert "No leak on 3 lots" in action_page and "Check overdue" in action_page
+    table = manager.get(url).get_data(as_text=True)
+    assert "Pending" in table and "Check overdue" in table
+
+    edit = f"/t/{world.slug}/actions/{action_id}/edit"
+    is_action_form = lambda f: {"title", "effectiveness_criteria"} <= f.names()  # noqa: E731
+    assert submit_untouched(manager, edit, is_action_form).status_code == 303
+    assert action_row() == row  # untouched: nothing changed
+    cleared = submit_untouched(manager, edit, is_action_form, effectiveness_criteria="",
+                               effectiveness_due_on=(planned + timedelta(9)).isoformat())
+    assert cleared.status_code == 303
+    after = action_row()
+    assert after["effectiveness_criteria"] is None
+    assert after["effectiveness_due_on"] == planned + timedelta(9)
+    assert "Check overdue" not in manager.get(url).get_data(as_text=True)
+
+    checked = post(manager, f"/t/{world.slug}/actions/{action_id}/effectiveness",
+                   {"effective": "no", "comment": "Leak again on lot 2"})
+    assert checked.status_code == 303
+    table = manager.get(url).get_data(as_text=True)
+    assert "Not effective" in table and "Pending" not in table
