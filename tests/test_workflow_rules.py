@@ -189,3 +189,26 @@ def test_existing_rows_survive_the_upgrade(backend, tmp_path):
             conn.execute(text("UPDATE nonconformities SET status = 'unfounded' WHERE id = 2"))
         with pytest.raises(Exception, match="(?i)check"), engine.begin() as conn:
             conn.execute(text("UPDATE nonconformities SET status = 'deleted' WHERE id = 2"))
+
+
+def test_hostile_input_on_the_reopen_form_changes_nothing(world):
+    from tests.workflow_helpers import close
+
+    close(world, KEY)
+    manager = client_for(world, "manager1")
+    url = record_url(world, KEY)
+    before = snapshot(world, KEY)
+    for data in ({"reason": "x" * 2001}, {"reason": "ok\x00"}, {"reason": ""}, {}):
+        response = post(manager, f"{url}/reopen", data)
+        assert response.status_code == 400, (data, response.status_code)
+    assert snapshot(world, KEY) == before and status_of(world, KEY) == "closed"
+
+
+def test_a_refused_move_is_explained_in_french(world):
+    bring_to(world, KEY, "verification", (("corrective", "done", True),))
+    user1 = client_for(world, "user1")
+    user1.environ_base["HTTP_ACCEPT_LANGUAGE"] = "fr"
+    refused = post(user1, f"{record_url(world, KEY)}/status", {"to_status": "closed"})
+    assert refused.status_code == 403
+    assert ("Seuls les managers peuvent faire passer cette fiche au statut "
+            "«\u00a0Clôturée\u00a0».") in refused.get_data(as_text=True)
