@@ -196,7 +196,7 @@ RECORDS = (
         "Extincteur déplacé lors de travaux et non remis en place."),
     _fr("Écart d'inventaire sur la référence 10-4471",
         "Stock informatique : 240 ; stock physique : 198.",
-        "internal", "minor", None, "analysis", 7),
+        "internal", "minor", None, "unfounded", 7),
     _fr("Plan de contrôle obsolète affiché au poste de contrôle final",
         "Indice B affiché alors que l'indice D est en vigueur.",
         "internal", "minor", None, "open", 2),
@@ -230,6 +230,8 @@ COMMENTS = {
         "verification": "Actions réalisées ; vérification de l'efficacité en cours.",
         "closed": "Efficacité constatée sur trois lots consécutifs. Clôture.",
         "reopen": "Nouveaux défauts constatés au contrôle : reprise du traitement.",
+        "unfounded": "Recomptage contradictoire : 240 pièces présentes, une travée avait été "
+                     "oubliée au premier comptage. Pas d'écart.",
     },
     "en": {
         "analysis": "Taken over: root-cause analysis started.",
@@ -237,6 +239,7 @@ COMMENTS = {
         "verification": "Actions done; checking effectiveness.",
         "closed": "Effective on three consecutive batches. Closed.",
         "reopen": "New defects found at inspection: back to treatment.",
+        "unfounded": "Counted again with a witness: nothing missing. No deviation.",
     },
 }
 

@@ -75,6 +75,8 @@ def _record(spec: data.Spec, index: int, people: dict[str, User], folders: dict[
         fields=demo_fields.fields_for(spec, index))
     if escalated:
         service.update_nonconformity(manager, record, severity=spec.severity)
+    if spec.title in data.SHARED_WITH_ULYSSE:  # before any outcome: closed records are read-only
+        service.share_record(manager, record, people["ulysse"].id)
     texts, comments = data.ACTIONS[spec.lang], data.COMMENTS[spec.lang]
     rank = _rank(spec.status)
 
@@ -84,6 +86,11 @@ def _record(spec: data.Spec, index: int, people: dict[str, User], folders: dict[
                                      due_date=today + timedelta(due) if due is not None
                                      else None)
 
+    if spec.status == "unfounded":  # found baseless during the analysis
+        service.change_status(manager, record, "analysis", comments["analysis"])
+        service.change_status(manager, record, "unfounded",
+                              justification=comments["unfounded"])
+        return record
     if rank == 0:
         if index % 2 == 0:
             act("immediate", texts["immediate"][spec.origin], 3, "planned")
@@ -156,8 +163,6 @@ def ensure_records(people: dict[str, User], folders: dict[str, Folder]) -> int:
         if spec.title in existing:
             continue
         record = _record(spec, index, people, folders, today)
-        if spec.title in data.SHARED_WITH_ULYSSE:
-            service.share_record(people["claire"], record, people["ulysse"].id)
         _backdate(record, spec.days_ago)
         made += 1
     demo_fields.archive_old(people["alice"])

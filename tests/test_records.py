@@ -150,6 +150,9 @@ def test_workflow_transitions(world):
 
         service.update_action(world.user("manager1"), tdb.get(Action, open_action.id),
                               status="done")
+        # a corrective action closes the record only once judged effective (closure rules)
+        service.check_effectiveness(world.user("manager1"), tdb.get(Action, open_action.id),
+                                    True)
     assert _post(manager, f"{url}/status", {"to_status": "closed"}, url).status_code == 303
     page = manager.get(url).get_data(as_text=True)
     assert "Change status" not in page  # closed: no next step

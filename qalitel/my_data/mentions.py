@@ -22,9 +22,9 @@ MIN_NAME_LENGTH = 3
 # table -> its free-text columns (titles, descriptions, comments, history values, names)
 FREE_TEXT: dict[str, tuple[str, ...]] = {
     "nonconformities": ("title", "description", "cause_analysis"),
-    "nonconformity_status_changes": ("comment",),
+    "nonconformity_status_changes": ("comment", "justification"),
     "nonconformity_history": ("old_value", "new_value"),
-    "actions": ("title", "description", "effectiveness_comment"),
+    "actions": ("title", "description", "effectiveness_comment", "effectiveness_criteria"),
     "action_history": ("old_value", "new_value"),
     "attachments": ("name",),
     "folders": ("name",),

@@ -44,6 +44,7 @@ SECTION_LABELS = {
     "folder_clearances": _l("Folder clearances"), "nonconformity_shares": _l("Shares"),
     "erasure_requests": _l("Deletion requests"), "user_former_names": _l("Your former names"),
     "maintenance_accesses": _l("Maintenance accesses"), "preferences": _l("Preferences"),
+    "workflow_rules": _l("Workflow rules"),
 }
 
 

@@ -68,7 +68,9 @@ def _save_new(form: ActionForm, record: NonConformity | None):
             action = service.create_action(
                 me(), form.title.data or "", record=record, kind=form.kind.data,
                 description=form.description.data or "", owner_id=form.owner_id.data,
-                due_date=form.due_date.data, status=form.status.data)
+                due_date=form.due_date.data, status=form.status.data,
+                effectiveness_due_on=form.effectiveness_due_on.data,
+                effectiveness_criteria=form.effectiveness_criteria.data or "")
         except service.RecordError as exc:
             flash(str(exc), "error")
         else:
@@ -93,12 +95,15 @@ def record_action_create(record_id: int):
     record = record_or_404(record_id)
     if not visibility.can_edit_record(me(), record):
         abort(403)
+    service.ensure_writable(record)
     return _save_new(ActionForm(data={"owner_id": me().id}), record)
 
 
 def _show(action: Action, status: int = 200, form: EffectivenessForm | None = None):
     user = me()
-    can_check = visibility.can_check_effectiveness(user) and action.status == "done"
+    locked = service.is_locked(action)
+    can_check = (visibility.can_check_effectiveness(user) and action.status == "done"
+                 and not locked)
     record = None
     if action.record_id is not None:
         record = queries.visible_record(user, action.record_id)
@@ -107,7 +112,8 @@ def _show(action: Action, status: int = 200, form: EffectivenessForm | None = No
                           ).scalars().all()
     remember_page()
     return render("records/action_show.html", status, action=action, record=record,
-                  can_edit=visibility.can_edit_action(user, action), can_check=can_check,
+                  can_edit=visibility.can_edit_action(user, action) and not locked,
+                  can_check=can_check, locked=locked,
                   form=form or (EffectivenessForm() if can_check else None),
                   history=history, **files_context(action))
 
@@ -124,6 +130,7 @@ def action_edit(action_id: int):
     action = action_or_404(action_id)
     if not visibility.can_edit_action(me(), action):
         abort(403)
+    service.ensure_writable(action)
     form = ActionForm(obj=action)
     form.owner_id.choices = user_options(keep=action.owner_id)
     if not form.is_submitted():
@@ -133,7 +140,9 @@ def action_edit(action_id: int):
             service.update_action(me(), action, version=form.version.data or "",
                                   title=form.title.data, description=form.description.data,
                                   kind=form.kind.data, status=form.status.data,
-                                  due_date=form.due_date.data, owner=form.owner_id.data)
+                                  due_date=form.due_date.data, owner=form.owner_id.data,
+                                  effectiveness_due_on=form.effectiveness_due_on.data,
+                                  effectiveness_criteria=form.effectiveness_criteria.data)
         except service.EditConflict as exc:
             return _edit_conflict(action, exc)
         except service.RecordError as exc:
@@ -172,6 +181,7 @@ def action_effectiveness(action_id: int):
     action = action_or_404(action_id)
     if not visibility.can_check_effectiveness(me()):
         abort(403)
+    service.ensure_writable(action)
     form = EffectivenessForm()
     if not form.validate_on_submit():
         return _show(action, 400, form)

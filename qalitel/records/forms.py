@@ -14,11 +14,13 @@ from wtforms import (
     HiddenField,
     RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from core.forms import SafeForm
 from qalitel.records import field_labels
@@ -33,10 +35,13 @@ from qalitel.records.models import (
     STATUSES,
     TEXT_MAX,
     TITLE_MAX,
+    WORKFLOW_ROLES,
 )
 
 STATUS_LABELS = {"open": _l("Open"), "analysis": _l("Analysis"), "treatment": _l("Treatment"),
-                 "verification": _l("Verification"), "closed": _l("Closed")}
+                 "verification": _l("Verification"), "closed": _l("Closed"),
+                 "unfounded": _l("Unfounded")}
+ROLE_LABELS = {"assignee": _l("The record's assignee"), "manager": _l("Managers and admins")}
 ORIGIN_LABELS = {"internal": _l("Internal"), "customer": _l("Customer"),
                  "supplier": _l("Supplier"), "audit": _l("Audit")}
 SEVERITY_LABELS = {"minor": _l("Minor"), "major": _l("Major"), "critical": _l("Critical")}
@@ -48,7 +53,8 @@ FIELD_LABELS = {"title": _l("Title"), "description": _l("Description"),
                 "cause_analysis": _l("Cause analysis"), "detected_on": _l("Detection date"),
                 "detected_by": _l("Detected by"), "origin": _l("Origin"),
                 "severity": _l("Severity"), "folder": _l("Folder"), "assignee": _l("Assignee"),
-                "status": _l("Status"), "shared_with": _l("Shared with"), "file": _l("File")}
+                "status": _l("Status"), "shared_with": _l("Shared with"), "file": _l("File"),
+                "justification": _l("Justification")}
 
 FIELD_LABELS.update(field_labels.FIELD_LABELS)
 
@@ -153,6 +159,15 @@ class StatusForm(SafeForm):
     to_status = _select(_l("New status"), STATUSES, STATUS_LABELS)
     comment = TextAreaField(_l("Comment"), validators=[
         Length(max=COMMENT_MAX, message=_l("The comment is too long: at most 2000 characters."))])
+    justification = TextAreaField(_l("Justification"), validators=[
+        Length(max=COMMENT_MAX,
+               message=_l("The justification is too long: at most 2000 characters."))])
+
+
+class ReopenForm(SafeForm):
+    reason = TextAreaField(_l("Reason for reopening"), validators=[
+        DataRequired(_l("Say why this record is reopened: the reason is required.")),
+        Length(max=COMMENT_MAX, message=_l("The reason is too long: at most 2000 characters."))])
 
 
 class ShareForm(SafeForm):
@@ -171,6 +186,11 @@ class ActionForm(SafeForm):
     due_date = DateField(_l("Due date"), validators=[Optional()],
                          invalid_value_message=INVALID_DATE)
     status = _select(_l("Status"), ACTION_STATUSES, ACTION_STATUS_LABELS, default="planned")
+    effectiveness_due_on = DateField(_l("Effectiveness check planned on"),
+                                     validators=[Optional()], invalid_value_message=INVALID_DATE)
+    effectiveness_criteria = TextAreaField(_l("Effectiveness criteria"), validators=[
+        Length(max=COMMENT_MAX,
+               message=_l("The criteria are too long: at most 2000 characters."))])
     version = HiddenField()
 
 
@@ -193,6 +213,28 @@ class FolderForm(SafeForm):
 class ClearanceForm(SafeForm):
     user = _id_select(_l("Manager"))
     group = _id_select(_l("Group"))
+
+
+class CheckboxesField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def _roles(label) -> CheckboxesField:
+    return CheckboxesField(label, choices=options((r, ROLE_LABELS[r]) for r in WORKFLOW_ROLES),
+                           invalid_choice_message=INVALID_CHOICE,
+                           invalid_value_message=INVALID_CHOICE)
+
+
+class WorkflowRulesForm(SafeForm):
+    """Who may make each move: one set of checkboxes per :data:`WORKFLOW_STEPS` entry."""
+
+    analysis = _roles(_l("Move to analysis"))
+    treatment = _roles(_l("Move to treatment (or back to it from verification)"))
+    verification = _roles(_l("Move to verification"))
+    closed = _roles(_l("Close"))
+    unfounded = _roles(_l("Declare unfounded"))
+    reopen = _roles(_l("Reopen a closed or unfounded record"))
 
 
 class ConfirmForm(SafeForm):

@@ -35,7 +35,9 @@ from qalitel.records.field_models import (
 from qalitel.users.models import User
 from tenants.schema import TenantBase
 
-STATUSES = ("open", "analysis", "treatment", "verification", "closed")
+STATUSES = ("open", "analysis", "treatment", "verification", "closed", "unfounded")
+FINAL_STATUSES = ("closed", "unfounded")
+"""Outcomes: a record there is read-only until it is reopened."""
 ORIGINS = ("internal", "customer", "supplier", "audit")
 SEVERITIES = ("minor", "major", "critical")
 ACTION_KINDS = ("immediate", "corrective", "preventive")
@@ -44,12 +46,24 @@ ACTION_CLOSED = ("done", "cancelled")
 
 # The workflow: from each status, the statuses a record may move to next.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "open": ("analysis",),
-    "analysis": ("treatment",),
+    "open": ("analysis", "unfounded"),
+    "analysis": ("treatment", "unfounded"),
     "treatment": ("verification",),
     "verification": ("closed", "treatment"),
     "closed": (),
+    "unfounded": (),
 }
+# Reopening leaves an outcome for the step where the work resumes.
+REOPEN_TO = {"closed": "treatment", "unfounded": "analysis"}
+
+# Who may make each move is a rule of the tenant (:class:`WorkflowRule`); "reopen" stands
+# for leaving an outcome. Managers (and admins) always keep the outcomes and reopening.
+WORKFLOW_STEPS = ("analysis", "treatment", "verification", "closed", "unfounded", "reopen")
+WORKFLOW_ROLES = ("assignee", "manager")
+MANAGER_STEPS = ("closed", "unfounded", "reopen")
+DEFAULT_RULES: dict[str, tuple[str, ...]] = {
+    "analysis": WORKFLOW_ROLES, "treatment": WORKFLOW_ROLES, "verification": WORKFLOW_ROLES,
+    "closed": ("manager",), "unfounded": ("manager",), "reopen": ("manager",)}
 
 TITLE_MAX = 200
 TEXT_MAX = 20000
@@ -184,9 +198,16 @@ class NonConformity(TenantBase):
     def next_statuses(self) -> tuple[str, ...]:
         return TRANSITIONS.get(self.status, ())
 
+    @property
+    def is_final(self) -> bool:
+        """Closed or unfounded: read-only until reopened."""
+        return self.status in FINAL_STATUSES
+
 
 class StatusChange(TenantBase):
-    """One step of a record's workflow: who moved it, from what, to what, when."""
+    """One step of a record's workflow: who moved it, from what, to what, when; with the
+    written justification a closure without proven effectiveness, an unfounded outcome and
+    a reopening require."""
 
     __tablename__ = "nonconformity_status_changes"
 
@@ -200,8 +221,30 @@ class StatusChange(TenantBase):
     changed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False)
     comment: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
+    justification: Mapped[str | None] = mapped_column(Text)
 
     changed_by: Mapped[User | None] = relationship()
+
+    @property
+    def is_reopening(self) -> bool:
+        return self.from_status in FINAL_STATUSES
+
+
+class WorkflowRule(TenantBase):
+    """One profile allowed to make one move of the workflow (:data:`WORKFLOW_STEPS`): a row
+    per (move, role). A move without any row follows :data:`DEFAULT_RULES`."""
+
+    __tablename__ = "workflow_rules"
+    __table_args__ = (
+        CheckConstraint(_in("to_status", WORKFLOW_STEPS), name="to_status"),
+        CheckConstraint(_in("allowed", WORKFLOW_ROLES), name="allowed"),
+    )
+
+    to_status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    allowed: Mapped[str] = mapped_column(String(20), primary_key=True)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
 class RecordShare(TenantBase):
@@ -272,6 +315,9 @@ class Action(TenantBase):
     effective: Mapped[bool | None] = mapped_column(Boolean)
     effectiveness_comment: Mapped[str] = mapped_column(Text, nullable=False, default="",
                                                        server_default="")
+    # The planned check: when, and what will prove the action worked.
+    effectiveness_due_on: Mapped[date | None] = mapped_column(Date)
+    effectiveness_criteria: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(
@@ -291,3 +337,10 @@ class Action(TenantBase):
     def is_overdue(self) -> bool:
         return (self.due_date is not None and self.due_date < _today()
                 and self.status not in ACTION_CLOSED)
+
+    @property
+    def check_overdue(self) -> bool:
+        """The effectiveness check was planned before today and is not recorded yet (the
+        same rule as :func:`qalitel.records.queries.overdue_check`)."""
+        return (self.effectiveness_due_on is not None and self.effectiveness_due_on < _today()
+                and self.effective is None and self.status != "cancelled")

@@ -31,6 +31,7 @@ from qalitel.records.models import (
     ACTION_CLOSED,
     ACTION_KINDS,
     ACTION_STATUSES,
+    FINAL_STATUSES,
     SEVERITIES,
     STATUSES,
     Action,
@@ -57,6 +58,12 @@ def overdue_action(today: date) -> ColumnElement[bool]:
                 Action.status.notin_(ACTION_CLOSED))
 
 
+def overdue_check(today: date) -> ColumnElement[bool]:
+    """An effectiveness check planned before ``today`` and not recorded yet."""
+    return and_(Action.effectiveness_due_on.is_not(None), Action.effectiveness_due_on < today,
+                Action.effective.is_(None), Action.status != "cancelled")
+
+
 # ------------------------------------------------------------------ non-conformities
 
 
@@ -65,7 +72,7 @@ def record_conditions(user: User, spec: ListSpec, today: date) -> list[ColumnEle
     where: list[ColumnElement[bool]] = [record_visibility(user)]
     f = spec.filters
     if "status" in f:
-        where.append(NonConformity.status != "closed" if f["status"] == "active"
+        where.append(NonConformity.status.notin_(FINAL_STATUSES) if f["status"] == "active"
                      else NonConformity.status == f["status"])
     if "severity" in f:
         where.append(NonConformity.severity == f["severity"])
@@ -194,13 +201,16 @@ ACTION_SORT_KEYS: dict[str, Callable[[], Any]] = {
 def action_rows(user: User, spec: ListSpec, today: date,
                 conditions: list[ColumnElement[bool]] | None = None) -> Select:
     is_overdue = case((overdue_action(today), literal(True)), else_=literal(False))
+    late_check = case((overdue_check(today), literal(True)), else_=literal(False))
     key = ACTION_SORT_KEYS[spec.sort_key]()
     order = [key.desc() if spec.descending else key.asc(), Action.id.desc()]
     if conditions is None:
         conditions = action_conditions(user, spec, today)
     return (select(Action.id, Action.title, Action.kind, Action.status, Action.due_date,
-                   Action.effective, Action.record_id, NonConformity.number.label("record_number"),
-                   OWNER.name.label("owner_name"), is_overdue.label("overdue"))
+                   Action.effective, Action.effectiveness_due_on, Action.record_id,
+                   NonConformity.number.label("record_number"),
+                   OWNER.name.label("owner_name"), is_overdue.label("overdue"),
+                   late_check.label("check_overdue"))
             .outerjoin(NonConformity, Action.record_id == NonConformity.id)
             .outerjoin(OWNER, Action.owner_id == OWNER.id)
             .where(*conditions)

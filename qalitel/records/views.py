@@ -22,6 +22,7 @@ from qalitel.records import (
     queries,
     service,
     visibility,
+    workflow_views,
 )
 from qalitel.records.chart import layout_chart
 from qalitel.records.export import EXPORT_MAX, csv_response
@@ -35,6 +36,7 @@ from qalitel.records.forms import (
     STATUS_LABELS,
     ConfirmForm,
     RecordForm,
+    ReopenForm,
     ShareForm,
     StatusForm,
     options,
@@ -46,6 +48,7 @@ from qalitel.records.models import (
     RecordShare,
     StatusChange,
 )
+from qalitel.records.rules import workflow_rules
 from qalitel.records.specs import ListSpec
 from qalitel.records.web import (
     bp,
@@ -63,7 +66,8 @@ from qalitel.records.web import (
 )
 from tenants.context import tdb
 
-__all__ = ["action_views", "bp", "dashboard", "field_views", "file_views", "folder_views"]
+__all__ = ["action_views", "bp", "dashboard", "field_views", "file_views", "folder_views",
+           "workflow_views"]
 
 
 def dashboard():
@@ -93,7 +97,7 @@ def index():
     users = service.assignable_users()
     labels = translated_labels()
     choices = {
-        "status": [("active", _("Not closed")), *labels["status"].items()],
+        "status": [("active", _("In progress")), *labels["status"].items()],
         "severity": list(labels["severity"].items()),
         "origin": list(labels["origin"].items()),
         "folder": [("none", _("(no folder)"))]
@@ -187,6 +191,7 @@ def edit(record_id: int):
     record = record_or_404(record_id)
     if not visibility.can_edit_record(me(), record):
         abort(403)
+    service.ensure_writable(record)
     form = RecordForm(obj=record)
     _prepare(form, record)
     if not form.is_submitted():
@@ -243,22 +248,26 @@ def _history(user, record_id: int) -> list[SimpleNamespace]:
 
 
 def _show(record: NonConformity, status: int = 200, *, status_form: StatusForm | None = None,
-          share_form: ShareForm | None = None):
+          share_form: ShareForm | None = None, reopen_form: ReopenForm | None = None):
     user = me()
     shares = list(tdb.execute(select(RecordShare).where(RecordShare.record_id == record.id)
                               .order_by(RecordShare.shared_at)).scalars())
     steps = list(tdb.execute(select(StatusChange).where(StatusChange.record_id == record.id)
                              .order_by(StatusChange.changed_at, StatusChange.id)).scalars())
     history = _history(user, record.id)
-    can_edit = visibility.can_edit_record(user, record)
-    can_move = visibility.can_change_status(user, record) and bool(record.next_statuses)
-    if not can_move:
+    can_edit = visibility.can_edit_record(user, record) and not service.is_locked(record)
+    rules = workflow_rules()
+    moves = visibility.allowed_moves(user, record, rules)
+    if not moves:
         status_form = None
     elif status_form is None:
         status_form = StatusForm()
     if status_form is not None:
-        status_form.to_status.choices = options(
-            (s, STATUS_LABELS[s]) for s in record.next_statuses)
+        status_form.to_status.choices = options((s, STATUS_LABELS[s]) for s in moves)
+    if not visibility.can_reopen(user, record, rules):
+        reopen_form = None
+    elif reopen_form is None:
+        reopen_form = ReopenForm()
     if not can_edit:
         share_form = None
     elif share_form is None:
@@ -266,9 +275,12 @@ def _show(record: NonConformity, status: int = 200, *, status_form: StatusForm |
     if share_form is not None:
         share_form.user.choices = user_options(exclude={s.user_id for s in shares})
     remember_page()
+    outcome = next((s for s in reversed(steps) if s.to_status == record.status), None)
     return render("records/show.html", status, record=record, shares=shares, steps=steps,
                   history=history, actions=queries.record_actions(user, record.id, today()),
-                  can_edit=can_edit, can_move=can_move, status_form=status_form,
+                  can_edit=can_edit, status_form=status_form, reopen_form=reopen_form,
+                  outcome=outcome if record.is_final else None,
+                  closure_gaps=service.closure_gaps(record) if "closed" in moves else [],
                   folder_visible=visibility.can_see_folder(user, record.folder_id),
                   share_form=share_form, confirm_form=ConfirmForm(),
                   **file_views.files_context(record), **field_views.show_context(record))
@@ -284,18 +296,41 @@ def show(record_id: int):
 @login_required
 def change_status(record_id: int):
     record = record_or_404(record_id)
-    if not visibility.can_change_status(me(), record):
-        abort(403)
+    service.ensure_writable(record)
+    if not visibility.workflow_roles(me(), record):  # the rules say who may make each move
+        raise service.PermissionDenied(_("You may not change the status of this record."))
     form = StatusForm()
     form.to_status.choices = options((s, s) for s in STATUSES)
     if not form.validate_on_submit():
         return _show(record, 400, status_form=form)
     try:
-        service.change_status(me(), record, form.to_status.data, form.comment.data or "")
+        service.change_status(me(), record, form.to_status.data, form.comment.data or "",
+                              form.justification.data or "")
     except service.RecordError as exc:
         flash(str(exc), "error")
         return _show(record, 400, status_form=form)
     flash(_("Status changed."), "success")
+    return redirect(url_for("tenant.records.show", record_id=record.id), 303)
+
+
+@bp.post("/records/<int:record_id>/reopen")
+@login_required
+def reopen(record_id: int):
+    record = record_or_404(record_id)
+    if not record.is_final:
+        flash(_("Only a closed or unfounded record can be reopened."), "error")
+        return _show(record, 409)
+    if not visibility.can_reopen(me(), record):
+        raise service.PermissionDenied(service.refusal("reopen", workflow_rules()["reopen"]))
+    form = ReopenForm()
+    if not form.validate_on_submit():
+        return _show(record, 400, reopen_form=form)
+    try:
+        service.reopen(me(), record, form.reason.data or "")
+    except service.RecordError as exc:
+        flash(str(exc), "error")
+        return _show(record, 400, reopen_form=form)
+    flash(_("Record reopened."), "success")
     return redirect(url_for("tenant.records.show", record_id=record.id), 303)
 
 
@@ -305,6 +340,7 @@ def share(record_id: int):
     record = record_or_404(record_id)
     if not visibility.can_edit_record(me(), record):
         abort(403)
+    service.ensure_writable(record)
     form = ShareForm()
     form.user.choices = user_options()
     if not form.validate_on_submit():
@@ -324,6 +360,7 @@ def unshare(record_id: int, user_id: int):
     record = record_or_404(record_id)
     if not visibility.can_edit_record(me(), record):
         abort(403)
+    service.ensure_writable(record)
     if service.unshare_record(me(), record, id_or_404(user_id)):
         flash(_("No longer shared with this person."), "success")
     return redirect(url_for("tenant.records.show", record_id=record.id), 303)

@@ -15,6 +15,10 @@ templates never filter. The rules, by profile (``users.models.Profile``):
 
 An action is visible with its record; a standalone action is visible to its owner and its
 author, and to managers and admins. An action owner also sees the action's record.
+
+Who may move a record along the workflow follows the tenant's rules
+(:mod:`qalitel.records.rules`): each move is allowed to roles, ``manager`` (managers and
+admins) and ``assignee`` (the record's assignee).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from qalitel.records.models import (
     NonConformity,
     RecordShare,
 )
+from qalitel.records.rules import Rules, workflow_rules
 from qalitel.users.models import Profile, User, UserGroup
 from tenants.context import tdb
 
@@ -148,9 +153,34 @@ def can_edit_record(user: User, record: NonConformity) -> bool:
                                            record.created_by_id)
 
 
-def can_change_status(user: User, record: NonConformity) -> bool:
-    """The assignee, managers and admins move a record through the workflow."""
-    return is_manager(user) or (record.assignee_id is not None and record.assignee_id == user.id)
+def workflow_roles(user: User, record: NonConformity) -> frozenset[str]:
+    """The roles of the workflow rules ``user`` holds on ``record``: ``manager`` (managers
+    and admins), ``assignee`` (the record's assignee, whatever their profile)."""
+    roles = {"manager"} if is_manager(user) else set()
+    if record.assignee_id is not None and record.assignee_id == user.id:
+        roles.add("assignee")
+    return frozenset(roles)
+
+
+def may_move(user: User, record: NonConformity, step: str, rules: Rules | None = None) -> bool:
+    """Whether the tenant's rules let ``user`` make this move (a status, or ``reopen``)."""
+    rules = rules if rules is not None else workflow_rules()
+    return bool(workflow_roles(user, record) & rules.get(step, frozenset()))
+
+
+def allowed_moves(user: User, record: NonConformity,
+                  rules: Rules | None = None) -> tuple[str, ...]:
+    """The next statuses of ``record`` that ``user`` may move it to."""
+    rules = rules if rules is not None else workflow_rules()
+    return tuple(s for s in record.next_statuses if may_move(user, record, s, rules))
+
+
+def can_reopen(user: User, record: NonConformity, rules: Rules | None = None) -> bool:
+    return record.is_final and may_move(user, record, "reopen", rules)
+
+
+def can_edit_workflow_rules(user: User) -> bool:
+    return is_admin(user)
 
 
 def can_edit_action(user: User, action: Action) -> bool:

@@ -149,6 +149,16 @@ def form_errors(form) -> list[str]:
 
 
 @bp.errorhandler(service.PermissionDenied)
-def _permission_denied(_error):
-    """Safety net: a service refused a change a view let through."""
-    return render_template("errors/403.html"), 403
+def _permission_denied(error: service.PermissionDenied):
+    """A change refused for who asks, with what the rule says when it says something."""
+    return render("records/refused.html", 403, title=_("Not allowed"),
+                  message=str(error) or _("You may not do this."),
+                  record_id=(request.view_args or {}).get("record_id"))
+
+
+@bp.errorhandler(service.RecordLocked)
+def _locked(error: service.RecordLocked):
+    """A change to a closed or unfounded record (or one of its actions): 423, nothing
+    saved."""
+    return render("records/refused.html", 423, title=_("Read-only record"),
+                  message=str(error), record_id=error.record_id)

@@ -24,7 +24,11 @@ from core.filestore import FileStore, TooLarge
 from qalitel.records import visibility
 from qalitel.records.files.models import FILE_NAME_MAX, ActionHistory, Attachment
 from qalitel.records.models import Action, NonConformity, RecordHistory
-from qalitel.records.service.checks import PermissionDenied, RecordError
+from qalitel.records.service.checks import (
+    PermissionDenied,
+    RecordError,
+    ensure_writable,
+)
 from qalitel.transaction import after_commit
 from qalitel.users.models import User
 from tenants.context import current_tenant, tdb
@@ -95,7 +99,8 @@ def file_of(owner: Owner, file_id: int) -> Attachment | None:
 
 
 def can_change_files(user: User, owner: Owner) -> bool:
-    """Whoever may edit the record or action adds and removes its files."""
+    """Whoever may edit the record or action adds and removes its files (not while the
+    record is closed or unfounded: :func:`is_locked`)."""
     if isinstance(owner, NonConformity):
         return visibility.can_edit_record(user, owner)
     return visibility.can_edit_action(user, owner)
@@ -115,6 +120,7 @@ def attach(actor: User, owner: Owner, stream: BinaryIO, filename: object) -> Att
     refused (nothing is kept then)."""
     if not can_change_files(actor, owner):
         raise PermissionDenied()
+    ensure_writable(owner)
     config = settings()
     name = clean_name(filename)
     count = tdb.execute(select(func.count()).select_from(Attachment)
@@ -153,6 +159,7 @@ def remove(actor: User, owner: Owner, attachment: Attachment) -> None:
     """Delete the row; its bytes go after the commit unless another row shares them."""
     if not can_change_files(actor, owner):
         raise PermissionDenied()
+    ensure_writable(owner)
     sha = attachment.sha256
     store = tenant_store()
     tdb.delete(attachment)

@@ -20,6 +20,7 @@ from core.forms import SafeForm
 from qalitel.records.files import service
 from qalitel.records.files.service import Owner
 from qalitel.records.forms import ConfirmForm
+from qalitel.records.service.checks import ensure_writable, is_locked
 from qalitel.records.web import action_or_404, bp, id_or_404, me, record_or_404, render
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class FileForm(SafeForm):
 def files_context(owner: Owner) -> dict[str, Any]:
     """What a detail page shows of its files (``templates/records/_files.html``)."""
     config = settings()
-    can_change = service.can_change_files(me(), owner)
+    can_change = service.can_change_files(me(), owner) and not is_locked(owner)
     return {"files": service.files_of(owner), "can_change_files": can_change,
             "file_form": FileForm() if can_change else None, "file_confirm": ConfirmForm(),
             "file_max_size": service.human_size(config.file_max_bytes),
@@ -72,6 +73,7 @@ def _refused(owner: Owner, message: str, back: str):
 def _upload(owner: Owner, back: str):
     if not service.can_change_files(me(), owner):
         abort(403)
+    ensure_writable(owner)
     form = FileForm()
     if not form.validate_on_submit():
         return _refused(owner, _("The form has expired or is incomplete: try again."), back)
@@ -112,6 +114,7 @@ def _remove(owner: Owner, file_id: int, back: str):
         abort(404)
     if not service.can_change_files(me(), owner):
         abort(403)
+    ensure_writable(owner)
     if not ConfirmForm().validate_on_submit():
         return _refused(owner, _("The form has expired or is incomplete: try again."), back)
     service.remove(me(), owner, attachment)

@@ -18,7 +18,10 @@ from qalitel.records.service.actions import (
 from qalitel.records.service.checks import (
     PermissionDenied,
     RecordError,
+    RecordLocked,
     assignable_users,
+    ensure_writable,
+    is_locked,
     today,
     usable_folders,
 )
@@ -31,7 +34,6 @@ from qalitel.records.service.folders import (
 )
 from qalitel.records.service.nonconformities import (
     EDITABLE,
-    change_status,
     create_nonconformity,
     current_values,
     record_version,
@@ -39,10 +41,21 @@ from qalitel.records.service.nonconformities import (
     unshare_record,
     update_nonconformity,
 )
+from qalitel.records.service.workflow import (
+    JUSTIFICATION_MAX,
+    change_status,
+    closure_gaps,
+    refusal,
+    reopen,
+    save_rules,
+    step_label,
+)
 
-__all__ = ["ACTION_FIELDS", "EDITABLE", "EditConflict", "PermissionDenied", "RecordError",
-           "action_values", "action_version", "assignable_users", "change_status",
-           "check_effectiveness", "create_action", "create_folder", "create_nonconformity",
-           "current_values", "grant_clearance", "record_version", "revoke_clearance",
-           "share_record", "today", "unshare_record", "update_action", "update_folder",
+__all__ = ["ACTION_FIELDS", "EDITABLE", "JUSTIFICATION_MAX", "EditConflict",
+           "PermissionDenied", "RecordError", "RecordLocked", "action_values",
+           "action_version", "assignable_users", "change_status", "check_effectiveness",
+           "closure_gaps", "create_action", "create_folder", "create_nonconformity",
+           "current_values", "ensure_writable", "grant_clearance", "is_locked", "record_version",
+           "refusal", "reopen", "revoke_clearance", "save_rules", "share_record",
+           "step_label", "today", "unshare_record", "update_action", "update_folder",
            "update_nonconformity", "usable_folders"]

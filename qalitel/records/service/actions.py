@@ -1,5 +1,6 @@
-"""Writes on actions: create (on a record or standalone), edit, effectiveness check. Flush
-only: the request or the CLI command commits."""
+"""Writes on actions: create (on a record or standalone), edit, the planned effectiveness
+check (date, criteria) and its result. An action of a closed or unfounded record is
+read-only. Flush only: the request or the CLI command commits."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from qalitel.records.service.checks import (
     RecordError,
     active_user,
     choice,
+    ensure_writable,
     now,
     same_text,
     text,
@@ -32,7 +34,8 @@ from qalitel.records.service.checks import (
 from qalitel.users.models import User
 from tenants.context import tdb
 
-ACTION_FIELDS = ("title", "description", "kind", "status", "due_date", "owner")
+ACTION_FIELDS = ("title", "description", "kind", "status", "due_date", "owner",
+                 "effectiveness_due_on", "effectiveness_criteria")
 
 
 def _values(changes: dict[str, Any], action: Action | None = None) -> dict[str, Any]:
@@ -52,18 +55,34 @@ def _values(changes: dict[str, Any], action: Action | None = None) -> dict[str, 
     if "owner" in changes:
         out["owner_id"] = active_user(changes["owner"], _("Owner"),
                                       keep=action.owner_id if action else None)
+    if "effectiveness_due_on" in changes and (
+            action is None or changes["effectiveness_due_on"] != action.effectiveness_due_on):
+        out["effectiveness_due_on"] = valid_date(changes["effectiveness_due_on"],
+                                                 _("Effectiveness check planned on"))
+    criteria = changes.get("effectiveness_criteria")
+    if "effectiveness_criteria" in changes and not (
+            action is not None and same_text(criteria, action.effectiveness_criteria or "")):
+        out["effectiveness_criteria"] = text(criteria, COMMENT_MAX,
+                                             _("Effectiveness criteria")) or None
     return out
 
 
 def create_action(actor: User, title: str, *, record: NonConformity | None = None,
                   kind: str = "corrective", description: str = "", owner_id: int | None = None,
-                  due_date: date | None = None, status: str = "planned") -> Action:
-    """A new action, on ``record`` (which ``actor`` must be allowed to edit) or standalone."""
+                  due_date: date | None = None, status: str = "planned",
+                  effectiveness_due_on: date | None = None,
+                  effectiveness_criteria: str = "") -> Action:
+    """A new action, on ``record`` (which ``actor`` must be allowed to edit, and which must
+    not be closed) or standalone."""
     if record is not None and not visibility.can_edit_record(actor, record):
         raise PermissionDenied()
+    if record is not None:
+        ensure_writable(record)
     values = _values(dict(title=title, kind=kind, description=description,
                           owner=owner_id if owner_id is not None else actor.id,
-                          due_date=due_date, status=status))
+                          due_date=due_date, status=status,
+                          effectiveness_due_on=effectiveness_due_on,
+                          effectiveness_criteria=effectiveness_criteria))
     action = Action(record_id=record.id if record else None, created_by_id=actor.id, **values)
     if action.status == "done":
         action.completed_at = now()
@@ -75,8 +94,10 @@ def create_action(actor: User, title: str, *, record: NonConformity | None = Non
 
 def action_values(action: Action) -> dict[str, Any]:
     """The :data:`ACTION_FIELDS` of ``action`` as an edit form holds them."""
-    return {field: getattr(action, "owner_id" if field == "owner" else field)
-            for field in ACTION_FIELDS}
+    values = {field: getattr(action, "owner_id" if field == "owner" else field)
+              for field in ACTION_FIELDS}
+    values["effectiveness_criteria"] = action.effectiveness_criteria or ""
+    return values
 
 
 def action_version(action: Action) -> str:
@@ -90,6 +111,7 @@ def update_action(actor: User, action: Action, *, version: str | None = None,
     ``version``: as for :func:`~.nonconformities.update_nonconformity`."""
     if not visibility.can_edit_action(actor, action):
         raise PermissionDenied()
+    ensure_writable(action)
     if set(changes) - set(ACTION_FIELDS):
         raise RecordError(_("Unknown field."))
     if version is not None:
@@ -112,6 +134,7 @@ def check_effectiveness(actor: User, action: Action, effective: bool, comment: s
     """Record whether a finished action worked."""
     if not visibility.can_check_effectiveness(actor):
         raise PermissionDenied()
+    ensure_writable(action)
     if action.status != "done":
         raise RecordError(_("Only a finished action can be checked for effectiveness."))
     action.effective = bool(effective)

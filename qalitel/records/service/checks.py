@@ -16,7 +16,7 @@ from sqlalchemy import Row, false, func, select
 from core import validation
 from qalitel.records import visibility
 from qalitel.records.field_models import CatalogEntry
-from qalitel.records.models import Folder
+from qalitel.records.models import Action, Folder, NonConformity
 from qalitel.users.models import User
 from tenants.context import tdb
 
@@ -30,7 +30,40 @@ class RecordError(ValueError):
 
 
 class PermissionDenied(PermissionError):
-    """The person may see the object but not make this change."""
+    """The person may see the object but not make this change (the message, when given,
+    says who may)."""
+
+
+class RecordLocked(Exception):
+    """A change to a closed or unfounded record, or to one of its actions: refused until
+    the record is reopened (a 423 page)."""
+
+    def __init__(self, record: NonConformity) -> None:
+        if record.status == "unfounded":
+            message = _("%(ref)s was declared unfounded: it cannot be changed unless it is "
+                        "reopened.", ref=record.reference)
+        else:
+            message = _("%(ref)s is closed: it cannot be changed unless it is reopened.",
+                        ref=record.reference)
+        self.record_id = record.id
+        super().__init__(message)
+
+
+def _locked_record(target: NonConformity | Action) -> NonConformity | None:
+    record = target if isinstance(target, NonConformity) else target.record
+    return record if record is not None and record.is_final else None
+
+
+def is_locked(target: NonConformity | Action) -> bool:
+    """A closed or unfounded record, or an action of one: read-only until reopened."""
+    return _locked_record(target) is not None
+
+
+def ensure_writable(target: NonConformity | Action) -> None:
+    """Raise :class:`RecordLocked` when ``target`` :func:`is_locked`."""
+    record = _locked_record(target)
+    if record is not None:
+        raise RecordLocked(record)
 
 
 def now() -> datetime:

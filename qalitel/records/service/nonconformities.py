@@ -1,5 +1,6 @@
-"""Writes on non-conformities: create, edit (with history), workflow, shares. Flush only:
-the request or the CLI command commits (:mod:`qalitel.transaction`)."""
+"""Writes on non-conformities: create, edit (with history), shares (the workflow is in
+:mod:`.workflow`). Flush only: the request or the CLI command commits
+(:mod:`qalitel.transaction`)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,10 @@ from sqlalchemy.exc import IntegrityError
 
 from qalitel.records import events, visibility
 from qalitel.records.models import (
-    ACTION_CLOSED,
-    COMMENT_MAX,
     ORIGINS,
     SEVERITIES,
     TEXT_MAX,
     TITLE_MAX,
-    TRANSITIONS,
-    Action,
     Folder,
     NonConformity,
     RecordHistory,
@@ -32,6 +29,7 @@ from qalitel.records.service.checks import (
     RecordError,
     active_user,
     choice,
+    ensure_writable,
     now,
     same_text,
     text,
@@ -173,6 +171,7 @@ def update_nonconformity(actor: User, record: NonConformity, *, version: str | N
     changed in one of them meanwhile."""
     if not visibility.can_edit_record(actor, record):
         raise PermissionDenied()
+    ensure_writable(record)
     if set(changes) - set(EDITABLE):
         raise RecordError(_("Unknown field."))
     if version is not None:
@@ -195,36 +194,11 @@ def update_nonconformity(actor: User, record: NonConformity, *, version: str | N
     return changed
 
 
-def change_status(actor: User, record: NonConformity, to_status: str,
-                  comment: str = "") -> StatusChange:
-    """Move a record one step along :data:`TRANSITIONS`, keeping who and when."""
-    if not visibility.can_change_status(actor, record):
-        raise PermissionDenied()
-    comment = text(comment, COMMENT_MAX, _("Comment"))
-    if to_status not in TRANSITIONS.get(record.status, ()):
-        raise RecordError(_("This record cannot move from this status to that one."))
-    if to_status == "treatment" and not record.cause_analysis.strip():
-        raise RecordError(_("Write the cause analysis before moving to treatment."))
-    if to_status == "closed":
-        open_actions = tdb.execute(select(func.count()).select_from(Action).where(
-            Action.record_id == record.id, Action.status.notin_(ACTION_CLOSED))).scalar()
-        if open_actions:
-            raise RecordError(_("Finish or cancel every action of this record before "
-                                "closing it."))
-    step = StatusChange(record_id=record.id, from_status=record.status, to_status=to_status,
-                        changed_by_id=actor.id, changed_at=now(), comment=comment)
-    tdb.add(step)
-    tdb.add(RecordHistory(record_id=record.id, user_id=actor.id, changed_at=step.changed_at,
-                          field="status", old_value=record.status, new_value=to_status))
-    record.status = to_status
-    tdb.flush()
-    return step
-
-
 def share_record(actor: User, record: NonConformity, user_id: int) -> bool:
     """Let one more user read the record; False when it was already shared with them."""
     if not visibility.can_edit_record(actor, record):
         raise PermissionDenied()
+    ensure_writable(record)
     uid = active_user(user_id, _("User"))
     if uid is None:
         raise RecordError(_("User: unknown or suspended user."))
@@ -243,6 +217,7 @@ def share_record(actor: User, record: NonConformity, user_id: int) -> bool:
 def unshare_record(actor: User, record: NonConformity, user_id: int) -> bool:
     if not visibility.can_edit_record(actor, record):
         raise PermissionDenied()
+    ensure_writable(record)
     share = tdb.get(RecordShare, (record.id, user_id))
     if share is None:
         return False
