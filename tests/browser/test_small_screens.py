@@ -21,6 +21,7 @@ pytestmark = pytest.mark.browser
 
 PHONE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1280, "height": 900}
+TABLET = {"width": 768, "height": 1024}
 TOUCH_PX = 40
 T = f"/t/{SLUG}"
 
@@ -86,7 +87,7 @@ def check_fits(page: Any, path: str, status: int, shots: Path, name: str) -> Non
     expect(page.locator("footer.site-footer")).to_be_visible()
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     size = page.evaluate(MEASURE)
-    assert size["inner"] in (PHONE["width"], DESKTOP["width"]), size
+    assert size["inner"] in (PHONE["width"], TABLET["width"], DESKTOP["width"]), size
     assert size["doc"] <= size["inner"] and size["body"] <= size["inner"], (path, size)
     lang = page.locator("form.lang-switch").bounding_box()
     assert lang is not None and lang["x"] + lang["width"] <= size["inner"], path
@@ -254,14 +255,15 @@ def test_filters_unfold_and_count_what_is_active(world, contexts, shots):
     assert fold.get_attribute("open") is None
 
 
-def test_tables_stay_tables_on_a_wide_screen(world, contexts, shots):
-    page = phone(contexts, DESKTOP)
+@pytest.mark.parametrize("width", [TABLET["width"], DESKTOP["width"]])
+def test_tables_stay_tables_on_a_wide_screen(world, contexts, shots, width):
+    page = phone(contexts, {"width": width, "height": DESKTOP["height"]})
     page.goto(f"{T}/login")
     sign_in(page, world.admin_email)
     for name, path in {"records": f"{T}/records/", "actions": f"{T}/actions/",
                        "users": f"{T}/users/", "record": f"{T}/records/{world.records['first']}",
                        "maintenance": f"{T}/maintenance/"}.items():
-        check_fits(page, path, 200, shots, f"desktop-{name}")
+        check_fits(page, path, 200, shots, f"wide{width}-{name}")
         cell = page.locator("main table.cards > tbody > tr > td[data-label]").first
         assert cell.evaluate("td => getComputedStyle(td).display") == "table-cell", path
         expect(page.locator("main table.cards > thead th").first).to_be_visible()
