@@ -267,7 +267,8 @@ def test_tables_stay_tables_on_a_wide_screen(world, contexts, shots, width):
         cell = page.locator("main table.cards > tbody > tr > td[data-label]").first
         assert cell.evaluate("td => getComputedStyle(td).display") == "table-cell", path
         expect(page.locator("main table.cards > thead th").first).to_be_visible()
-        expect(page.locator('header nav a[href$="/users/"]')).to_be_visible()
+        expect(page.get_by_role("navigation").get_by_role("link", name="Utilisateurs")
+               ).to_be_visible()
         expect(page.locator("details.menu > summary")).to_be_hidden()
     # Wide screens show the filters, even with none active, and no summary to unfold them.
     page.goto(f"{T}/records/")
