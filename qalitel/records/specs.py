@@ -14,6 +14,8 @@ from qalitel.records.models import ACTION_KINDS, ACTION_STATUSES, ORIGINS, SEVER
 SEARCH_MAX = 100
 MAX_PAGE = 10**6
 FILTER_VALUE_MAX = 40
+# Filters a link sets but the list's form does not show (the actions of one record).
+FORMLESS_FILTERS = frozenset({"record"})
 
 
 @dataclass
@@ -34,6 +36,11 @@ class ListSpec:
     @property
     def descending(self) -> bool:
         return self.sort.startswith("-")
+
+    @property
+    def active_filters(self) -> int:
+        """How many filters of the list's form narrow it (the search counts as one)."""
+        return len(self.filters.keys() - FORMLESS_FILTERS) + bool(self.q)
 
     def args(self, **override: Any) -> dict[str, Any]:
         """Query-string arguments reproducing this list (for links), with overrides."""
