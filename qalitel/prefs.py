@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
 from core import config
-from core.validation import has_forbidden_characters, safe_redirect
+from core.validation import has_forbidden_characters, is_time_zone, safe_redirect
 from tenants.context import current_tenant, has_tenant
 
 COOKIE = "qalitel_prefs"
@@ -43,7 +43,7 @@ MAX_FILTERS = 10
 MAX_FILTER_ITEMS = 10
 MAX_VALUE = 120
 MAX_PATH = 300
-TOP_KEYS = ("login", "lang", "density", "start", "last")
+TOP_KEYS = ("login", "lang", "tz", "density", "start", "last")
 # Pages never used as a landing page after sign-in.
 NOT_LANDING = ("tenant.auth.", "tenant.prefs.forget", "tenant.prefs.language")
 
@@ -120,6 +120,8 @@ def sanitize(data: Any, slug: str, uid: str | None = None) -> dict[str, Any]:
         out["login"] = login
     if isinstance(data.get("lang"), str) and data["lang"] in LANGUAGES:
         out["lang"] = data["lang"]
+    if is_time_zone(data.get("tz")):
+        out["tz"] = data["tz"]
     if isinstance(data.get("density"), str) and data["density"] in DENSITIES:
         out["density"] = data["density"]
     for key in ("start", "last"):
@@ -189,7 +191,7 @@ def _replace(candidate: dict[str, Any]) -> None:
 
 
 def set_pref(key: str, value: Any) -> None:
-    """Set a top-level preference (login, lang, density, start, last); None removes it.
+    """Set a top-level preference (login, lang, tz, density, start, last); None removes it.
 
     Unknown keys and unacceptable values are dropped, so nothing but what
     :func:`sanitize` allows ever reaches the cookie.
