@@ -25,6 +25,7 @@ from werkzeug.routing import RequestRedirect
 from core import config
 from core.validation import has_forbidden_characters, is_time_zone, safe_redirect
 from tenants.context import current_tenant, has_tenant
+from tenants.engines import TenantInfo
 
 COOKIE = "qalitel_prefs"
 MAX_AGE = 365 * 24 * 3600
@@ -149,6 +150,18 @@ def _tenant_ids() -> tuple[str, str]:
 def _load() -> dict[str, Any]:
     if not has_tenant() or not has_request_context():
         return {}
+    return _read(*_tenant_ids())
+
+
+def peek(info: TenantInfo) -> dict[str, Any]:
+    """The preferences this request's cookie holds for ``info`` while no tenant is open (an
+    unrouted path's error page); read-only, never written back."""
+    if not has_request_context():
+        return {}
+    return _read(info.slug, info.uid, resign=False)
+
+
+def _read(slug: str, uid: str, resign: bool = True) -> dict[str, Any]:
     raw = request.cookies.get(COOKIE)
     if not raw or len(raw) > MAX_INCOMING:
         return {}
@@ -162,10 +175,11 @@ def _load() -> dict[str, Any]:
             data = _serializer().loads(raw, max_age=MAX_AGE)
         except errors:
             return {}
-        cleaned = sanitize(data, *_tenant_ids())
-        g.prefs_dirty = bool(cleaned)  # signed with a previous key: re-sign with the current
+        cleaned = sanitize(data, slug, uid)
+        if resign:
+            g.prefs_dirty = bool(cleaned)  # signed with a previous key: re-sign with the current
         return cleaned
-    return sanitize(data, *_tenant_ids())
+    return sanitize(data, slug, uid)
 
 
 def current_prefs() -> dict[str, Any]:

@@ -104,12 +104,15 @@ def index():
 def export():
     spec = list_spec("records")
     rows = tdb.execute(queries.record_rows(me(), spec, today()).limit(EXPORT_MAX)).all()
+    labels = translated_labels()
     header = [_("Number"), _("Title"), _("Status"), _("Severity"), _("Origin"),
               _("Detection date"), _("Detected by"), _("Folder"), _("Assignee"),
               _("Overdue actions"), _("Description")]
     return csv_response(f"nonconformities-{today().isoformat()}.csv", header, (
-        (f"NC-{r.number}", r.title, r.status, r.severity, r.origin, r.detected_on,
-         r.detected_by_name, _folder_cell(r), r.assignee_name, bool(r.overdue), r.description)
+        (f"NC-{r.number}", r.title, labels["status"].get(r.status, r.status),
+         labels["severity"].get(r.severity, r.severity), labels["origin"].get(r.origin, r.origin),
+         r.detected_on, r.detected_by_name, _folder_cell(r), r.assignee_name, bool(r.overdue),
+         r.description)
         for r in rows))
 
 

@@ -12,6 +12,7 @@ from flask_login import current_user
 
 from core import dates, validation
 from qalitel import prefs
+from qalitel.errors import render_error
 from qalitel.records import queries, service, specs, visibility
 from qalitel.records.forms import LABELS, NONE, options
 from qalitel.records.models import Action, Folder, NonConformity
@@ -144,4 +145,4 @@ def form_errors(form) -> list[str]:
 @bp.errorhandler(service.PermissionDenied)
 def _permission_denied(_error):
     """Safety net: a service refused a change a view let through."""
-    return render_template("errors/403.html"), 403
+    return render_error(403)
