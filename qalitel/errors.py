@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask, Response, g, has_request_context, render_template, request, url_for
 from flask_babel import refresh
-from flask_login import current_user
+from flask_login import AnonymousUserMixin, current_user
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from qalitel import prefs
@@ -56,6 +56,8 @@ def _frame(database: bool) -> dict[str, Any]:
         "error_tenant": None if has_tenant() else slug,
     }
     if not database:
+        if g.get("_login_user") is None:  # Flask-Login's context processor would load it
+            g._login_user = AnonymousUserMixin()
         values["in_tenant"] = False  # the footer would read the signed-in user
         values["error_tenant"] = slug
     return values
