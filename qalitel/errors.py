@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, render_template, request, url_for
+from flask.globals import request_ctx
 from flask_babel import refresh
 from flask_login import AnonymousUserMixin, current_user
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -79,7 +80,9 @@ def render_error(status: int, template: str | None = None, *, database: bool = T
     return response
 
 
-def _http_error(error: HTTPException) -> Response:
+def _http_error(error: HTTPException) -> HTTPException | Response:
+    if request_ctx.url_adapter is None:  # refused before routing (an untrusted Host)
+        return error
     status = error.code or 500
     if status >= 500:
         return _server_error(error)

@@ -45,7 +45,7 @@ DEFAULT_ZONE = ""
 class PreferencesForm(FlaskForm):
     lang = SelectField(_l("Language"),
                        choices=[SelectChoice(code, name) for code, name in LANGUAGE_NAMES.items()])
-    tz = SelectField(_l("Time zone"))
+    tz = SelectField(_l("Time zone"), default=DEFAULT_ZONE)
     start = SelectField(_l("Start page after sign-in"))
     density = SelectField(_l("Display density"),
                           choices=[SelectChoice("comfortable", _l("Comfortable")),
