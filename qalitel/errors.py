@@ -53,7 +53,7 @@ def _frame(database: bool) -> dict[str, Any]:
     framed = database and has_tenant() and current_user.is_authenticated
     values: dict[str, Any] = {
         "tenant_frame": framed,
-        "home_url": url_for("tenant.index", slug=slug) if slug else url_for("platform.home"),
+        "home_url": url_for("tenant.index", slug=slug) if slug else _platform_home(),
         "error_tenant": None if has_tenant() else slug,
     }
     if not database:
@@ -62,6 +62,12 @@ def _frame(database: bool) -> dict[str, Any]:
         values["in_tenant"] = False  # the footer would read the signed-in user
         values["error_tenant"] = slug
     return values
+
+
+def _platform_home() -> str:
+    if request.blueprint == "staff" or request.path.startswith("/staff/"):
+        return url_for("staff.index")
+    return url_for("platform.home")
 
 
 def render_error(status: int, template: str | None = None, *, database: bool = True,
