@@ -439,3 +439,50 @@ def test_visible_text_checks_catch_english_formats_and_plurals():
     assert [m.group(1) for m in FRENCH_PLURAL_ONE.finditer(sample)] == ["actions",
                                                                           "non-conformités"]
     assert not FRENCH_PLURAL_ONE.search(visible("<p>1 action, 2 actions, 0 jour, 1 mois</p>"))
+
+
+# -- core.dates -----------------------------------------------------------------------
+
+def test_dates_in_the_readers_locale_and_zone():
+    import pytz
+    from flask import Flask
+    from flask_babel import Babel, force_locale
+
+    from core import dates
+
+    app = Flask(__name__)
+    Babel(app)
+    paris, tokyo = pytz.timezone("Europe/Paris"), pytz.timezone("Asia/Tokyo")
+    late = datetime(2026, 12, 31, 23, 30)  # naive, as SQLite hands them back: UTC
+    with app.test_request_context("/"):
+        with force_locale("fr"):
+            assert dates.datetime_text(late, paris) == "1 janv. 2027, 00:30"
+            assert dates.date_text(late, paris) == "1 janv. 2027"  # the day where the reader is
+            assert dates.date_text(late, pytz.utc) == "31 déc. 2026"
+            assert dates.datetime_text(late, tokyo) == "1 janv. 2027, 08:30"
+            assert dates.iso_text("2026-05-03") == "3 mai 2026"
+            assert dates.iso_text("2026-05-03T10:00:00.000042Z").startswith("3 mai 2026, ")
+            assert dates.iso_text("2026-13-45") == "2026-13-45"  # not a date: left alone
+            assert dates.iso_text("NC-2026-05") == "NC-2026-05" and dates.iso_text(7) == 7
+            assert dates.from_iso("yesterday") is None
+            tag = dates.time_tag(datetime(2026, 6, 1, 8, 0, tzinfo=UTC), paris)
+            assert str(tag) == '<time datetime="2026-06-01T08:00:00Z">1 juin 2026, 10:00</time>'
+            assert dates.date_text(None) == "" and str(dates.time_tag(None)) == ""
+        with force_locale("en"):
+            assert dates.datetime_text(late, paris) == "Jan 1, 2027, 12:30\u202fAM"
+            assert dates.date_text(late.date()) == "Dec 31, 2026"
+
+
+def test_plural_count_of_decimals():
+    from flask import Flask
+    from flask_babel import Babel, force_locale
+
+    from qalitel.i18n import plural_n
+
+    app = Flask(__name__)
+    Babel(app)
+    with app.test_request_context("/"):
+        with force_locale("fr"):
+            assert [plural_n(v) for v in (0, 1, 1.5, 2, 2.5)] == [1, 1, 1, 2, 2]
+        with force_locale("en"):
+            assert [plural_n(v) for v in (0, 1, 1.5, 2, 2.5)] == [2, 1, 2, 2, 2]
