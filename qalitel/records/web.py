@@ -138,7 +138,8 @@ def folder_options(user: User, keep: int | None = None) -> list[Any]:
 
 
 def form_errors(form) -> list[str]:
-    return [f"{form[name].label.text}: {message}" for name, messages in form.errors.items()
+    return [_("%(field)s: %(message)s", field=form[name].label.text, message=message)
+            for name, messages in form.errors.items()
             if name != "csrf_token" for message in messages]
 
 
