@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
+from core import validation
+
 
 class ConfigError(RuntimeError):
     """Raised when the configuration cannot serve (e.g. production without a secret)."""
@@ -74,6 +76,7 @@ class Settings:
     login_history_days: int = 180
     backup_s3_endpoint: str = ""
     pg_bin_dir: Path | None = None
+    default_timezone: str = "Europe/Paris"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -190,6 +193,9 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
      "Folder of `pg_dump` and `pg_restore` (Debian: `postgresql-client-15`, matching the "
      "server's major version). Unset, when `PATH` leads to Debian's `pg_wrapper`, the "
      "server's `/usr/lib/postgresql/<major>/bin` is used."),
+    ("QALITEL_DEFAULT_TIMEZONE", "default_timezone", str, "Europe/Paris",
+     "IANA time zone dates and times are shown in (pages and mail) unless a person chose "
+     "another on the preferences page."),
 ]
 
 def settings() -> Settings:
@@ -319,6 +325,9 @@ def load(overrides: Mapping[str, Any] | None = None,
     if not 1 <= settings.file_max_bytes <= 2**31 - 1 or not 1 <= settings.file_max_count <= 1000:
         raise ConfigError("QALITEL_FILE_MAX_BYTES must be between 1 and 2147483647, "
                           "QALITEL_FILE_MAX_COUNT between 1 and 1000")
+    if not validation.is_time_zone(settings.default_timezone):
+        raise ConfigError(f"QALITEL_DEFAULT_TIMEZONE={settings.default_timezone!r} is not a "
+                          "known time zone (an IANA name such as Europe/Paris)")
     changes["file_types"] = tuple(dict.fromkeys(kind.lower() for kind in settings.file_types))
     unknown = sorted(set(changes["file_types"]) - set(FILE_TYPES))
     if unknown or not changes["file_types"]:

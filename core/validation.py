@@ -9,6 +9,8 @@ meant for the person who typed the value. ``is_*`` / ``*_or_none`` never raise.
 from __future__ import annotations
 
 import unicodedata
+import zoneinfo
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +23,7 @@ PASSWORD_MIN = 10
 PASSWORD_MAX = 256
 ID_MAX = 2**31 - 1  # integer primary keys are 32-bit in both databases
 REDIRECT_MAX = 2048
+TIME_ZONE_MAX = 64
 
 # Control, format (bidi overrides, zero-width), surrogate, line/paragraph separators.
 _UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
@@ -146,3 +149,23 @@ def safe_redirect(target: object, prefix: str) -> str | None:
     if "." in segments or ".." in segments:
         return None
     return target
+
+
+@lru_cache(maxsize=1)
+def time_zones() -> tuple[str, ...]:
+    """The IANA time zones a person may choose (system tzdata that pytz also knows, since
+    Flask-Babel works with pytz), sorted."""
+    import pytz
+
+    return tuple(sorted(zoneinfo.available_timezones() & pytz.all_timezones_set))
+
+
+def is_time_zone(value: object) -> bool:
+    """An IANA time zone name (``Europe/Paris``) this installation knows."""
+    return (isinstance(value, str) and 0 < len(value) <= TIME_ZONE_MAX
+            and value in _time_zone_set())
+
+
+@lru_cache(maxsize=1)
+def _time_zone_set() -> frozenset[str]:
+    return frozenset(time_zones())

@@ -33,6 +33,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException
 
+from core import dates
 from core.db import db
 from core.web import admin_required, is_admin
 from maintenance import grants, notify, revocations  # noqa: F401  (notify: the e-mail hook)
@@ -140,9 +141,9 @@ def approve(public_id: str):
         grant = grants.approve(req, _admin(), hours=request.form.get("hours"),
                                scope=request.form.get("scope"),
                                comment=request.form.get("comment"))
-        return _("Approved: %(engineer)s may work on your data (%(scope)s) until %(end)s UTC.",
+        return _("Approved: %(engineer)s may work on your data (%(scope)s) until %(end)s.",
                  engineer=req.engineer.name, scope=SCOPE_LABELS[grant.scope],
-                 end=aware(grant.ends_at).strftime("%Y-%m-%d %H:%M"))
+                 end=dates.datetime_text(grant.ends_at))
     return _decide_page(act)
 
 

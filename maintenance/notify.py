@@ -26,11 +26,11 @@ from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from core import config, mail, platform_transaction
+from core import config, dates, mail, platform_transaction
 from core.config import Settings
 from core.links import tenant_link
 from maintenance.models import MaintenanceRequest
-from maintenance.requests import aware, on_request_created
+from maintenance.requests import on_request_created
 from tenants.context import current_tenant, has_tenant, tdb, tenant_context
 from tenants.engines import TenantInfo
 from tenants.registry import Tenant
@@ -96,7 +96,7 @@ def _message(settings: Settings, req: MaintenanceRequest, admin: Recipient,
         body = render_template(
             "mail/maintenance_request.txt", admin=admin, req=req, engineer=req.engineer,
             company=company, link=link, hours=format(req.hours, "g"),
-            deadline=aware(req.pending_until).strftime("%Y-%m-%d %H:%M"))
+            deadline=dates.datetime_text(req.pending_until, tz=dates.default_zone()))
     return mail.build_message(settings, admin.email, subject, body)
 
 

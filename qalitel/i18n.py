@@ -3,6 +3,10 @@
 The locale of a request is, in order: the explicit choice stored in the tenant's preference
 cookie (or, on pages outside a tenant, in the session), the browser's Accept-Language among
 fr/en, else French. Catalogues live in ``qalitel/translations``; ``make`` compiles them.
+
+The time zone of a request is the one chosen in the tenant's preference cookie (``tz``),
+else ``QALITEL_DEFAULT_TIMEZONE``. Templates show dates with the filters ``date_text`` and
+``datetime_text`` and ``time_tag(value)`` (:mod:`core.dates`), counts with ``ngettext``.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from babel import Locale
 from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel, get_locale
+
+from core import config, dates
 
 LANGUAGES = ("fr", "en")
 DEFAULT = "fr"
@@ -38,6 +45,25 @@ def select_locale() -> str:
     if not has_request_context():
         return DEFAULT
     return chosen_language() or request.accept_languages.best_match(LANGUAGES) or DEFAULT
+
+
+def select_timezone() -> str:
+    """The zone chosen in the preference cookie (validated there), else the default."""
+    from qalitel.prefs import current_prefs
+    from tenants.context import has_tenant
+
+    if has_request_context() and has_tenant():
+        chosen = current_prefs().get("tz")
+        if chosen:
+            return chosen
+    return config.settings().default_timezone
+
+
+def plural_n(value: float) -> int:
+    """The ``n`` to give ``ngettext`` for a count that may be a decimal (1.5 hours): 1 when
+    the language's CLDR rule calls it singular ("1,5 heure", "1 hour"), else 2."""
+    locale = get_locale() or Locale.parse(DEFAULT)
+    return 1 if locale.plural_form(abs(value)) == "one" else 2
 
 
 def compile_catalogs(directory: Path | None = None) -> list[Path]:
@@ -76,5 +102,10 @@ def init_app(app: Flask) -> None:
 
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(ROOT / "qalitel" / "translations"))
-    babel.init_app(app, locale_selector=select_locale)
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE",
+                          app.extensions[config.EXTENSION].default_timezone)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.filters.update(date_text=dates.date_text, datetime_text=dates.datetime_text,
+                                 iso_text=dates.iso_text, from_iso=dates.from_iso)
+    app.jinja_env.globals.update(time_tag=dates.time_tag, plural_n=plural_n)
     app.context_processor(_template_values)

@@ -23,8 +23,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
 from core import config
-from core.validation import has_forbidden_characters, safe_redirect
+from core.validation import has_forbidden_characters, is_time_zone, safe_redirect
 from tenants.context import current_tenant, has_tenant
+from tenants.engines import TenantInfo
 
 COOKIE = "qalitel_prefs"
 MAX_AGE = 365 * 24 * 3600
@@ -43,7 +44,7 @@ MAX_FILTERS = 10
 MAX_FILTER_ITEMS = 10
 MAX_VALUE = 120
 MAX_PATH = 300
-TOP_KEYS = ("login", "lang", "density", "start", "last")
+TOP_KEYS = ("login", "lang", "tz", "density", "start", "last")
 # Pages never used as a landing page after sign-in.
 NOT_LANDING = ("tenant.auth.", "tenant.prefs.forget", "tenant.prefs.language")
 
@@ -120,6 +121,8 @@ def sanitize(data: Any, slug: str, uid: str | None = None) -> dict[str, Any]:
         out["login"] = login
     if isinstance(data.get("lang"), str) and data["lang"] in LANGUAGES:
         out["lang"] = data["lang"]
+    if is_time_zone(data.get("tz")):
+        out["tz"] = data["tz"]
     if isinstance(data.get("density"), str) and data["density"] in DENSITIES:
         out["density"] = data["density"]
     for key in ("start", "last"):
@@ -147,6 +150,18 @@ def _tenant_ids() -> tuple[str, str]:
 def _load() -> dict[str, Any]:
     if not has_tenant() or not has_request_context():
         return {}
+    return _read(*_tenant_ids())
+
+
+def peek(info: TenantInfo) -> dict[str, Any]:
+    """The preferences this request's cookie holds for ``info`` while no tenant is open (an
+    unrouted path's error page); read-only, never written back."""
+    if not has_request_context():
+        return {}
+    return _read(info.slug, info.uid, resign=False)
+
+
+def _read(slug: str, uid: str, resign: bool = True) -> dict[str, Any]:
     raw = request.cookies.get(COOKIE)
     if not raw or len(raw) > MAX_INCOMING:
         return {}
@@ -160,10 +175,11 @@ def _load() -> dict[str, Any]:
             data = _serializer().loads(raw, max_age=MAX_AGE)
         except errors:
             return {}
-        cleaned = sanitize(data, *_tenant_ids())
-        g.prefs_dirty = bool(cleaned)  # signed with a previous key: re-sign with the current
+        cleaned = sanitize(data, slug, uid)
+        if resign:
+            g.prefs_dirty = bool(cleaned)  # signed with a previous key: re-sign with the current
         return cleaned
-    return sanitize(data, *_tenant_ids())
+    return sanitize(data, slug, uid)
 
 
 def current_prefs() -> dict[str, Any]:
@@ -189,7 +205,7 @@ def _replace(candidate: dict[str, Any]) -> None:
 
 
 def set_pref(key: str, value: Any) -> None:
-    """Set a top-level preference (login, lang, density, start, last); None removes it.
+    """Set a top-level preference (login, lang, tz, density, start, last); None removes it.
 
     Unknown keys and unacceptable values are dropped, so nothing but what
     :func:`sanitize` allows ever reaches the cookie.

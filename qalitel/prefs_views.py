@@ -23,7 +23,7 @@ from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
 
 from core import config
-from core.validation import safe_redirect
+from core.validation import safe_redirect, time_zones
 from qalitel import prefs
 from qalitel.closure.service import POLICY_MARGIN_DAYS
 from qalitel.i18n import LANGUAGE_NAMES, LANGUAGES
@@ -39,11 +39,13 @@ START_PAGES = (
     ("actions", "tenant.records.actions", _l("Actions")),
 )
 LAST_PAGE = "last"
+DEFAULT_ZONE = ""
 
 
 class PreferencesForm(FlaskForm):
     lang = SelectField(_l("Language"),
                        choices=[SelectChoice(code, name) for code, name in LANGUAGE_NAMES.items()])
+    tz = SelectField(_l("Time zone"), default=DEFAULT_ZONE)
     start = SelectField(_l("Start page after sign-in"))
     density = SelectField(_l("Display density"),
                           choices=[SelectChoice("comfortable", _l("Comfortable")),
@@ -60,6 +62,13 @@ def _start_choices() -> list[tuple[str, str, str | None]]:
     return choices
 
 
+def _zone_choices() -> list[SelectChoice]:
+    """The installation's zone first (stored as no choice: it follows the setting)."""
+    default = config.settings().default_timezone
+    return [SelectChoice(DEFAULT_ZONE, str(_l("Default (%(zone)s)", zone=default))),
+            *(SelectChoice(zone, zone.replace("_", " ")) for zone in time_zones())]
+
+
 @bp.route("/preferences", methods=["GET", "POST"])
 @login_required
 def preferences():
@@ -67,8 +76,10 @@ def preferences():
     starts = _start_choices()
     form = PreferencesForm()
     form.start.choices = [SelectChoice(key, label) for key, label, _path in starts]
+    form.tz.choices = _zone_choices()
     if form.validate_on_submit():
         prefs.set_pref("lang", form.lang.data)
+        prefs.set_pref("tz", form.tz.data or None)
         prefs.set_pref("density", form.density.data)
         path = next((p for key, _label, p in starts if key == form.start.data), None)
         prefs.set_pref("start", path)
@@ -76,6 +87,7 @@ def preferences():
         return redirect(url_for("tenant.prefs.preferences"))
     if request.method == "GET":
         form.lang.data = current.get("lang") or _active_language()
+        form.tz.data = current.get("tz") or DEFAULT_ZONE
         form.density.data = current.get("density", prefs.DENSITIES[0])
         form.start.data = next((key for key, _label, path in starts
                                 if path and path == current.get("start")), LAST_PAGE)

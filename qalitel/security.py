@@ -3,7 +3,7 @@ on every form. HSTS only behind HTTPS (``settings.https``)."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, render_template
+from flask import Flask, Response
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from core import config
@@ -29,7 +29,9 @@ def _headers(response: Response) -> Response:
 
 
 def _csrf_error(error: CSRFError):
-    return render_template("errors/csrf.html", reason=error.description), 400
+    from qalitel.errors import render_error
+
+    return render_error(400, "errors/csrf.html")
 
 
 def init_app(app: Flask) -> None:

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from flask import Flask, Response, render_template, session
+from flask import Flask, Response, session
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core import platform_transaction
@@ -80,8 +80,9 @@ def unit_of_work() -> Iterator[None]:
 
 def _failed(status: int) -> Response:
     session.pop("_flashes", None)  # a "saved" message queued by the view is not true
-    template = "errors/409.html" if status == 409 else "errors/500.html"
-    response = Response(render_template(template), status=status, mimetype="text/html")
+    from qalitel.errors import render_error
+
+    response = render_error(status, database=False, not_saved=True)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, g, jsonify, render_template
+from flask import Blueprint, Flask, jsonify, render_template, send_from_directory
 from flask_login import login_required
 from sqlalchemy import text
 
 from core.db import db
+from qalitel import errors
 from tenants import resolution
 
 platform = Blueprint("platform", __name__)
@@ -17,6 +18,15 @@ resolution.attach(tenant)
 @platform.get("/")
 def home():
     return render_template("platform/home.html")
+
+
+@platform.get("/favicon.ico")
+def favicon():
+    """Browsers ask for it whatever the page says: the SVG icon, cached for a day."""
+    from qalitel import ROOT
+
+    return send_from_directory(ROOT / "qalitel" / "static", "favicon.svg",
+                               mimetype="image/svg+xml", max_age=86400)
 
 
 @platform.get("/healthz")
@@ -37,13 +47,6 @@ def index():
     from qalitel.records.views import dashboard
 
     return dashboard()
-
-
-def _error(code: int, template: str):
-    def handler(error):
-        return render_template(template, error=error, reason=g.get("tenant_error"),
-                               tenant_name=g.get("tenant_name")), code
-    return handler
 
 
 def _tenant_modules() -> None:
@@ -79,8 +82,4 @@ _tenant_modules()
 def init_app(app: Flask) -> None:
     app.register_blueprint(platform)
     app.register_blueprint(tenant)
-    app.register_error_handler(404, _error(404, "errors/404.html"))
-    app.register_error_handler(403, _error(403, "errors/403.html"))
-    app.register_error_handler(410, _error(410, "errors/tenant_status.html"))
-    app.register_error_handler(423, _error(423, "errors/tenant_status.html"))
-    app.register_error_handler(429, _error(429, "errors/429.html"))
+    errors.init_app(app)

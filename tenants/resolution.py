@@ -53,6 +53,16 @@ class SubdomainMiddleware:
         return self.app(environ, start_response)
 
 
+def tenant_of_path(path: str) -> TenantInfo | None:
+    """The active tenant a ``/t/<slug>/…`` path names, from the registry only (nothing of
+    its database is opened): what an unrouted path's error page may know of it."""
+    parts = (path or "").split("/", 3)
+    if len(parts) < 3 or parts[0] or parts[1] != "t":
+        return None
+    info = load_tenant(parts[2])
+    return info if info is not None and info.status is TenantStatus.ACTIVE else None
+
+
 def _open_tenant(_endpoint: str | None, values: dict | None) -> None:
     slug = (values or {}).pop("slug", None)
     if slug is None:

@@ -8,12 +8,14 @@ attempts are throttled per address; the link never comes from the request's Host
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import select
 
+from core import dates
 from core.clock import ManualClock, set_clock
 from tests.backup_world import TITLE, BackupWorld, make_world
 from tests.closure_world import record_json, run_closures, status
@@ -59,8 +61,10 @@ def test_the_closure_mail_links_to_an_export_that_imports(world, backend, smtp_s
     link = _close(world, smtp_server)
     assert status(world)["dropped_at"] is not None  # grace 0: dropped inside close
     mail = smtp_server.wait_for(1)[-1]
-    due = status(world)["purge_due_at"].isoformat()
-    assert f"{due} 00:00 UTC" in mail.body  # valid until the purge date, said in the mail
+    due = status(world)["purge_due_at"]
+    with world.app.test_request_context("/"), force_locale("fr"):  # the admin's, Paris time
+        until = dates.datetime_text(datetime.combine(due, time(), UTC), tz=dates.default_zone())
+    assert f"jusqu’au {until} au plus tard" in mail.body  # valid until the purge date
     client = world.app.test_client()
     assert client.get(f"{EXTERNAL}/t/acme/login").status_code == 410  # the tenant is gone...
     answer = client.get(_path(link))  # ...its export is not, until the purge

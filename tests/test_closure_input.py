@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask_babel import force_locale
 
+from core import dates
 from core.clock import ManualClock, set_clock
 from tests.backup_world import TITLE, BackupWorld, make_world
 from tests.closure_world import leftovers, owned, record_json, run_closures, status
@@ -154,9 +156,14 @@ def test_each_admin_is_mailed_in_their_language_with_the_export_link(
         closure_mail._export_links[:] = saved
     by_address = {m.rcpt_tos[0]: m for m in smtp_server.wait_for(2)}
     english, french = by_address["admin@acme.example"], by_address["other@acme.example"]
-    due = status(world)["purge_due_at"].isoformat()
-    assert "Every copy of your data" in english.body and due in english.body
-    assert "Toutes les copies de vos données" in french.body and due in french.body
+    due = status(world)["purge_due_at"]
+    with world.app.test_request_context("/"):  # dates in each admin's language
+        with force_locale("en"):
+            due_en = dates.date_text(due)
+        with force_locale("fr"):
+            due_fr = dates.date_text(due)
+    assert "Every copy of your data" in english.body and due_en in english.body
+    assert "Toutes les copies de vos données" in french.body and due_fr in french.body
     for message in (english, french):
         assert "https://qalitel.example/exports/acme-final.zip" in message.body
         assert "protectiondedonnees" not in message.body

@@ -12,7 +12,9 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask_babel import force_locale
 
+from core import dates
 from core.clock import ManualClock, set_clock
 from tests.backup_world import TITLE, BackupWorld, make_world
 from tests.closure_world import leftovers, owned, record_json, run_closures, status, write
@@ -111,7 +113,9 @@ def test_closure_grace_drop_window_purge(world, backend, smtp_server, tmp_path):
     mail = smtp_server.wait_for(3)[-1]  # after the two maintenance requests' messages
     assert "fermé" in mail.message["Subject"]  # the platform default: French
     assert mail.rcpt_tos == ["admin@acme.example"]
-    assert first_due.isoformat() in mail.body and "/closure-export/" in mail.body
+    with world.app.test_request_context("/"), force_locale("fr"):
+        due_text = dates.date_text(first_due)  # "5 mars 2030": dates in the admin's language
+    assert due_text in mail.body and "/closure-export/" in mail.body
     assert len(list(exports.glob("closure-*.zip"))) == 1
     if backend == "postgresql":
         assert "role" in " ".join(leftovers(world, before, backend))  # own role still there

@@ -46,8 +46,8 @@ def test_each_admin_reads_the_request_in_their_language(sync_mail, unknown):
     for line in ("Reason: Investigate ticket #42", "Scope: read-write",
                  "Duration: 1.5 hours", "Every access is written to your maintenance"):
         assert line in english, line
-    for line in ("Motif : Investigate ticket #42", "Portée : lecture-écriture",
-                 "Durée : 1.5 heures", "Chaque accès est inscrit"):
+    for line in ("Motif\u00a0: Investigate ticket #42", "Portée\u00a0: lecture-écriture",
+                 "Durée\u00a0: 1,5 heure\n", "Chaque accès est inscrit"):
         assert line in french, line
     assert "Ticket:" not in english and "\n\n\n" not in english  # no empty ticket line
     for mail, body in ((en_mail, english), (fr_mail, french)):

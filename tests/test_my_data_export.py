@@ -116,7 +116,8 @@ def test_one_request_a_day(world):
     assert again.status_code == 429
     assert int(again.headers["Retry-After"]) == 3600
     body = again.get_data(as_text=True)
-    assert "in the last 24 hours" in body and "2030-03-02 09:00" in body
+    # 09:00 UTC, said in the reader's time zone (Europe/Paris by default)
+    assert "in the last 24 hours" in body and "Mar 2, 2030, 10:00\u202fAM" in body
     assert len(jobs(world)) == 1  # nothing half-done
     other = client_for(world, "user2")
     assert ask(other, world).status_code == 302  # the limit is per user

@@ -29,7 +29,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user, login_user, logout_user
@@ -259,9 +259,11 @@ def forgot_password():
     if form.validate_on_submit():
         if throttle.allowed(RESET_BY_ACCOUNT_ADDRESS) and throttle.allowed(RESET_BY_ACCOUNT):
             service.request_password_reset(form.email.data or "")
-        flash(_("If an account uses this address, a message with a link to choose a new "
-                "password is on its way. The link works once, for %(minutes)d minutes.",
-                minutes=service.reset_max_age() // 60), "info")
+        flash(ngettext("If an account uses this address, a message with a link to choose a "
+                       "new password is on its way. The link works once, for %(num)d minute.",
+                       "If an account uses this address, a message with a link to choose a "
+                       "new password is on its way. The link works once, for %(num)d minutes.",
+                       service.reset_max_age() // 60), "info")
         return redirect(url_for("tenant.auth.login"))
     status = 400 if request.method == "POST" else 200
     return render_template("auth/forgot.html", form=form), status

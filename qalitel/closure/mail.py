@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, date, datetime, time
 
 from babel import Locale, UnknownLocaleError
 from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from core import mail, platform_transaction
+from core import dates, mail, platform_transaction
 from core.config import Settings
 from maintenance.notify import Recipient, client_admins
 from tenants.registry import Tenant
@@ -52,18 +53,26 @@ def _locale(admin: Recipient) -> str:
         return default
 
 
+def _start_of(day: date | None) -> datetime | None:
+    """The first moment (UTC) of ``day``: the link works until then at the latest."""
+    return None if day is None else datetime.combine(day, time(), UTC)
+
+
 def prepare_mail(settings: Settings, tenant: Tenant, export_link: str | None) -> list[str]:
     """Queue one message per active admin, in their language, sent when the platform
     transaction commits; returns their addresses."""
     messages = []
+    zone = dates.default_zone()
     admins = client_admins(tenant)
     for admin in admins:
         with force_locale(_locale(admin)):
             subject = _("%(company)s: your QALITEL space is closed", company=tenant.name)
             body = render_template(
                 "mail/tenant_closed.txt", admin=admin, company=tenant.name,
-                closed=f"{tenant.closed_at:%Y-%m-%d}", purge_date=str(tenant.purge_due_at),
-                grace_ends=f"{tenant.grace_ends_at:%Y-%m-%d %H:%M}",
+                closed=dates.date_text(tenant.closed_at, tz=zone),
+                purge_date=dates.date_text(tenant.purge_due_at),
+                purge_moment=dates.datetime_text(_start_of(tenant.purge_due_at), tz=zone),
+                grace_ends=dates.datetime_text(tenant.grace_ends_at, tz=zone),
                 grace=settings.closure_grace_days, export_link=export_link)
         messages.append(mail.build_message(settings, admin.email, subject, body))
     if messages:

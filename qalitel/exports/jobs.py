@@ -41,7 +41,7 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core import clock, mail, platform_transaction
+from core import clock, dates, mail, platform_transaction
 from core.config import Settings
 from core.config import settings as current_settings
 from core.db import db
@@ -231,7 +231,8 @@ def _message(settings: Settings, job: DataExport, tenant: Tenant, user: Requeste
                    _("Your personal data export from %(company)s is ready", company=tenant.name))
         body = render_template("mail/export_ready.txt", user=user, company=tenant.name,
                                kind=job.kind, link=link, days=settings.export_days,
-                               until=aware(job.expires_at).strftime("%Y-%m-%d %H:%M"))
+                               until=dates.datetime_text(job.expires_at,
+                                                         tz=dates.default_zone()))
     return mail.build_message(settings, user.email, subject, body)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core import clock, config, validation
+from core import clock, config, dates, validation
 from core.db import db
 from qalitel.exports.files import input_path
 from qalitel.exports.jobs import (
@@ -42,8 +42,8 @@ class TooSoonError(RuntimeError):
 
     def __init__(self, next_at: datetime) -> None:
         super().__init__(_("You already asked for your data in the last 24 hours: you may "
-                           "ask again from %(when)s UTC.",
-                           when=next_at.strftime("%Y-%m-%d %H:%M")))
+                           "ask again from %(when)s.",
+                           when=dates.datetime_text(next_at)))
         self.next_at = next_at
 
 

@@ -8,11 +8,11 @@ from datetime import date, timedelta
 from email.message import EmailMessage
 
 from flask import current_app, render_template
-from flask_babel import force_locale, format_date
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from core import mail
+from core import dates, mail
 from core.config import Settings
 from core.links import tenant_link
 from qalitel.i18n import LANGUAGES
@@ -90,14 +90,14 @@ def build(settings: Settings, note: Notification, user: User,
         values: dict = {"user": user, "company": company, "kind": note.kind}
         if isinstance(target, Action):
             values.update(action=target, link=action_link(target, settings),
-                          due=format_date(target.due_date, "long") if target.due_date else None,
+                          due=dates.date_text(target.due_date) if target.due_date else None,
                           days=(target.due_date - today).days if target.due_date else None)
         elif isinstance(target, NonConformity):
             values.update(record=target, link=record_link(target, settings))
         if digest is not None:
             values.update(
                 days=DIGEST_DAYS, records=[(r, record_link(r, settings)) for r in digest.records],
-                actions=[(a, action_link(a, settings), format_date(a.due_date, "long"),
+                actions=[(a, action_link(a, settings), dates.date_text(a.due_date),
                           a.due_date < today) for a in digest.actions])
         template = "mail/notify_digest.txt" if note.kind == Kind.DIGEST else \
             f"mail/notify_{note.kind}.txt"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from core import clock
+from core import clock, dates
 from qalitel.notifications.models import (
     DIGEST_DEFAULT,
     DUE_SOON_DEFAULT,
@@ -18,8 +17,6 @@ from qalitel.notifications.models import (
 from tenants.context import tdb
 
 FLAGS = tuple(k.value for k in Kind)
-LOCAL_TIME = ZoneInfo("Europe/Paris")
-"""The tenants' day: a due date, a week and the digest day are counted in this time zone."""
 
 
 def tenant_settings() -> NotificationSettings:
@@ -63,7 +60,9 @@ def due_soon_days(user_id: int, tenant: NotificationSettings | None = None,
 
 
 def local_now() -> datetime:
-    return clock.now().astimezone(LOCAL_TIME)
+    """Now where the tenants are (``QALITEL_DEFAULT_TIMEZONE``): a due date, a week and the
+    digest day are counted there."""
+    return dates.local(clock.now(), dates.default_zone())
 
 
 def today() -> date:

@@ -52,10 +52,12 @@ def actions():
 def actions_export():
     spec = list_spec("actions")
     rows = tdb.execute(queries.action_rows(me(), spec, today()).limit(EXPORT_MAX)).all()
+    labels = translated_labels()
     header = [_("Id"), _("Title"), _("Type"), _("Status"), _("Due date"), _("Owner"),
               _("Non-conformity"), _("Overdue"), _("Effective")]
     return csv_response(f"actions-{today().isoformat()}.csv", header, (
-        (r.id, r.title, r.kind, r.status, r.due_date, r.owner_name,
+        (r.id, r.title, labels["kind"].get(r.kind, r.kind),
+         labels["action_status"].get(r.status, r.status), r.due_date, r.owner_name,
          f"NC-{r.record_number}" if r.record_number else "", bool(r.overdue),
          "" if r.effective is None else bool(r.effective))
         for r in rows))

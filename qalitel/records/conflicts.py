@@ -10,6 +10,7 @@ from typing import Any
 from flask import flash
 from flask_babel import gettext as _
 
+from core import dates
 from qalitel.records.service.concurrency import EditConflict
 
 
@@ -28,7 +29,7 @@ def _shown(field: Any, value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, date):
-        return value.isoformat()
+        return dates.date_text(value)
     for choice in getattr(field, "choices", None) or ():
         if choice.value == str(value):
             return str(choice.label)

@@ -114,14 +114,16 @@ def index():
 def export():
     spec = list_spec("records")
     rows = tdb.execute(queries.record_rows(me(), spec, today()).limit(EXPORT_MAX)).all()
+    labels = translated_labels()
     header = [_("Number"), _("Title"), _("Status"), _("Severity"), _("Origin"),
               _("Detection date"), _("Detected by"), _("Folder"), _("Assignee"),
               _("Overdue actions"), _("Description"),
               *(str(FIELD_LABELS[name]) for name in FIELD_HEADERS)]
     return csv_response(f"nonconformities-{today().isoformat()}.csv", header, (
-        (f"NC-{r.number}", r.title, r.status, r.severity, r.origin, r.detected_on,
-         r.detected_by_name, _folder_cell(r), r.assignee_name, bool(r.overdue), r.description,
-         *_field_cells(r))
+        (f"NC-{r.number}", r.title, labels["status"].get(r.status, r.status),
+         labels["severity"].get(r.severity, r.severity), labels["origin"].get(r.origin, r.origin),
+         r.detected_on, r.detected_by_name, _folder_cell(r), r.assignee_name, bool(r.overdue),
+         r.description, *_field_cells(r))
         for r in rows))
 
 

@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from core import validation
+from core import dates, validation
 from qalitel import prefs
 from qalitel.records import queries, service, specs, visibility
 from qalitel.records.forms import LABELS, NONE, options
@@ -38,7 +38,6 @@ def today() -> date:
 
 
 _LABELS_BY_LOCALE: dict[str, dict[str, dict[str, str]]] = {}
-DATE_FORMATS = {"fr": "%d/%m/%Y"}
 
 
 def locale_code() -> str:
@@ -58,16 +57,10 @@ def translated_labels() -> dict[str, dict[str, str]]:
     return labels
 
 
-def short_date_formatter():
-    """A cheap date formatter for table cells (ISO in English, dd/mm/yyyy in French)."""
-    pattern = DATE_FORMATS.get(locale_code(), "%Y-%m-%d")
-    return lambda value: value.strftime(pattern) if value else ""
-
-
 def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     user = me()
     context.setdefault("labels", translated_labels())
-    context.setdefault("short_date", short_date_formatter())
+    context.setdefault("short_date", dates.date_text)
     context.setdefault("is_manager", visibility.is_manager(user))
     context.setdefault("can_manage_folders", visibility.can_manage_folders(user))
     context.setdefault("today", today())
@@ -144,7 +137,8 @@ def folder_options(user: User, keep: int | None = None) -> list[Any]:
 
 
 def form_errors(form) -> list[str]:
-    return [f"{form[name].label.text}: {message}" for name, messages in form.errors.items()
+    return [_("%(field)s: %(message)s", field=form[name].label.text, message=message)
+            for name, messages in form.errors.items()
             if name != "csrf_token" for message in messages]
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from flask_babel import format_date, format_time
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from core import dates
 from qalitel.records import visibility
 from qalitel.records.models import Action, NonConformity, StatusChange
 from qalitel.records.views import _history as visible_history
@@ -33,14 +33,12 @@ Rows = list[tuple[str, str]]
 
 
 def day(value: date | None) -> str:
-    return format_date(value, "medium") if value else NONE
+    return dates.date_text(value) if value else NONE
 
 
 def moment(value: datetime | None) -> str:
-    """A date and time in the reader's locale and time zone, one format for every report."""
-    if value is None:
-        return NONE
-    return f"{format_date(value, 'medium')} {format_time(value, 'short')}"
+    """A date and time in the reader's locale and time zone, as on the pages."""
+    return dates.datetime_text(value) if value else NONE
 
 
 def label(kind: str, code: str) -> str:

@@ -13,7 +13,7 @@ import logging
 import unicodedata
 from typing import BinaryIO
 
-from flask_babel import format_decimal
+from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -73,8 +73,9 @@ def clean_name(raw: object) -> str:
     if validation.has_forbidden_characters(name):
         raise FileError(_("The file name contains a forbidden character."))
     if len(name) > FILE_NAME_MAX:
-        raise FileError(_("The file name is too long (at most %(max)d characters).",
-                          max=FILE_NAME_MAX))
+        raise FileError(ngettext("The file name is too long (at most %(num)d character).",
+                                 "The file name is too long (at most %(num)d characters).",
+                                 FILE_NAME_MAX))
     return name
 
 
@@ -126,8 +127,9 @@ def attach(actor: User, owner: Owner, stream: BinaryIO, filename: object) -> Att
     count = tdb.execute(select(func.count()).select_from(Attachment)
                         .where(_owner_filter(owner))).scalar_one()
     if count >= config.file_max_count:
-        raise FileError(_("At most %(max)d files may be attached here.",
-                          max=config.file_max_count))
+        raise FileError(ngettext("At most %(num)d file may be attached here.",
+                                 "At most %(num)d files may be attached here.",
+                                 config.file_max_count))
     store = tenant_store(config)
     try:
         staged = store.stage(stream, config.file_max_bytes)

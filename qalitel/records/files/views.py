@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, send_file, url_for
+from flask import abort, flash, redirect, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf.file import FileField
@@ -17,6 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from core import filetypes
 from core.config import settings
 from core.forms import SafeForm
+from qalitel.errors import render_error
 from qalitel.records.files import service
 from qalitel.records.files.service import Owner
 from qalitel.records.forms import ConfirmForm
@@ -63,7 +64,7 @@ def _too_large(_error):
                     max=service.human_size(settings().file_max_bytes))
     else:
         message = _("What was sent is too large.")
-    return render_template("errors/413.html", message=message), 413
+    return render_error(413, message=message)
 
 
 def _refused(owner: Owner, message: str, back: str):

@@ -83,8 +83,9 @@ def text(value: str | None, limit: int, label: str, *, required: bool = False,
     if required and not cleaned:
         raise RecordError(_("%(field)s is required.", field=label))
     if len(cleaned) > limit:
-        raise RecordError(_("%(field)s is too long (at most %(max)d characters).",
-                            field=label, max=limit))
+        raise RecordError(ngettext("%(field)s is too long (at most %(num)d character).",
+                                   "%(field)s is too long (at most %(num)d characters).",
+                                   limit, field=label))
     if validation.has_forbidden_characters(cleaned, multiline=multiline):
         raise RecordError(_("%(field)s contains a forbidden character.", field=label))
     return cleaned
