@@ -225,7 +225,7 @@ def test_unfounded_needs_a_reason_and_is_an_outcome_of_its_own(world):
     assert "Unfounded" in dashboard and "status=unfounded" in dashboard
     export = manager.get(f"{base}export.csv", query_string={"status": "unfounded"})
     assert export.status_code == 200
-    assert f"NC-{world.numbers[key]},".encode() in export.data and b"unfounded" in export.data
+    assert f"NC-{world.numbers[key]},".encode() in export.data and b"Unfounded" in export.data
 
     assert post(manager, f"{url}/reopen", {"reason": "New evidence"}).status_code == 303
     assert status_of(world, key) == "analysis"

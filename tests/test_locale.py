@@ -274,7 +274,7 @@ def test_unrouted_path_answers_in_the_language_of_the_tenant_cookie(world):
         assert _frame(page) == "public" and f'action="{base}/language"' in page
     refused = client.get(f"{base}/records/{world.records['by_user1']}/status")
     assert refused.status_code == 405 and 'lang="en"' in refused.get_data(as_text=True)
-    assert "Not allowed" in refused.get_data(as_text=True)
+    assert "Action not allowed" in refused.get_data(as_text=True)
     # a cookie naming another tenant, or a tampered one, is not read
     other = world.app.test_client()
     other.set_cookie(prefs.COOKIE, client.get_cookie(prefs.COOKIE, path=f"{base}/").value,
