@@ -76,6 +76,13 @@ def datetime_text(value: datetime | None, tz: tzinfo | None = None) -> str:
             .replace("{0}", format_time(moment.timetz(), TIME_FORMAT, locale=locale)))
 
 
+def month_text(year: int, month: int, short: bool = False) -> str:
+    """A month as people read it: "déc. 2026" / "Dec 2026" (short: "déc." / "Dec")."""
+    from babel.dates import format_skeleton
+
+    return format_skeleton("MMM" if short else "yMMM", date(year, month, 1), locale=_locale())
+
+
 def from_iso(value: str) -> datetime | None:
     """A datetime written as ISO text (the access log's), or None when it is not one."""
     if not isinstance(value, str) or not _ISO_MOMENT.fullmatch(value):

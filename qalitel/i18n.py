@@ -107,5 +107,6 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.filters.update(date_text=dates.date_text, datetime_text=dates.datetime_text,
                                  iso_text=dates.iso_text, from_iso=dates.from_iso)
-    app.jinja_env.globals.update(time_tag=dates.time_tag, plural_n=plural_n)
+    app.jinja_env.globals.update(time_tag=dates.time_tag, month_text=dates.month_text,
+                                 plural_n=plural_n)
     app.context_processor(_template_values)

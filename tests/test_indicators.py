@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
+from babel.dates import format_skeleton
 
 from tests.records_world import build_world, client_for
 
@@ -50,7 +51,8 @@ def world(app, password_hash):
 
 
 def _label(day: date) -> str:
-    return f"{day.month}/{day.year}"
+    """A month as the English pages name it ("Oct 2026")."""
+    return format_skeleton("yMMM", day.replace(day=1), locale="en")
 
 
 def _rows(page: str, indicator: str) -> list[list[str]]:

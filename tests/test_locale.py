@@ -39,7 +39,7 @@ FRENCH_DATE = re.compile(r"\d{1,2} (janv\.|févr\.|mars|avr\.|mai|juin|juil\.|ao
                          r"oct\.|nov\.|déc\.) \d{4}")
 ENGLISH_DATE = re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{1,2}, \d{4}")
 # "1 actions", "1 non-conformités", "1 jours"… (French: 0 and 1 are singular).
-FRENCH_PLURAL_ONE = re.compile(r"(?<![\d,.])[01][\u00a0\u202f ](?!fois\b|mois\b|sur\b)"
+FRENCH_PLURAL_ONE = re.compile(r"(?<![\d,.])[01][\u00a0\u202f ](?!fois\b|mois\b|mars\b|sur\b)"
                                r"([a-zà-ÿ-]+s)\b")
 ENGLISH_PLURAL_ONE = re.compile(r"(?<![\d,.])1 (non-conformities|actions|days|hours|files|"
                                 r"minutes|characters|requests)\b")

@@ -9,6 +9,7 @@ import re
 from datetime import date, timedelta
 
 import pytest
+from babel.dates import format_skeleton
 from itsdangerous import URLSafeTimedSerializer
 
 from tests.conftest import csrf_token, login, provision
@@ -365,9 +366,9 @@ def test_dashboard_counts_and_chart(world):
     counts = dict(re.findall(r'records/\?status=(\w+)">\s*<span class="muted">[^<]+</span>\s*'
                              r'<span class="stat">(\d+)</span>', html))
     assert counts["open"] == str(5 + 3) and counts["analysis"] == "1"
-    label = f"{two_months_ago.month}/{two_months_ago.year % 100}"
+    label = format_skeleton("yMMM", two_months_ago.replace(day=1), locale="en")
     assert f"<title>{label}: 3</title>" in html
-    this_month = f"{today.month}/{today.year % 100}"
+    this_month = format_skeleton("yMMM", today.replace(day=1), locale="en")
     assert f"<title>{this_month}: {5 + 1}</title>" in html
     chart = html.split('id="chart-title"', 1)[1].split("</svg>", 1)[0]  # not the indicators
     heights = [float(h) for h in re.findall(r'<rect [^>]*height="([\d.]+)"', chart)]
