@@ -33,6 +33,16 @@ SECTIONS_FR = ["D1 Équipe", "D2 Description du problème", "D3 Actions de confi
                "D8 Clôture"]
 ACTIONS = {"immediate": "Quarantine lot 42", "corrective": "Replace the seal supplier",
            "preventive": "Add a seal check to incoming inspection"}
+FIELDS = {"lot": "LOT-2026-118", "quantity": "1250.5", "quantity_unit": "pcs",
+          "immediate_action": "Sorted the whole stock at the press.", "nq_cost": "1234.50"}
+ANALYSIS = {"why_1": "Why does oil leak from press 3?", "because_1": "The seal cracked early.",
+            "why_2": "Why did the seal crack?", "because_2": "Its rubber is too hard.",
+            "ishikawa_material": "New rubber compound since March.",
+            "main_cause": "material"}
+CHECK = {"criteria": "No leak reported for 30 days.", "planned": date(2026, 3, 4),
+         "late_title": "Retrain the press operators", "late_criteria": "Audit of 5 changes."}
+CLOSING = {"justification": "Customer accepted the residual risk in writing.",
+           "reopen": "The leak came back on press 3."}
 
 
 def pdf_text(data: bytes) -> str:
@@ -105,7 +115,46 @@ def world(make_module_app, shared_backend, password_hash):
                               owner_id=world.users["manager2"])
         for step in ("analysis", "treatment"):
             service.change_status(world.user("admin"), record, step, f"to {step}")
+        _fields_and_analysis(world, record)
+        _closed_and_reopened(world)
     return world
+
+
+def _fields_and_analysis(world, record) -> None:
+    from qalitel.records import service
+    from qalitel.records.field_models import CatalogEntry
+    from qalitel.records.fields.analysis import update_analysis
+    from tenants.context import tdb
+
+    product = CatalogEntry(kind="product", name="Shaft 25")
+    partner = CatalogEntry(kind="supplier", name="Seal Supplies SA")
+    tdb.add_all([product, partner])
+    tdb.flush()
+    manager = world.user("manager1")
+    service.update_nonconformity(manager, record, product=product.id,
+                                 partner=partner.id, **FIELDS)
+    update_analysis(manager, record, **ANALYSIS)
+
+
+def _closed_and_reopened(world) -> None:
+    """A record whose checks were planned, closed with a justification, then reopened."""
+    from qalitel.records import service
+
+    admin, manager = world.user("admin"), world.user("manager1")
+    record = service.create_nonconformity(manager, "Cracked weld seam", "Seen at assembly.",
+                                          cause_analysis="Wrong filler wire.")
+    world.records["reopened"], world.numbers["reopened"] = record.id, record.number
+    fix = service.create_action(manager, "Change the filler wire", record=record,
+                                status="done", effectiveness_due_on=CHECK["planned"],
+                                effectiveness_criteria=CHECK["criteria"])
+    service.check_effectiveness(admin, fix, False, "Two cracks again.")
+    service.create_action(manager, CHECK["late_title"], record=record, status="done",
+                          effectiveness_due_on=date.today() - timedelta(days=3),
+                          effectiveness_criteria=CHECK["late_criteria"])
+    for step in ("analysis", "treatment", "verification"):
+        service.change_status(admin, record, step)
+    service.change_status(admin, record, "closed", justification=CLOSING["justification"])
+    service.reopen(admin, record, CLOSING["reopen"])
 
 
 def _get(client, url: str):
@@ -169,6 +218,81 @@ def test_the_8d_report_in_english_and_the_record_pdf_in_french(world):
     for expected in ("Non-conformité", "Date de détection", "Analyse des causes",
                      *ACTIONS.values(), "Historique"):
         assert expected in text, expected
+
+
+def flat(value: str) -> str:
+    """``value`` as :func:`pdf_text` gives it back (no-break spaces as spaces)."""
+    return " ".join(unicodedata.normalize("NFKC", value).split())
+
+
+TYPED = (FIELDS["lot"], FIELDS["immediate_action"], ANALYSIS["why_1"], ANALYSIS["because_2"],
+         ANALYSIS["ishikawa_material"])
+
+
+FIELD_LABELS = {
+    "en": ["Product or process", "Product: Shaft 25", "Lot", "Quantity", "1,250.5 pcs",
+           "Customer or supplier", "Supplier: Seal Supplies SA", "Cost of non-quality",
+           "€1,234.50", "Immediate action", "5 Whys and Ishikawa grid", "Why 1", "Answer 2",
+           "Ishikawa: Material", "Main cause category Material"],
+    "fr": ["Produit ou processus", "Produit : Shaft 25", "Quantité", "1 250,5 pcs",
+           "Client ou fournisseur", "Fournisseur : Seal Supplies SA", "Coût de non-qualité",
+           "1 234,50 €", "Action immédiate (curative)", "5 Pourquoi et diagramme d’Ishikawa",
+           "Pourquoi 1", "Réponse 2", "Ishikawa : Matière",
+           "Catégorie de cause principale Matière"],
+}
+
+
+def _client(world, key: str, language: str):
+    client = client_for(world, key)
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = language
+    return client
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_both_reports_show_the_record_fields_and_the_analysis(world, language):
+    client = _client(world, "manager1", language)
+    pdf, eight_d = _urls(world, "full")
+    _response, text = _get(client, pdf)
+    for expected in (*TYPED, *FIELD_LABELS[language]):
+        assert flat(expected) in text, expected
+    _response, text = _get(client, eight_d)
+    sections = SECTIONS_FR if language == "fr" else SECTIONS_EN
+    d3, d4, d5 = (text.index(h) for h in sections[2:5])
+    d2 = text.index(sections[1])
+    assert d2 < text.index(flat(FIELD_LABELS[language][7])) < d3  # the cost, in D2
+    assert d3 < text.index(FIELDS["immediate_action"]) < d4
+    for expected in (ANALYSIS["why_1"], ANALYSIS["because_2"], ANALYSIS["ishikawa_material"],
+                     FIELD_LABELS[language][-1]):
+        assert d4 < text.index(flat(expected)) < d5, expected
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_both_reports_show_the_planned_checks_closure_and_reopening(world, language):
+    from babel.dates import format_date
+
+    words = {"en": ("Planned on", "Effectiveness criteria", "Not effective", "Pending",
+                    "Check overdue", "Justification", "Reopened · Treatment", "Closed"),
+             "fr": ("Prévue le", "Critères d’efficacité", "Non efficace", "En attente",
+                    "Vérification en retard", "Justification", "Rouverte · Traitement",
+                    "Clôturée")}[language]
+    planned = flat(format_date(CHECK["planned"], "medium", locale=language))
+    late = flat(format_date(date.today() - timedelta(days=3), "medium", locale=language))
+    client = _client(world, "manager1", language)
+    pdf, eight_d = _urls(world, "reopened")
+    _response, record_text = _get(client, pdf)
+    _response, report_text = _get(client, eight_d)
+    for text in (record_text, report_text):
+        for expected in (*words, planned, late, CHECK["criteria"], CHECK["late_criteria"],
+                         CLOSING["justification"], CLOSING["reopen"]):
+            assert expected in text, expected
+    sections = SECTIONS_FR if language == "fr" else SECTIONS_EN
+    d6, d7, d8 = (report_text.index(h) for h in sections[5:8])
+    for expected in (planned, CHECK["criteria"], CHECK["late_criteria"], words[4]):
+        assert d6 < report_text.index(expected, d6) < d7, expected
+    for expected in (CLOSING["justification"], CLOSING["reopen"], words[6]):
+        assert d8 < report_text.index(expected), expected
+    workflow = record_text.index("Workflow" if language == "en" else "Circuit")
+    assert workflow < record_text.index(CLOSING["reopen"])
 
 
 def test_a_record_the_reader_cannot_see_is_a_404(world):

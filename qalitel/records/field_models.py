@@ -39,6 +39,7 @@ STEP_MAX = 1000
 BRANCH_MAX = 2000
 QUANTITY_MAX = Decimal("999999999.999")
 COST_MAX = Decimal("99999999.99")
+COST_CURRENCY = "EUR"
 
 WHY_FIELDS = tuple(f"{part}_{i}" for i in range(1, WHY_STEPS + 1) for part in ("why", "because"))
 ISHIKAWA_FIELDS = tuple(f"ishikawa_{c}" for c in CAUSE_CATEGORIES)
