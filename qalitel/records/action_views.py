@@ -53,11 +53,14 @@ def actions_export():
     spec = list_spec("actions")
     rows = tdb.execute(queries.action_rows(me(), spec, today()).limit(EXPORT_MAX)).all()
     header = [_("Id"), _("Title"), _("Type"), _("Status"), _("Due date"), _("Owner"),
-              _("Non-conformity"), _("Overdue"), _("Effective")]
+              _("Non-conformity"), _("Overdue"), _("Effective"),
+              _("Effectiveness check planned on"), _("Effectiveness"), _("Check overdue")]
+    checks = translated_labels()["check"]
     return csv_response(f"actions-{today().isoformat()}.csv", header, (
         (r.id, r.title, r.kind, r.status, r.due_date, r.owner_name,
          f"NC-{r.record_number}" if r.record_number else "", bool(r.overdue),
-         "" if r.effective is None else bool(r.effective))
+         "" if r.effective is None else bool(r.effective), r.effectiveness_due_on,
+         checks.get(queries.check_result(r) or "", ""), bool(r.check_overdue))
         for r in rows))
 
 

@@ -29,6 +29,7 @@ from qalitel.records.field_models import (
     RecordAnalysis,
 )
 from qalitel.records.models import Action, NonConformity, StatusChange
+from qalitel.records.queries import check_result
 from qalitel.records.views import _history as visible_history
 from qalitel.records.web import folder_label, translated_labels
 from qalitel.users.models import User
@@ -210,15 +211,12 @@ def visible_actions(user: User, record: NonConformity) -> list[Action]:
 
 def effectiveness(action: Action) -> str:
     """The check's result, as the record page's action table says it."""
-    if action.effective is not None:
-        return _("Effective") if action.effective else _("Not effective")
-    if action.status == "cancelled":
+    result = check_result(action)
+    if result is None:
         return NONE
     if action.check_overdue:
-        return f"{_('Pending')} · {_('Check overdue')}"
-    if action.kind == "corrective" or action.effectiveness_due_on is not None:
-        return _("Pending")
-    return NONE
+        return f"{label('check', result)} · {_('Check overdue')}"
+    return label("check", result)
 
 
 def action_line(action: Action) -> ActionLine:
