@@ -57,6 +57,36 @@ def test_every_orm_write_keeps_the_column(app, password_hash):
     assert _stored(app, "acme", NonConformity, record_id).startswith("ecrou")
 
 
+def test_an_analysis_edit_keeps_its_column(app, password_hash):
+    from qalitel.records.field_models import RecordAnalysis
+    from qalitel.records.fields.analysis import update_analysis
+    from qalitel.records.models import NonConformity
+    from qalitel.records.search import record_match
+    from qalitel.users.models import User
+    from tests.conftest import provision
+
+    handle = provision(app, "acme", password_hash, records=1)
+    [record_id] = handle.record_ids
+    with in_tenant(app, "acme") as session:
+        user = session.get(User, handle.user_ids["admin"])
+        record = session.get(NonConformity, record_id)
+        update_analysis(user, record, why_1="Pourquoi ?", because_1="Pièce DÉFORMÉE",
+                        main_cause="machine")
+        session.commit()
+        assert session.get(RecordAnalysis, record_id).search_text == \
+            "pourquoi ? piece deformee"
+        update_analysis(user, record, because_1="", ishikawa_machine="Usure de l’outil")
+        session.commit()
+        assert session.get(RecordAnalysis, record_id).search_text == \
+            "pourquoi ? usure de l’outil"
+
+        def found(q: str) -> bool:
+            return session.execute(select(NonConformity.id).where(record_match(q))).first() \
+                is not None
+
+        assert found("USURE outil") and not found("deformee")
+
+
 def _erase(world: World, key: str) -> None:
     from core.db import db
     from qalitel.my_data import requests as erasures
