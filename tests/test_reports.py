@@ -37,7 +37,8 @@ ANALYSIS = {"why_1": "Why does oil leak from press 3?", "because_1": "The seal c
 CHECK = {"criteria": "No leak reported for 30 days.", "planned": date(2026, 3, 4),
          "late_title": "Retrain the press operators", "late_criteria": "Audit of 5 changes."}
 CLOSING = {"justification": "Customer accepted the residual risk in writing.",
-           "reopen": "The leak came back on press 3."}
+           "reopen": "The leak came back on press 3.",
+           "unfounded": "Same defect as a record already open, same lot."}
 
 
 def pdf_text(data: bytes) -> str:
@@ -127,6 +128,9 @@ def _closed_and_reopened(world) -> None:
         service.change_status(admin, record, step)
     service.change_status(admin, record, "closed", justification=CLOSING["justification"])
     service.reopen(admin, record, CLOSING["reopen"])
+    unfounded = service.create_nonconformity(manager, "Scratch on a cover")
+    world.records["unfounded"], world.numbers["unfounded"] = unfounded.id, unfounded.number
+    service.change_status(admin, unfounded, "unfounded", justification=CLOSING["unfounded"])
 
 
 def _get(client, url: str):
@@ -265,6 +269,17 @@ def test_both_reports_show_the_planned_checks_closure_and_reopening(world, langu
         assert d8 < report_text.index(expected), expected
     workflow = record_text.index("Workflow" if language == "en" else "Circuit")
     assert workflow < record_text.index(CLOSING["reopen"])
+
+
+@pytest.mark.parametrize(("language", "outcome"), [("en", "Unfounded"), ("fr", "Non fondée")])
+def test_both_reports_show_why_a_record_is_unfounded(world, language, outcome):
+    client = _client(world, "manager1", language)
+    pdf, eight_d = _urls(world, "unfounded")
+    _response, text = _get(client, pdf)
+    assert f"{outcome} Admin acme" in text and CLOSING["unfounded"] in text
+    _response, text = _get(client, eight_d)
+    d8 = text.index((SECTIONS_FR if language == "fr" else SECTIONS_EN)[7])
+    assert d8 < text.index(f"{outcome} Admin acme") < text.index(CLOSING["unfounded"])
 
 
 def test_a_record_the_reader_cannot_see_is_a_404(world):
