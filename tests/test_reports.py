@@ -1,24 +1,19 @@
-"""PDF reports of a non-conformity (record PDF and 8D report) and the tenant's logo, on both
-backends: the text the PDFs hold (extracted with Debian's pdftotext), in French and in
-English; a record the reader cannot see is a 404; a confidential folder's name stays with
-the cleared; the logo is checked by its content and ends up in the PDFs; the renderer
-fetches nothing from the network."""
+"""PDF reports of a non-conformity (record PDF and 8D report), on both backends: the text
+the PDFs hold (extracted with Debian's pdftotext), in French and in English: the record's
+fields, its structured analysis, its actions' planned effectiveness checks, its closure
+justification and reopening reasons, each in its 8D discipline; a record the reader cannot
+see is a 404; a confidential folder's name stays with the cleared. The logo, the renderer
+and the limit: ``test_report_logo.py``."""
 
 from __future__ import annotations
 
-import io
-import os
 import shutil
-import socket
 import subprocess
 import unicodedata
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from tests.conftest import csrf_token, login, provision
 from tests.records_world import build_world, client_for
 
 SECRET = "Merger-Zephyr-7Q"  # the confidential folder's name, unlike any other text
@@ -33,6 +28,17 @@ SECTIONS_FR = ["D1 Équipe", "D2 Description du problème", "D3 Actions de confi
                "D8 Clôture"]
 ACTIONS = {"immediate": "Quarantine lot 42", "corrective": "Replace the seal supplier",
            "preventive": "Add a seal check to incoming inspection"}
+FIELDS = {"lot": "LOT-2026-118", "quantity": "1250.5", "quantity_unit": "pcs",
+          "immediate_action": "Sorted the whole stock at the press.", "nq_cost": "1234.50"}
+ANALYSIS = {"why_1": "Why does oil leak from press 3?", "because_1": "The seal cracked early.",
+            "why_2": "Why did the seal crack?", "because_2": "Its rubber is too hard.",
+            "ishikawa_material": "New rubber compound since March.",
+            "main_cause": "material"}
+CHECK = {"criteria": "No leak reported for 30 days.", "planned": date(2026, 3, 4),
+         "late_title": "Retrain the press operators", "late_criteria": "Audit of 5 changes."}
+CLOSING = {"justification": "Customer accepted the residual risk in writing.",
+           "reopen": "The leak came back on press 3.",
+           "unfounded": "Same defect as a record already open, same lot."}
 
 
 def pdf_text(data: bytes) -> str:
@@ -41,29 +47,6 @@ def pdf_text(data: bytes) -> str:
                           check=True, timeout=120)
     # one space between words, lines joined; ligatures (ﬁ) as letters
     return " ".join(unicodedata.normalize("NFKC", done.stdout.decode()).split())
-
-
-def pdf_images(data: bytes, tmp_path: Path) -> int:
-    path = tmp_path / "report.pdf"
-    path.write_bytes(data)
-    done = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, text=True,
-                          check=True, timeout=120)
-    return len(done.stdout.splitlines()) - 2  # two header lines
-
-
-def png(width: int = 120, height: int = 40, *, noise: bool = False) -> bytes:
-    image = Image.new("RGB", (width, height), (11, 92, 173))
-    if noise:
-        image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
-
-
-def jpeg(width: int, height: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 30, 30)).save(out, "JPEG")
-    return out.getvalue()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -105,7 +88,49 @@ def world(make_module_app, shared_backend, password_hash):
                               owner_id=world.users["manager2"])
         for step in ("analysis", "treatment"):
             service.change_status(world.user("admin"), record, step, f"to {step}")
+        _fields_and_analysis(world, record)
+        _closed_and_reopened(world)
     return world
+
+
+def _fields_and_analysis(world, record) -> None:
+    from qalitel.records import service
+    from qalitel.records.field_models import CatalogEntry
+    from qalitel.records.fields.analysis import update_analysis
+    from tenants.context import tdb
+
+    product = CatalogEntry(kind="product", name="Shaft 25")
+    partner = CatalogEntry(kind="supplier", name="Seal Supplies SA")
+    tdb.add_all([product, partner])
+    tdb.flush()
+    manager = world.user("manager1")
+    service.update_nonconformity(manager, record, product=product.id,
+                                 partner=partner.id, **FIELDS)
+    update_analysis(manager, record, **ANALYSIS)
+
+
+def _closed_and_reopened(world) -> None:
+    """A record whose checks were planned, closed with a justification, then reopened."""
+    from qalitel.records import service
+
+    admin, manager = world.user("admin"), world.user("manager1")
+    record = service.create_nonconformity(manager, "Cracked weld seam", "Seen at assembly.",
+                                          cause_analysis="Wrong filler wire.")
+    world.records["reopened"], world.numbers["reopened"] = record.id, record.number
+    fix = service.create_action(manager, "Change the filler wire", record=record,
+                                status="done", effectiveness_due_on=CHECK["planned"],
+                                effectiveness_criteria=CHECK["criteria"])
+    service.check_effectiveness(admin, fix, False, "Two cracks again.")
+    service.create_action(manager, CHECK["late_title"], record=record, status="done",
+                          effectiveness_due_on=date.today() - timedelta(days=3),
+                          effectiveness_criteria=CHECK["late_criteria"])
+    for step in ("analysis", "treatment", "verification"):
+        service.change_status(admin, record, step)
+    service.change_status(admin, record, "closed", justification=CLOSING["justification"])
+    service.reopen(admin, record, CLOSING["reopen"])
+    unfounded = service.create_nonconformity(manager, "Scratch on a cover")
+    world.records["unfounded"], world.numbers["unfounded"] = unfounded.id, unfounded.number
+    service.change_status(admin, unfounded, "unfounded", justification=CLOSING["unfounded"])
 
 
 def _get(client, url: str):
@@ -171,6 +196,92 @@ def test_the_8d_report_in_english_and_the_record_pdf_in_french(world):
         assert expected in text, expected
 
 
+def flat(value: str) -> str:
+    """``value`` as :func:`pdf_text` gives it back (no-break spaces as spaces)."""
+    return " ".join(unicodedata.normalize("NFKC", value).split())
+
+
+TYPED = (FIELDS["lot"], FIELDS["immediate_action"], ANALYSIS["why_1"], ANALYSIS["because_2"],
+         ANALYSIS["ishikawa_material"])
+
+
+FIELD_LABELS = {
+    "en": ["Product or process", "Product: Shaft 25", "Lot", "Quantity", "1,250.5 pcs",
+           "Customer or supplier", "Supplier: Seal Supplies SA", "Cost of non-quality",
+           "€1,234.50", "Immediate action", "5 Whys and Ishikawa grid", "Why 1", "Answer 2",
+           "Ishikawa: Material", "Main cause category Material"],
+    "fr": ["Produit ou processus", "Produit : Shaft 25", "Quantité", "1 250,5 pcs",
+           "Client ou fournisseur", "Fournisseur : Seal Supplies SA", "Coût de non-qualité",
+           "1 234,50 €", "Action immédiate (curative)", "5 Pourquoi et diagramme d’Ishikawa",
+           "Pourquoi 1", "Réponse 2", "Ishikawa : Matière",
+           "Catégorie de cause principale Matière"],
+}
+
+
+def _client(world, key: str, language: str):
+    client = client_for(world, key)
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = language
+    return client
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_both_reports_show_the_record_fields_and_the_analysis(world, language):
+    client = _client(world, "manager1", language)
+    pdf, eight_d = _urls(world, "full")
+    _response, text = _get(client, pdf)
+    for expected in (*TYPED, *FIELD_LABELS[language]):
+        assert flat(expected) in text, expected
+    _response, text = _get(client, eight_d)
+    sections = SECTIONS_FR if language == "fr" else SECTIONS_EN
+    d3, d4, d5 = (text.index(h) for h in sections[2:5])
+    cost = {"en": "€1,234.50", "fr": "1 234,50 €"}[language]
+    assert text.index(sections[1]) < text.index(flat(cost)) < d3  # the facts, in D2
+    assert d3 < text.index(FIELDS["immediate_action"]) < d4
+    for expected in (ANALYSIS["why_1"], ANALYSIS["because_2"], ANALYSIS["ishikawa_material"],
+                     FIELD_LABELS[language][-1]):
+        assert d4 < text.index(flat(expected)) < d5, expected
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_both_reports_show_the_planned_checks_closure_and_reopening(world, language):
+    from babel.dates import format_date
+
+    words = {"en": ("Planned on", "Effectiveness criteria", "Not effective", "Pending",
+                    "Check overdue", "Justification", "Reopened · Treatment", "Closed"),
+             "fr": ("Prévue le", "Critères d’efficacité", "Non efficace", "En attente",
+                    "Vérification en retard", "Justification", "Rouverte · Traitement",
+                    "Clôturée")}[language]
+    planned = flat(format_date(CHECK["planned"], "medium", locale=language))
+    late = flat(format_date(date.today() - timedelta(days=3), "medium", locale=language))
+    client = _client(world, "manager1", language)
+    pdf, eight_d = _urls(world, "reopened")
+    _response, record_text = _get(client, pdf)
+    _response, report_text = _get(client, eight_d)
+    for text in (record_text, report_text):
+        for expected in (*words, planned, late, CHECK["criteria"], CHECK["late_criteria"],
+                         CLOSING["justification"], CLOSING["reopen"]):
+            assert expected in text, expected
+    sections = SECTIONS_FR if language == "fr" else SECTIONS_EN
+    d6, d7, d8 = (report_text.index(h) for h in sections[5:8])
+    for expected in (planned, CHECK["criteria"], CHECK["late_criteria"], words[4]):
+        assert d6 < report_text.index(expected, d6) < d7, expected
+    for expected in (CLOSING["justification"], CLOSING["reopen"], words[6]):
+        assert d8 < report_text.index(expected), expected
+    workflow = record_text.index("Workflow" if language == "en" else "Circuit")
+    assert workflow < record_text.index(CLOSING["reopen"])
+
+
+@pytest.mark.parametrize(("language", "outcome"), [("en", "Unfounded"), ("fr", "Non fondée")])
+def test_both_reports_show_why_a_record_is_unfounded(world, language, outcome):
+    client = _client(world, "manager1", language)
+    pdf, eight_d = _urls(world, "unfounded")
+    _response, text = _get(client, pdf)
+    assert f"{outcome} Admin acme" in text and CLOSING["unfounded"] in text
+    _response, text = _get(client, eight_d)
+    d8 = text.index((SECTIONS_FR if language == "fr" else SECTIONS_EN)[7])
+    assert d8 < text.index(f"{outcome} Admin acme") < text.index(CLOSING["unfounded"])
+
+
 def test_a_record_the_reader_cannot_see_is_a_404(world):
     user2 = client_for(world, "user2")
     for key in ("other", "full", "hr"):
@@ -203,192 +314,3 @@ def test_the_record_page_offers_both_reports(world):
     pdf, eight_d = _urls(world, "full")
     assert f'href="{pdf}"' in body and f'href="{eight_d}"' in body
     assert 'media="print"' in body and "print.css" in body
-
-
-# ------------------------------------------------------------------ the logo
-
-
-@pytest.fixture
-def tenant(app, password_hash):
-    return provision(app, "logoco", password_hash, records=1, name="Logo Company")
-
-
-def _admin(app, tenant):
-    client = app.test_client()
-    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
-    assert login(client, tenant.slug, tenant.admin_email).status_code == 302
-    return client
-
-
-def _upload(client, tenant, data: bytes, name: str = "logo.png", *, token: bool = True):
-    url = f"/t/{tenant.slug}/admin/branding"
-    form = {"logo": (io.BytesIO(data), name)}
-    if token:
-        form["csrf_token"] = csrf_token(client, url)
-    return client.post(url, data=form, content_type="multipart/form-data")
-
-
-def _stored(app, tenant) -> bytes | None:
-    from qalitel.reports.models import Branding
-    from tests.conftest import in_tenant
-
-    with in_tenant(app, tenant.slug) as session:
-        row = session.get(Branding, 1)
-        return bytes(row.logo) if row is not None else None
-
-
-def test_a_png_logo_is_accepted_shown_and_printed(app, tenant, tmp_path):
-    client = _admin(app, tenant)
-    pdf_url = f"/t/{tenant.slug}/records/{tenant.record_ids[0]}/pdf"
-    before = client.get(pdf_url)
-    assert pdf_images(before.data, tmp_path) == 0 and "Logo Company" in pdf_text(before.data)
-    logo = png()
-    saved = _upload(client, tenant, logo)
-    assert saved.status_code == 303 and _stored(app, tenant) == logo
-    page = client.get(f"/t/{tenant.slug}/admin/branding").get_data(as_text=True)
-    assert "Current logo" in page
-    served = client.get(f"/t/{tenant.slug}/admin/branding/logo")
-    assert served.data == logo and served.mimetype == "image/png"
-    for url in (pdf_url, pdf_url.replace("/pdf", "/8d.pdf")):
-        assert pdf_images(client.get(url).data, tmp_path) == 1, url
-    # a JPEG replaces it; removing it takes it out of the PDFs
-    assert _upload(client, tenant, jpeg(200, 80), "logo.jpg").status_code == 303
-    assert _stored(app, tenant)[:3] == b"\xff\xd8\xff"
-    token = csrf_token(client, f"/t/{tenant.slug}/admin/branding")
-    removed = client.post(f"/t/{tenant.slug}/admin/branding/remove",
-                          data={"csrf_token": token})
-    assert removed.status_code == 303 and _stored(app, tenant) is None
-    assert pdf_images(client.get(pdf_url).data, tmp_path) == 0
-    assert client.get(f"/t/{tenant.slug}/admin/branding/logo").status_code == 404
-
-
-@pytest.mark.parametrize(("data", "name", "message"), [
-    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", "logo.png", "PNG or JPEG"),
-    (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "logo.svg", "PNG or JPEG"),
-    (b"GIF89a" + bytes(40), "logo.gif", "PNG or JPEG"),
-    (b"", "logo.png", "empty"),
-    (b"\x89PNG\r\n\x1a\n" + bytes(200), "logo.png", "cannot be read"),
-    (png()[:60], "logo.png", "cannot be read"),
-    (png()[:-12], "logo.png", "cannot be read"),
-    (jpeg(200, 80)[:-40], "logo.jpg", "cannot be read"),
-    (None, "big.png", "too large (at most 512 KB)"),
-    (jpeg(3001, 8), "wide.jpg", "at most 3000 pixels"),
-], ids=["pdf", "svg", "gif", "empty", "garbage-png", "truncated-png", "png-without-end",
-     "truncated-jpeg", "oversize", "too-wide"])
-def test_a_bad_logo_is_refused_and_nothing_is_stored(app, tenant, data, name, message):
-    if data is None:
-        data = png(600, 400, noise=True)
-        assert 512 * 1024 < len(data) < 2 * 1024 * 1024
-    client = _admin(app, tenant)
-    refused = _upload(client, tenant, data, name)
-    assert refused.status_code == 400
-    assert message in refused.get_data(as_text=True)
-    assert _stored(app, tenant) is None
-
-
-def test_a_logo_upload_without_csrf_or_by_a_non_admin_is_refused(app, tenant):
-    client = _admin(app, tenant)
-    url = f"/t/{tenant.slug}/admin/branding"
-    untouched = client.post(url, data={"csrf_token": csrf_token(client, url)})
-    assert untouched.status_code == 400 and "Choose a PNG or JPEG image." in untouched.get_data(
-        as_text=True)
-    assert _upload(client, tenant, png(), token=False).status_code == 400
-    assert _stored(app, tenant) is None
-    huge = _upload(client, tenant, bytes(3 * 1024 * 1024))
-    assert huge.status_code == 413 and _stored(app, tenant) is None
-    user = app.test_client()
-    assert login(user, tenant.slug, tenant.user_email).status_code == 302
-    assert user.get(f"/t/{tenant.slug}/admin/branding").status_code == 403
-    assert _upload(user, tenant, png()).status_code == 403
-    assert _stored(app, tenant) is None
-    assert _upload(client, tenant, png()).status_code == 303  # the admin still can
-    token = csrf_token(user, f"/t/{tenant.slug}/")
-    assert user.post(f"/t/{tenant.slug}/admin/branding/remove",
-                     data={"csrf_token": token}).status_code == 403
-    assert client.post(f"/t/{tenant.slug}/admin/branding/remove").status_code == 400
-    assert _stored(app, tenant) is not None
-
-
-def test_the_admin_menu_links_the_branding_page(app, tenant):
-    client = _admin(app, tenant)
-    page = client.get(f"/t/{tenant.slug}/").get_data(as_text=True)
-    assert f'href="/t/{tenant.slug}/admin/branding"' in page
-    french = app.test_client()
-    login(french, tenant.slug, tenant.admin_email)
-    assert "Identité visuelle" in french.get(f"/t/{tenant.slug}/admin/branding").get_data(
-        as_text=True)
-
-
-# ------------------------------------------------------------------ nothing from the network
-
-
-def test_the_fetcher_refuses_every_url_but_static_files_and_data():
-    from qalitel.reports.pdf import STATIC, LocalFetcher, RefusedURL
-
-    fetcher = LocalFetcher()
-    for url in ("https://example.com/logo.png", "http://127.0.0.1:9/x.css",
-                "ftp://example.com/x", "file:///etc/passwd", "file://evil.example/x.css",
-                (STATIC / "report.css").as_uri().replace("file://", "file://example.com"),
-                STATIC.as_uri() + "/../../pyproject.toml", "//example.com/x.png",
-                "javascript:alert(1)", "gopher://example.com/"):
-        with pytest.raises(RefusedURL):
-            fetcher(url)
-    css = fetcher((STATIC / "report.css").as_uri())
-    assert b"@page" in css.read() and css.content_type == "text/css"
-    data = fetcher("data:text/plain;base64,aGVsbG8=")
-    assert data.read() == b"hello"
-
-
-def test_rendering_opens_no_connection():
-    from qalitel.reports.pdf import render_pdf
-
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(4)
-        server.setblocking(False)
-        port = server.getsockname()[1]
-        pdf = render_pdf(f'<link rel="stylesheet" href="http://127.0.0.1:{port}/a.css">'
-                         f'<img src="http://127.0.0.1:{port}/a.png">'
-                         f'<p style="background: url(http://127.0.0.1:{port}/b.png)">Hi</p>')
-        with pytest.raises(BlockingIOError):
-            server.accept()  # nobody knocked
-    assert "Hi" in pdf_text(pdf)
-
-
-def test_pdfs_are_limited_per_person(make_app, backend, password_hash):
-    app = make_app(backend, extra={"REPORT_LIMIT_PER_USER": "2 per hour"})
-    tenant = provision(app, "busyco", password_hash, records=1)
-    client = _admin(app, tenant)
-    pdf_url = f"/t/{tenant.slug}/records/{tenant.record_ids[0]}/pdf"
-    assert client.get(pdf_url).status_code == 200
-    assert client.get(pdf_url.replace("/pdf", "/8d.pdf")).status_code == 200
-    refused = client.get(pdf_url)
-    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
-    assert client.get(f"/t/{tenant.slug}/records/999999/pdf").status_code == 404
-    other = app.test_client()  # another person still gets theirs
-    assert login(other, tenant.slug, tenant.user_email).status_code == 302
-    assert other.get(pdf_url).status_code == 200
-
-
-def test_a_limit_the_throttle_cannot_read_stops_the_start_up(make_app):
-    from core.throttle import ThrottleConfigError
-
-    with pytest.raises(ThrottleConfigError):
-        make_app("sqlite", extra={"REPORT_LIMIT_PER_USER": "many per day"})
-
-
-def test_the_logo_travels_with_a_tenant_export(app, tenant, tmp_path):
-    from tests.export_world import export, run
-
-    client = _admin(app, tenant)
-    logo = png()
-    assert _upload(client, tenant, logo).status_code == 303
-    archive = tmp_path / "logoco.zip"
-    assert export(app, tenant.slug, "--output", archive).exit_code == 0
-    imported = run(app, "tenants", "import", archive, "--as", "logoco-copy")
-    assert imported.exit_code == 0, imported.output
-    copy = type(tenant)(**{**tenant.__dict__, "slug": "logoco-copy"})
-    assert _stored(app, copy) == logo
-    client = _admin(app, copy)
-    pdf = client.get(f"/t/{copy.slug}/records/{tenant.record_ids[0]}/pdf")
-    assert pdf_images(pdf.data, tmp_path) == 1 and "Logo Company" in pdf_text(pdf.data)

@@ -1,6 +1,7 @@
 """Search, on both backends: accent-, case- and ligature-insensitive both ways, through the
 folded ``search_text`` columns (:mod:`qalitel.records.search`); records found by their title,
-description, cause analysis and their actions' text, actions by theirs; wildcards literal;
+description, cause analysis, lot, immediate action, structured analysis (5 Whys, Ishikawa)
+and their actions' text, actions by theirs; wildcards literal;
 several words all required; visibility still the only gate; hostile queries answered, never
 a 500. The column's upkeep on every write path: ``test_search_upkeep.py``."""
 
@@ -28,10 +29,19 @@ ACTIONS = {  # key -> (record key or None, title, description)
     "multi": ("multi", "Changer les silentblocs", "Commande chez Müller"),
 }
 HIDDEN_ACTION = ("Palette confidentielle", "Inventaire des cœurs de bobine")
+FIELDED = {  # key -> (title, record fields, analysis)
+    "curative": ("Pignon fêlé", {"immediate_action": "Tri intégral du stock en zone rouge"}, {}),
+    "lot": ("Palier grippé", {"lot": "LOT-ÉTÉ-7781"}, {}),
+    "why": ("Arbre voilé", {}, {"why_1": "Pourquoi voilé ?",
+                                "because_1": "Trempe hétérogène du four n°3"}),
+    "ishikawa": ("Vis cassée", {}, {"ishikawa_material": "Acier non conforme à la fiche"}),
+}
+HIDDEN_ANALYSIS = "Fournisseur Übergröße écarté"  # on the confidential HR record
 
 
 def _build(app, password_hash) -> World:
     from qalitel.records import service
+    from qalitel.records.fields.analysis import update_analysis
     from qalitel.records.models import NonConformity
 
     world = build_world(app, password_hash)
@@ -52,6 +62,14 @@ def _build(app, password_hash) -> World:
         hidden = service.create_action(world.user("admin"), HIDDEN_ACTION[0], record=hr,
                                        description=HIDDEN_ACTION[1])
         world.actions["hidden"] = hidden.id
+        for key, (title, fields, analysis) in FIELDED.items():
+            record = service.create_nonconformity(manager, title, fields=fields)
+            if analysis:
+                update_analysis(manager, record, **analysis)
+            world.records[key] = record.id
+        update_analysis(world.user("admin"), hr, why_2=HIDDEN_ANALYSIS)
+        service.update_nonconformity(world.user("admin"), hr, lot="HRLOT-5521",
+                                     immediate_action="Quarantaine Kœnig")
     return world
 
 
@@ -81,6 +99,7 @@ def records_found(client, world: World, q: str, **filters: str) -> set[str]:
     assert response.status_code == 200, q
     titles = {key: RECORDS[key][0] for key in RECORDS}
     titles.update({key: f"{key} title" for key in world.records if key not in RECORDS})
+    titles.update({key: title for key, (title, _f, _a) in FIELDED.items()})
     return _shown(response.get_data(as_text=True), titles)
 
 
@@ -141,6 +160,28 @@ def test_a_record_is_found_through_its_actions(world, manager):
     assert records_found(manager, world, "etalonnage") == {"via_action"}
     assert records_found(manager, world, "cle dynamometrique") == {"via_action"}
     assert records_found(manager, world, "muller") == {"multi"}
+
+
+@pytest.mark.parametrize(("q", "expected"), [
+    ("zone rouge", {"curative"}), ("TRI INTEGRAL", {"curative"}), ("tri intégral", {"curative"}),
+    ("lot-ete-7781", {"lot"}), ("LOT-ÉTÉ-7781", {"lot"}), ("7781", {"lot"}),
+    ("trempe heterogene", {"why"}), ("TREMPE HÉTÉROGÈNE", {"why"}), ("four n°3", {"why"}),
+    ("acier non conforme", {"ishikawa"}), ("ACIER fiche", {"ishikawa"}),
+    ("voile trempe", {"why"}),  # a word in the title, another in the analysis
+])
+def test_record_fields_and_the_analysis_are_searched(world, manager, q, expected):
+    assert records_found(manager, world, q) == expected
+
+
+def test_a_record_one_cannot_see_is_never_found_through_its_fields_or_analysis(world):
+    queries = ("ubergrosse ecarte", "FOURNISSEUR ÜBERGRÖSSE", "hrlot-5521", "quarantaine koenig")
+    for profile in ("manager1", "user1", "user2"):
+        client = client_for(world, profile)
+        for q in queries:
+            assert records_found(client, world, q) == set(), (profile, q)
+    for profile in ("admin", "manager2"):  # manager2 is cleared for HR through a group
+        for q in queries:
+            assert records_found(client_for(world, profile), world, q) == {"hr"}, (profile, q)
 
 
 def test_actions_are_found_by_title_and_description(world, manager):

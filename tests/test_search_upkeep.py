@@ -57,6 +57,36 @@ def test_every_orm_write_keeps_the_column(app, password_hash):
     assert _stored(app, "acme", NonConformity, record_id).startswith("ecrou")
 
 
+def test_an_analysis_edit_keeps_its_column(app, password_hash):
+    from qalitel.records.field_models import RecordAnalysis
+    from qalitel.records.fields.analysis import update_analysis
+    from qalitel.records.models import NonConformity
+    from qalitel.records.search import record_match
+    from qalitel.users.models import User
+    from tests.conftest import provision
+
+    handle = provision(app, "acme", password_hash, records=1)
+    [record_id] = handle.record_ids
+    with in_tenant(app, "acme") as session:
+        user = session.get(User, handle.user_ids["admin"])
+        record = session.get(NonConformity, record_id)
+        update_analysis(user, record, why_1="Pourquoi ?", because_1="Pièce DÉFORMÉE",
+                        main_cause="machine")
+        session.commit()
+        assert session.get(RecordAnalysis, record_id).search_text == \
+            "pourquoi ? piece deformee"
+        update_analysis(user, record, because_1="", ishikawa_machine="Usure de l’outil")
+        session.commit()
+        assert session.get(RecordAnalysis, record_id).search_text == \
+            "pourquoi ? usure de l’outil"
+
+        def found(q: str) -> bool:
+            return session.execute(select(NonConformity.id).where(record_match(q))).first() \
+                is not None
+
+        assert found("USURE outil") and not found("deformee")
+
+
 def _erase(world: World, key: str) -> None:
     from core.db import db
     from qalitel.my_data import requests as erasures
@@ -139,6 +169,7 @@ def test_a_restore_recomputes_the_column(make_app, backend, tmp_path, password_h
 
 
 def test_the_demo_is_searchable(tmp_path):
+    from qalitel.records.field_models import RecordAnalysis
     from qalitel.records.models import Action, NonConformity
     from tests.test_demo import demo_app, dispose
 
@@ -147,11 +178,11 @@ def test_the_demo_is_searchable(tmp_path):
         result = app.test_cli_runner().invoke(args=["demo"])
         assert result.exit_code == 0, result.output
         with in_tenant(app, "demo") as session:
-            for model in (NonConformity, Action):
+            for model in (NonConformity, Action, RecordAnalysis):
                 rows = session.execute(select(model)).scalars().all()
                 assert rows
                 for row in rows:
-                    assert row.search_text and row.search_text == _fold_of(row), row.title
+                    assert row.search_text and row.search_text == _fold_of(row), row
     finally:
         dispose(app)
 
@@ -222,3 +253,48 @@ def test_the_migration_folds_existing_rows(backend, tmp_path):
         migrations.upgrade(conn, "tenant")
         assert conn.execute(text("SELECT search_text FROM actions")).scalar_one() == \
                 "etalonner strasse"
+
+
+def test_the_search_fields_migration_refolds_records_and_analyses(backend, tmp_path):
+    from tenants import migrations
+    from tests.test_alembic import scratch_engine
+
+    with scratch_engine(backend, tmp_path) as engine, engine.begin() as conn:
+        migrations.upgrade(conn, "tenant", "t0009_closure_rules")
+        conn.execute(text(
+            "INSERT INTO nonconformities (number, title, description, status, detected_on, "
+            "origin, severity, cause_analysis, lot, immediate_action, quantity_unit, "
+            "search_text, created_at, updated_at) VALUES (:n, :t, '', 'open', :day, "
+            "'internal', 'minor', '', :lot, :cure, '', :folded, :at, :at)"),
+            [{"n": n, "t": f"Réclamation n°{n}", "lot": f"LOT-É{n}" if n % 2 else "",
+              "cure": "Tri à 100 %" if n == 1202 else "", "folded": f"reclamation n°{n}",
+              "day": date(2026, 1, 2), "at": "2026-01-02 03:04:05"}
+             for n in range(1, 1203)])  # > two batches
+        ids = dict(conn.execute(text("SELECT number, id FROM nonconformities")).all())
+        conn.execute(text(
+            "INSERT INTO nonconformity_analyses (record_id, why_1, because_1, "
+            "ishikawa_machine) VALUES (:r, 'Pourquoi ?', :because, :machine)"),
+            [{"r": ids[n], "because": f"Trempe hétérogène {n}",
+              "machine": "Four n°3" if n == 3 else ""} for n in range(1, 1203, 2)])
+        migrations.upgrade(conn, "tenant")
+        rows = dict(conn.execute(text("SELECT number, search_text FROM nonconformities")
+                                 ).all())
+        assert rows[1] == "reclamation n°1 lot-e1"
+        assert rows[2] == "reclamation n°2"
+        assert rows[1202] == "reclamation n°1202 tri a 100 %"
+        assert rows[1201] == "reclamation n°1201 lot-e1201"
+        analyses = dict(conn.execute(text(
+            "SELECT n.number, a.search_text FROM nonconformity_analyses a "
+            "JOIN nonconformities n ON n.id = a.record_id")).all())
+        assert len(analyses) == 601
+        assert analyses[1] == "pourquoi ? trempe heterogene 1"
+        assert analyses[3] == "pourquoi ? trempe heterogene 3 four n°3"
+        assert analyses[1201] == "pourquoi ? trempe heterogene 1201"
+        updated = conn.execute(text("SELECT DISTINCT updated_at FROM nonconformities")).all()
+        assert len(updated) == 1  # the rows' content did not change
+        migrations.downgrade(conn, "tenant", "t0009_closure_rules")
+        assert conn.execute(text("SELECT search_text FROM nonconformities WHERE number = 1")
+                            ).scalar_one() == "reclamation n°1"
+        migrations.upgrade(conn, "tenant")
+        assert conn.execute(text("SELECT search_text FROM nonconformities WHERE number = 1")
+                            ).scalar_one() == "reclamation n°1 lot-e1"

@@ -109,7 +109,8 @@ def replace_mentions(replacements: dict[str, str]) -> int:
                 changed += 1
         if table.name in searched and touched:
             # the folded copy must not keep the name either
-            search.reindex(tdb, searched[table.name], (row.id for row in touched))
+            search.reindex(tdb, searched[table.name],
+                           (getattr(row, key[0].name) for row in touched))
     return changed
 
 

@@ -54,12 +54,15 @@ def actions_export():
     rows = tdb.execute(queries.action_rows(me(), spec, today()).limit(EXPORT_MAX)).all()
     labels = translated_labels()
     header = [_("Id"), _("Title"), _("Type"), _("Status"), _("Due date"), _("Owner"),
-              _("Non-conformity"), _("Overdue"), _("Effective")]
+              _("Non-conformity"), _("Overdue"), _("Effective"),
+              _("Effectiveness check planned on"), _("Effectiveness"), _("Check overdue")]
+    checks = translated_labels()["check"]
     return csv_response(f"actions-{today().isoformat()}.csv", header, (
         (r.id, r.title, labels["kind"].get(r.kind, r.kind),
          labels["action_status"].get(r.status, r.status), r.due_date, r.owner_name,
          f"NC-{r.record_number}" if r.record_number else "", bool(r.overdue),
-         "" if r.effective is None else bool(r.effective))
+         "" if r.effective is None else bool(r.effective), r.effectiveness_due_on,
+         checks.get(queries.check_result(r) or "", ""), bool(r.check_overdue))
         for r in rows))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -39,6 +39,7 @@ STEP_MAX = 1000
 BRANCH_MAX = 2000
 QUANTITY_MAX = Decimal("999999999.999")
 COST_MAX = Decimal("99999999.99")
+COST_CURRENCY = "EUR"
 
 WHY_FIELDS = tuple(f"{part}_{i}" for i in range(1, WHY_STEPS + 1) for part in ("why", "because"))
 ISHIKAWA_FIELDS = tuple(f"ishikawa_{c}" for c in CAUSE_CATEGORIES)
@@ -94,6 +95,9 @@ class RecordAnalysis(TenantBase):
     """The structured cause analysis of one record: 5 Whys, Ishikawa (6M), main cause."""
 
     __tablename__ = "nonconformity_analyses"
+    #: What search reads (folded into ``search_text`` by :mod:`qalitel.records.search`); a
+    #: record is found by its analysis' text as by its actions'.
+    SEARCHED: ClassVar[tuple[str, ...]] = (*WHY_FIELDS, *ISHIKAWA_FIELDS)
     __table_args__ = (
         CheckConstraint(f"main_cause IS NULL OR {_in('main_cause', CAUSE_CATEGORIES)}",
                         name="main_cause"),
@@ -126,6 +130,8 @@ class RecordAnalysis(TenantBase):
     main_cause: Mapped[str | None] = mapped_column(String(20), index=True)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False)
+    search_text: Mapped[str] = mapped_column(Text, nullable=False, default="",
+                                             server_default="")
 
 
 def plain_number(value: Decimal | None, places: int | None = None) -> str:

@@ -49,6 +49,8 @@ KIND_LABELS = {"immediate": _l("Immediate"), "corrective": _l("Corrective"),
                "preventive": _l("Preventive")}
 ACTION_STATUS_LABELS = {"planned": _l("Planned"), "in_progress": _l("In progress"),
                         "done": _l("Done"), "cancelled": _l("Cancelled")}
+CHECK_LABELS = {"effective": _l("Effective"), "not_effective": _l("Not effective"),
+                "pending": _l("Pending")}
 FIELD_LABELS = {"title": _l("Title"), "description": _l("Description"),
                 "cause_analysis": _l("Cause analysis"), "detected_on": _l("Detection date"),
                 "detected_by": _l("Detected by"), "origin": _l("Origin"),
@@ -60,6 +62,7 @@ FIELD_LABELS.update(field_labels.FIELD_LABELS)
 
 LABELS = {"status": STATUS_LABELS, "origin": ORIGIN_LABELS, "severity": SEVERITY_LABELS,
           "kind": KIND_LABELS, "action_status": ACTION_STATUS_LABELS, "field": FIELD_LABELS,
+          "check": CHECK_LABELS,
           "main_cause": field_labels.CAUSE_LABELS,
           "catalog_kind": field_labels.CATALOG_KIND_LABELS}
 

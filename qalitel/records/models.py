@@ -139,7 +139,8 @@ class NonConformity(TenantBase):
     )
 
     #: What search reads (folded into ``search_text`` by :mod:`qalitel.records.search`).
-    SEARCHED: ClassVar[tuple[str, ...]] = ("title", "description", "cause_analysis")
+    SEARCHED: ClassVar[tuple[str, ...]] = ("title", "description", "cause_analysis", "lot",
+                                            "immediate_action")
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     number: Mapped[int] = mapped_column(Integer, unique=True, nullable=False)

@@ -64,6 +64,19 @@ def overdue_check(today: date) -> ColumnElement[bool]:
                 Action.effective.is_(None), Action.status != "cancelled")
 
 
+def check_result(action: Any) -> str | None:
+    """The effectiveness check of an action (or of an :func:`action_rows` row): "effective",
+    "not_effective", "pending" (not recorded yet, for a corrective action or one with a
+    planned check), or None (nothing to check: cancelled, or no check planned)."""
+    if action.effective is not None:
+        return "effective" if action.effective else "not_effective"
+    if action.status == "cancelled":
+        return None
+    if action.kind == "corrective" or action.effectiveness_due_on is not None:
+        return "pending"
+    return None
+
+
 # ------------------------------------------------------------------ non-conformities
 
 

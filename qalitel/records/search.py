@@ -10,7 +10,8 @@ maintenance door (:func:`after_maintenance_change`).
 
 A query is folded the same way and split into words (at most :data:`MAX_WORDS`); every word
 must appear (AND), as a substring, LIKE wildcards taken literally. A record matches a word in
-its own text or in one of its actions' text; an action, in its own text. A query that is a
+its own text, in its structured analysis' text (5 Whys, Ishikawa) or in one of its actions'
+text; an action, in its own text. A query that is a
 record reference ("NC-12", "#12", "12") also finds that record and its actions. These clauses
 only narrow: :mod:`qalitel.records.visibility` still decides what a person may see.
 """
@@ -25,9 +26,11 @@ from sqlalchemy import ColumnElement, Table, and_, bindparam, or_, select, updat
 from sqlalchemy.orm import Session, attributes
 
 from core.text import fold
+from qalitel.records.field_models import RecordAnalysis
 from qalitel.records.models import Action, NonConformity
 
-SEARCHABLE: tuple[type[NonConformity] | type[Action], ...] = (NonConformity, Action)
+Searchable = type[NonConformity] | type[Action] | type[RecordAnalysis]
+SEARCHABLE: tuple[Searchable, ...] = (NonConformity, Action, RecordAnalysis)
 MAX_WORDS = 8
 BATCH = 500
 
@@ -57,35 +60,40 @@ def before_flush(session: Session, _context: Any, _instances: Any) -> None:
 # ------------------------------------------------------------------ around the ORM
 
 
+def _key(table: Table) -> Any:
+    """The one integer primary key column (``id``; ``record_id`` for an analysis)."""
+    [key] = table.primary_key.columns
+    return key
+
+
 def _batches(executor: Any, table: Table, fields: list, ids: Iterable[int] | None
              ) -> Iterator[list[Any]]:
-    query = select(table.c.id, table.c.search_text, *fields)
+    key = _key(table)
+    query = select(key.label("row_key"), table.c.search_text, *fields)
     if ids is not None:
         wanted = sorted(set(ids))
         for start in range(0, len(wanted), BATCH):
-            yield list(executor.execute(
-                query.where(table.c.id.in_(wanted[start:start + BATCH]))))
+            yield list(executor.execute(query.where(key.in_(wanted[start:start + BATCH]))))
         return
     last = 0
     while rows := list(executor.execute(
-            query.where(table.c.id > last).order_by(table.c.id).limit(BATCH))):
+            query.where(key > last).order_by(key).limit(BATCH))):
         yield rows
-        last = rows[-1].id
+        last = rows[-1].row_key
 
 
-def reindex(executor: Any, model: type[NonConformity] | type[Action],
-            ids: Iterable[int] | None = None) -> int:
-    """Recompute ``search_text`` of ``model``'s rows (those of ``ids``, or all), in batches,
-    through a session or a connection; returns how many rows changed. ``updated_at`` is kept:
-    the row's content did not change."""
+def reindex(executor: Any, model: Searchable, ids: Iterable[int] | None = None) -> int:
+    """Recompute ``search_text`` of ``model``'s rows (those of primary keys ``ids``, or all),
+    in batches, through a session or a connection; returns how many rows changed.
+    ``updated_at`` is kept: the row's content did not change."""
     table: Table = model.__table__  # type: ignore[assignment]
     fields = [table.c[name] for name in model.SEARCHED]
     kept = {c.name: c for c in table.c if c.onupdate is not None}
-    statement = (update(table).where(table.c.id == bindparam("row_id"))
+    statement = (update(table).where(_key(table) == bindparam("row_key_"))
                  .values(search_text=bindparam("row_text"), **kept))
     changed = 0
     for rows in _batches(executor, table, fields, ids):
-        stale = [{"row_id": row.id, "row_text": text}
+        stale = [{"row_key_": row.row_key, "row_text": text}
                  for row in rows if (text := text_of(row, model.SEARCHED)) != row.search_text]
         if stale:
             executor.execute(statement, stale)
@@ -137,9 +145,11 @@ def _has(column: Any, word: str) -> ColumnElement[bool]:
 
 
 def record_match(query: str) -> ColumnElement[bool] | None:
-    """``where`` clause on :class:`NonConformity`: records whose text, or one of whose
-    actions' text, holds every word of ``query``; None when it has no word."""
+    """``where`` clause on :class:`NonConformity`: records whose text, whose analysis' text
+    or one of whose actions' text holds every word of ``query``; None when it has no word."""
     terms = [or_(_has(NonConformity.search_text, word),
+                 NonConformity.id.in_(select(RecordAnalysis.record_id).where(
+                     _has(RecordAnalysis.search_text, word))),
                  NonConformity.id.in_(select(Action.record_id).where(
                      Action.record_id.is_not(None), _has(Action.search_text, word))))
              for word in words(query)]

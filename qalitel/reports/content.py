@@ -13,13 +13,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 
+from flask_babel import format_currency, format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from core import dates
 from qalitel.records import visibility
+from qalitel.records.field_labels import CATALOG_KIND_LABELS, CAUSE_LABELS, field_label
+from qalitel.records.field_models import (
+    COST_CURRENCY,
+    ISHIKAWA_FIELDS,
+    WHY_FIELDS,
+    CatalogEntry,
+    RecordAnalysis,
+)
 from qalitel.records.models import Action, NonConformity, StatusChange
+from qalitel.records.queries import check_result
 from qalitel.records.views import _history as visible_history
 from qalitel.records.web import folder_label, translated_labels
 from qalitel.users.models import User
@@ -61,6 +72,8 @@ class ActionLine:
     result: str
     checked: str
     comment: str
+    planned: str
+    criteria: str
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,7 @@ class Step:
     who: str
     when: str
     comment: str
+    justification: str
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,7 @@ class Section:
     title: str
     rows: Rows = field(default_factory=list)
     texts: Rows = field(default_factory=list)
+    analysis: Rows = field(default_factory=list)
     actions: list[ActionLine] | None = None
     verification: bool = False
     steps: list[Step] | None = None
@@ -103,6 +118,7 @@ class Report:
     generated: str
     facts: Rows
     texts: Rows
+    analysis: Rows
     actions: list[ActionLine]
     steps: list[Step]
     history: list[Change]
@@ -130,13 +146,52 @@ def record_facts(user: User, record: NonConformity) -> Rows:
         (_("Folder"), folder_value(user, record)),
         (_("Assignee"), name(record.assignee)),
         (_("Recorded by"), name(record.created_by)),
+        (_("Product or process"), entry(record.product)),
+        (_("Lot"), record.lot or NONE),
+        (_("Quantity"), quantity(record.quantity, record.quantity_unit)),
+        (_("Customer or supplier"), entry(record.partner)),
+        (_("Cost of non-quality"), cost(record.nq_cost)),
     ]
+
+
+def entry(value: CatalogEntry | None) -> str:
+    if value is None:
+        return NONE
+    return _("%(kind)s: %(name)s", kind=CATALOG_KIND_LABELS[value.kind], name=value.name)
+
+
+def quantity(value: Decimal | None, unit: str) -> str:
+    if value is None:
+        return NONE
+    return f"{format_decimal(value)} {unit}".strip()
+
+
+def cost(value: Decimal | None) -> str:
+    return NONE if value is None else format_currency(value, COST_CURRENCY)
 
 
 def record_texts(record: NonConformity) -> Rows:
     """The record's free texts as (heading, text) paragraphs."""
     return [(_("Description"), record.description or NONE),
+            *immediate_texts(record),
             (_("Cause analysis"), record.cause_analysis or NONE)]
+
+
+def immediate_texts(record: NonConformity) -> Rows:
+    return [(_("Immediate action"), record.immediate_action or NONE)]
+
+
+def analysis_rows(record: NonConformity) -> Rows:
+    """The structured analysis as (label, text) rows: the 5 Whys' filled steps, the filled
+    Ishikawa categories, the main cause; empty without an analysis."""
+    analysis = tdb.get(RecordAnalysis, record.id)
+    if analysis is None:
+        return []
+    rows = [(str(field_label(f)), getattr(analysis, f))
+            for f in (*WHY_FIELDS, *ISHIKAWA_FIELDS) if getattr(analysis, f)]
+    if analysis.main_cause:
+        rows.append((str(field_label("main_cause")), str(CAUSE_LABELS[analysis.main_cause])))
+    return rows
 
 
 def problem_texts(record: NonConformity) -> Rows:
@@ -154,9 +209,13 @@ def visible_actions(user: User, record: NonConformity) -> list[Action]:
 
 
 def effectiveness(action: Action) -> str:
-    if action.effectiveness_checked_at is None:
-        return _("Not checked yet.")
-    return _("Effective") if action.effective else _("Not effective")
+    """The check's result, as the record page's action table says it."""
+    result = check_result(action)
+    if result is None:
+        return NONE
+    if action.check_overdue:
+        return f"{label('check', result)} · {_('Check overdue')}"
+    return label("check", result)
 
 
 def action_line(action: Action) -> ActionLine:
@@ -168,14 +227,21 @@ def action_line(action: Action) -> ActionLine:
         title=action.title, kind=label("kind", action.kind), owner=name(action.owner),
         due=day(action.due_date), status=label("action_status", action.status),
         done_on=moment(action.completed_at), result=effectiveness(action), checked=checked,
-        comment=action.effectiveness_comment or "")
+        comment=action.effectiveness_comment or "", planned=day(action.effectiveness_due_on),
+        criteria=action.effectiveness_criteria or NONE)
 
 
 def workflow_steps(record: NonConformity) -> list[Step]:
     steps = tdb.execute(select(StatusChange).where(StatusChange.record_id == record.id)
                         .order_by(StatusChange.changed_at, StatusChange.id)).scalars()
-    return [Step(status=label("status", s.to_status), who=name(s.changed_by),
-                 when=moment(s.changed_at), comment=s.comment) for s in steps]
+    return [Step(status=step_status(s), who=name(s.changed_by), when=moment(s.changed_at),
+                 comment=s.comment, justification=s.justification or "") for s in steps]
+
+
+def step_status(step: StatusChange) -> str:
+    """The status a step led to; a reopening says so (its reason is its justification)."""
+    status = label("status", step.to_status)
+    return f"{_('Reopened')} · {status}" if step.is_reopening else status
 
 
 def _shown(value: str | None, coded: dict[str, str] | None) -> str:
@@ -217,8 +283,9 @@ def build(user: User, record: NonConformity, *, tenant_name: str, logo_url: str 
     return Report(
         tenant_name=tenant_name, logo_url=logo_url, reference=record.reference,
         title=record.title, generated=moment(now), facts=record_facts(user, record),
-        texts=record_texts(record), actions=lines, steps=workflow_steps(record),
-        history=history(user, record), team=team(record, actions), kinds=kinds)
+        texts=record_texts(record), analysis=analysis_rows(record), actions=lines,
+        steps=workflow_steps(record), history=history(user, record), team=team(record, actions),
+        kinds=kinds)
 
 
 def eight_d(record: NonConformity, report: Report) -> list[Section]:
@@ -228,8 +295,10 @@ def eight_d(record: NonConformity, report: Report) -> list[Section]:
         Section("D1", _("Team"), rows=report.team),
         Section("D2", _("Problem description"), rows=report.facts,
                 texts=problem_texts(record)),
-        Section("D3", _("Containment actions"), actions=report.kinds["immediate"]),
-        Section("D4", _("Root cause"), texts=root_cause_texts(record)),
+        Section("D3", _("Containment actions"), texts=immediate_texts(record),
+                actions=report.kinds["immediate"]),
+        Section("D4", _("Root cause"), texts=root_cause_texts(record),
+                analysis=report.analysis),
         Section("D5", _("Chosen corrective actions"), actions=corrective),
         Section("D6", _("Implementation and effectiveness verification"), actions=corrective,
                 verification=True),
