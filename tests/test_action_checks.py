@@ -89,11 +89,13 @@ def test_the_actions_list_shows_each_planned_check(world, language):
         assert (overdue in cell) is late, (title, cell)
         planned = CHECKS[title][2]
         if CHECKS[title][3] is None and planned is not None:
-            assert format_date(planned, "short", locale=language) in cell, (title, cell)
+            assert format_date(planned, "medium", locale=language) in cell, (title, cell)
 
 
 @pytest.mark.parametrize("language", ["en", "fr"])
 def test_the_actions_csv_has_the_planned_check(world, language):
+    from babel.dates import format_date
+
     index = 0 if language == "en" else 1
     response = _client(world, language).get(f"/t/{world.slug}/actions/export.csv")
     assert response.status_code == 200
@@ -107,6 +109,8 @@ def test_the_actions_csv_has_the_planned_check(world, language):
     for title, (results, late) in EXPECTED.items():
         line = rows[title]
         planned = CHECKS[title][2]
-        assert line[planned_at] == (planned.isoformat() if planned else ""), line
+        assert line[planned_at] == (format_date(planned, "medium", locale=language)
+                                    if planned else ""), line
         assert line[result_at] == results[index], line
-        assert line[late_at] in ("1", "0") and (line[late_at] == "1") is late, line
+        yes, no = ("Oui", "Non") if language == "fr" else ("Yes", "No")
+        assert line[late_at] == (yes if late else no), line
