@@ -179,6 +179,11 @@ def test_client_admin_pages_fit_a_phone(world, contexts, shots):
         "deletion-requests": (f"{T}/erasure-requests/", 200, ""),
         "my-data": (f"{T}/my-data", 200, ""),
         "preferences": (f"{T}/preferences", 200, ""),
+        "analysis": (f"{T}/records/{world.records['first']}/analysis", 200, ""),
+        "lists": (f"{T}/lists/", 200, ""),
+        "workflow": (f"{T}/admin/workflow", 200, ""),
+        "notifications": (f"{T}/admin/notifications/", 200, ""),
+        "branding": (f"{T}/admin/branding", 200, ""),
     }, shots, "admin")
 
 
