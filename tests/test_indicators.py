@@ -110,7 +110,8 @@ def test_a_plain_user_sees_indicators_of_their_own_records_only(world):
 
 
 def test_no_data_draws_empty_charts():
-    from qalitel.records.fields.indicators import Bar, layout
+    from qalitel.records.chart import layout_chart
+    from qalitel.records.fields.indicators import Bar
 
-    chart = layout([Bar((2026, m), 0) for m in range(1, 13)])
+    chart = layout_chart([Bar((2026, m), 0) for m in range(1, 13)])
     assert chart["peak"] == 0 and all(b.height == 0 for b in chart["bars"])

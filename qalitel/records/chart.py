@@ -16,6 +16,10 @@ class MonthBar:
     y: float = 0
     height: float = 0
 
+    @property
+    def value(self) -> int:
+        return self.count
+
 
 def last_months(today: date, months: int = 12) -> list[tuple[int, int]]:
     """(year, month) of the last ``months`` months, oldest first, this month last."""
@@ -32,14 +36,14 @@ def month_bars(keys: list[tuple[int, int]], counts: dict[tuple[int, int], int]) 
     return [MonthBar(year, month, counts.get((year, month), 0)) for year, month in keys]
 
 
-def layout_chart(bars: list[MonthBar], width: int = 600, height: int = 200,
+def layout_chart(bars: list[Any], width: int = 600, height: int = 200,
                  bottom: int = 24, top: int = 16) -> dict[str, Any]:
-    """Bar geometry for the server-drawn SVG chart."""
-    peak = max((b.count for b in bars), default=0)
+    """Bar geometry for a server-drawn SVG chart of bars with a ``value`` (any number)."""
+    peak = max((b.value for b in bars), default=0)
     slot = width / max(len(bars), 1)
     room = height - bottom - top
     for i, bar in enumerate(bars):
-        bar.height = round(room * bar.count / peak, 1) if peak else 0
+        bar.height = round(room * bar.value / peak, 1) if peak else 0
         bar.x = round(i * slot + slot * 0.15, 1)
         bar.y = round(top + room - bar.height, 1)
     return {"bars": bars, "width": width, "height": height, "bar_width": round(slot * 0.7, 1),

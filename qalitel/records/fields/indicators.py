@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Date, Integer, and_, case, cast, extract, func, select
 
-from qalitel.records.chart import last_months
+from qalitel.records.chart import last_months, layout_chart
 from qalitel.records.field_models import CAUSE_CATEGORIES, RecordAnalysis
 from qalitel.records.models import ACTION_CLOSED, Action, NonConformity, StatusChange
 from qalitel.records.queries import overdue_action
@@ -29,20 +29,6 @@ class Bar:
     x: float = 0
     y: float = 0
     height: float = 0
-
-
-def layout(bars: list[Bar], width: int = 600, height: int = 200, bottom: int = 24,
-           top: int = 16) -> dict[str, Any]:
-    """Bar geometry, as :func:`qalitel.records.chart.layout_chart` for any values."""
-    peak = max((b.value for b in bars), default=0)
-    slot = width / max(len(bars), 1)
-    room = height - bottom - top
-    for i, bar in enumerate(bars):
-        bar.height = round(room * bar.value / peak, 1) if peak else 0
-        bar.x = round(i * slot + slot * 0.15, 1)
-        bar.y = round(top + room - bar.height, 1)
-    return {"bars": bars, "width": width, "height": height, "bar_width": round(slot * 0.7, 1),
-            "baseline": height - bottom, "peak": peak}
 
 
 def _start(keys: list[tuple[int, int]]) -> date:
@@ -127,8 +113,8 @@ def costs(user: User, today: date, months: int = 12) -> list[Bar]:
 def dashboard(user: User, today: date) -> dict[str, Any]:
     """The indicators' context for the dashboard template."""
     cost_bars = costs(user, today)
-    return {"lead_chart": layout(lead_times(user, today)),
+    return {"lead_chart": layout_chart(lead_times(user, today)),
             "overdue_rate": overdue_rate(user, today),
-            "cause_chart": layout(recurrences(user, today)),
-            "cost_chart": layout(cost_bars),
+            "cause_chart": layout_chart(recurrences(user, today)),
+            "cost_chart": layout_chart(cost_bars),
             "cost_total": sum((b.value for b in cost_bars), Decimal(0))}
