@@ -20,6 +20,7 @@ from datetime import date, timedelta
 from flask import Flask, current_app
 from flask_babel import force_locale
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core import clock, config, mail
 from qalitel.notifications import compose, timing
@@ -52,9 +53,21 @@ def queue(kind: Kind, user_id: int, key: str, target: Action | NonConformity | N
                         ("action" if isinstance(target, Action) else "record"),
                         object_id=None if target is None else target.id, attempts=0,
                         created_at=clock.now())
-    tdb.add(note)
-    tdb.flush()
+    try:
+        with tdb.begin_nested():
+            tdb.add(note)
+            tdb.flush()
+    except IntegrityError:
+        return None  # queued meanwhile by another request or run
     return note
+
+
+def skip(kind: Kind, user_id: int, key: str, reason: str) -> None:
+    """Record under ``key`` a notification that will not go, and why (unless queued)."""
+    note = queue(kind, user_id, key)
+    if note is not None:
+        note.status, note.error = Status.SKIPPED.value, reason
+        tdb.flush()
 
 
 def visible(user: User, target: Action | NonConformity) -> bool:
