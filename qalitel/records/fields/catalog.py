@@ -37,23 +37,26 @@ def _check_name(kind: str, name: Any, entry_id: int | None = None) -> str:
     return cleaned
 
 
-def _flush_or_taken(entry: CatalogEntry) -> None:
-    """Flush ``entry`` in a savepoint: a twin written meanwhile (two requests at once)
-    is the same clear error, the session left usable."""
+def _write(entry: CatalogEntry, name: str) -> None:
+    """Give ``entry`` ``name`` and flush it in a savepoint: a twin written meanwhile (two
+    requests at once) is the same clear error, the session left usable."""
+    old = entry.name
     try:
         with tdb.begin_nested():
+            entry.name = name
             tdb.add(entry)
             tdb.flush()
     except IntegrityError:
-        raise _taken(entry.name) from None
+        entry.name = old
+        raise _taken(name) from None
 
 
 def add_entry(actor: User, kind: str, name: Any) -> CatalogEntry:
     if not can_manage(actor):
         raise PermissionDenied()
     kind = choice(kind, CATALOG_KINDS, _("List"))
-    entry = CatalogEntry(kind=kind, name=_check_name(kind, name))
-    _flush_or_taken(entry)
+    entry = CatalogEntry(kind=kind)
+    _write(entry, _check_name(kind, name))
     return entry
 
 
@@ -64,12 +67,7 @@ def rename_entry(actor: User, entry: CatalogEntry, name: Any) -> bool:
         raise PermissionDenied()
     if isinstance(name, str) and name.strip() == entry.name:
         return False
-    old, entry.name = entry.name, _check_name(entry.kind, name, entry.id)
-    try:
-        _flush_or_taken(entry)
-    except RecordError:
-        entry.name = old
-        raise
+    _write(entry, _check_name(entry.kind, name, entry.id))
     return True
 
 
