@@ -43,10 +43,16 @@ OBJECTS: dict[str, type[Action] | type[NonConformity]] = {"action": Action,
                                                           "record": NonConformity}
 
 
+def queued(key: str) -> bool:
+    return tdb.execute(select(Notification.id).where(Notification.key == key)).first() \
+        is not None
+
+
 def queue(kind: Kind, user_id: int, key: str, target: Action | NonConformity | None = None
           ) -> Notification | None:
-    """A new pending notification under ``key``; None when that key was queued already."""
-    if tdb.execute(select(Notification.id).where(Notification.key == key)).first():
+    """A new pending notification under ``key``; None when that key was queued already
+    (also by a request or run racing this one: the insert is in a savepoint)."""
+    if queued(key):
         return None
     note = Notification(key=key, kind=kind.value, user_id=user_id, status=Status.PENDING,
                         object_type=None if target is None else
