@@ -19,6 +19,7 @@ from flask import has_app_context
 from flask_babel import get_locale, get_timezone
 from markupsafe import Markup, escape
 
+from core import clock
 from core.clock import as_utc
 
 DATE_FORMAT = "medium"
@@ -39,6 +40,14 @@ def default_zone() -> tzinfo:
     from core import config
 
     return pytz.timezone(config.settings().default_timezone)
+
+
+def today() -> date:
+    """Today where the tenants are (``QALITEL_DEFAULT_TIMEZONE``, by :func:`core.clock.now`):
+    the one day pages, lists and mail count due dates from (UTC outside an app)."""
+    if not has_app_context():
+        return clock.now().date()
+    return local(clock.now(), default_zone()).date()
 
 
 def _zone(tz: tzinfo | None) -> tzinfo:

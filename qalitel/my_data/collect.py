@@ -22,7 +22,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, ForeignKey, Table, false, or_, select
+from sqlalchemy import ColumnElement, ForeignKey, Table, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from qalitel.my_data.mentions import FREE_TEXT as FREE_TEXT_COLUMNS
@@ -78,8 +78,14 @@ def _visible(table: Table, user: User) -> ColumnElement[bool]:
         return visibility.action_visibility(user)
     if table.name == "folders":
         return visibility.folder_visibility(user)
-    if table.name in ("nonconformity_status_changes", "nonconformity_history"):
+    if table.name in ("nonconformity_status_changes", "nonconformity_history",
+                      "nonconformity_analyses"):
         return table.c.record_id.in_(records)
+    if table.name == "catalog_entries":
+        return true()  # every user is offered the lists
+    if table.name == "notifications":
+        return or_((table.c.object_type == "record") & table.c.object_id.in_(records),
+                   (table.c.object_type == "action") & table.c.object_id.in_(actions))
     if table.name == "action_history":
         return table.c.action_id.in_(actions)
     if table.name == "attachments":

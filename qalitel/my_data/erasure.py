@@ -17,10 +17,11 @@ import secrets
 from datetime import UTC, datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import generate_password_hash
 
+from core.text import fold
 from qalitel.my_data.mentions import free_text_tables, needles, prefilter, replace_whole_words
 from qalitel.my_data.models import LoginEvent
 from qalitel.records import search
@@ -89,11 +90,9 @@ def replace_mentions(replacements: dict[str, str]) -> int:
     if not strings:
         return 0
     changed = 0
-    searched = {model.__tablename__: model for model in search.SEARCHABLE}
     for table, columns in free_text_tables():
         key = list(table.primary_key.columns)
         rows = tdb.execute(select(*key, *columns).where(prefilter(columns, strings))).all()
-        touched = []
         for row in rows:
             values = {}
             for column in columns:
@@ -105,13 +104,22 @@ def replace_mentions(replacements: dict[str, str]) -> int:
             if values:
                 tdb.execute(update(table).where(*(c == getattr(row, c.name) for c in key))
                             .values(values))
-                touched.append(row)
                 changed += 1
-        if table.name in searched and touched:
-            # the folded copy must not keep the name either
-            search.reindex(tdb, searched[table.name],
-                           (getattr(row, key[0].name) for row in touched))
+    _reindex(strings)
     return changed
+
+
+def _reindex(strings: list[str]) -> None:
+    """The folded search copies that held one of ``strings``, recomputed from the columns
+    just rewritten, whichever table they were read from."""
+    folded = sorted(f for f in {fold(s) for s in strings} if f)
+    if not folded:
+        return
+    for model in search.SEARCHABLE:
+        key = model.__mapper__.primary_key[0]
+        ids = tdb.execute(select(key).where(or_(*(
+            model.search_text.contains(f, autoescape=True) for f in folded)))).scalars()
+        search.reindex(tdb, model, list(ids))
 
 
 def erase(user: User, code: str) -> None:

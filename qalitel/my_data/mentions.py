@@ -15,21 +15,55 @@ from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, Table, func, or_, true
 
+from qalitel.records.field_models import ISHIKAWA_FIELDS, WHY_FIELDS
 from tenants.schema import TenantBase
 
 MIN_NAME_LENGTH = 3
 
 # table -> its free-text columns (titles, descriptions, comments, history values, names)
 FREE_TEXT: dict[str, tuple[str, ...]] = {
-    "nonconformities": ("title", "description", "cause_analysis"),
+    "nonconformities": ("title", "description", "cause_analysis", "immediate_action", "lot",
+                        "quantity_unit"),
+    "nonconformity_analyses": (*WHY_FIELDS, *ISHIKAWA_FIELDS),
     "nonconformity_status_changes": ("comment", "justification"),
     "nonconformity_history": ("old_value", "new_value"),
     "actions": ("title", "description", "effectiveness_comment", "effectiveness_criteria"),
     "action_history": ("old_value", "new_value"),
     "attachments": ("name",),
+    "catalog_entries": ("name",),
     "folders": ("name",),
     "groups": ("name",),
     "erasure_requests": ("reason",),
+    "notifications": ("subject", "error"),
+}
+
+# table -> {column: why it is not free text}: every other String/Text column of the tenant
+# schema is in FREE_TEXT (tests/test_my_data_mentions.py walks the schema).
+_CODE = "a code from a fixed set"
+NOT_FREE_TEXT: dict[str, dict[str, str]] = {
+    "tenant_identity": {"slug": "the tenant's slug", "tenant_uid": "an identifier"},
+    "users": {"name": "the person's own row: becomes the pseudonym",
+              "email": "the person's own row: becomes the tombstone address",
+              "password_hash": "a hash, replaced", "session_token": "a token, replaced",
+              "profile": _CODE, "locale": _CODE, "uid": "an identifier"},
+    "user_former_names": {"name": "the person's own rows: deleted"},
+    "login_events": {"outcome": _CODE, "address": "the person's own rows: deleted",
+                     "user_agent": "the person's own rows: deleted"},
+    "erasure_requests": {"state": _CODE},
+    "branding": {"logo_kind": _CODE},
+    "catalog_entries": {"kind": _CODE},
+    "workflow_rules": {"to_status": _CODE, "allowed": _CODE},
+    "notifications": {"key": "kind, ids and a date", "kind": _CODE, "object_type": _CODE,
+                      "status": _CODE},
+    "nonconformities": {"status": _CODE, "origin": _CODE, "severity": _CODE,
+                        "search_text": "the folded copy, recomputed (records.search)"},
+    "nonconformity_analyses": {"main_cause": _CODE},
+    "nonconformity_history": {"field": "a field name"},
+    "nonconformity_status_changes": {"from_status": _CODE, "to_status": _CODE},
+    "actions": {"kind": _CODE, "status": _CODE,
+                "search_text": "the folded copy, recomputed (records.search)"},
+    "action_history": {"field": "a field name"},
+    "attachments": {"sha256": "a hash", "kind": _CODE, "content_type": "a media type"},
 }
 
 # A mention stands alone: a name not inside a word ("Ed" is not in "Edge"), nor a hyphenated

@@ -18,7 +18,7 @@ from core.links import tenant_link
 from qalitel.i18n import LANGUAGES
 from qalitel.notifications.models import Kind, Notification
 from qalitel.records import visibility
-from qalitel.records.models import ACTION_CLOSED, Action, NonConformity
+from qalitel.records.models import ACTION_CLOSED, FINAL_STATUSES, Action, NonConformity
 from qalitel.users.models import User
 from tenants.context import current_tenant, tdb
 
@@ -60,7 +60,7 @@ def digest_of(user: User, today: date) -> Digest:
         Action.due_date.is_not(None), Action.due_date <= today + timedelta(DIGEST_DAYS),
         visibility.action_visibility(user)).order_by(Action.due_date, Action.id)).scalars()
     records = tdb.execute(select(NonConformity).where(
-        NonConformity.assignee_id == user.id, NonConformity.status != "closed",
+        NonConformity.assignee_id == user.id, NonConformity.status.notin_(FINAL_STATUSES),
         visibility.record_visibility(user)).order_by(NonConformity.number)).scalars()
     return Digest(list(actions), list(records))
 

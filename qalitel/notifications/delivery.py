@@ -20,6 +20,7 @@ from datetime import date, timedelta
 from flask import Flask, current_app
 from flask_babel import force_locale
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core import clock, config, mail
 from qalitel.notifications import compose, timing
@@ -42,19 +43,37 @@ OBJECTS: dict[str, type[Action] | type[NonConformity]] = {"action": Action,
                                                           "record": NonConformity}
 
 
+def queued(key: str) -> bool:
+    return tdb.execute(select(Notification.id).where(Notification.key == key)).first() \
+        is not None
+
+
 def queue(kind: Kind, user_id: int, key: str, target: Action | NonConformity | None = None
           ) -> Notification | None:
-    """A new pending notification under ``key``; None when that key was queued already."""
-    if tdb.execute(select(Notification.id).where(Notification.key == key)).first():
+    """A new pending notification under ``key``; None when that key was queued already
+    (also by a request or run racing this one: the insert is in a savepoint)."""
+    if queued(key):
         return None
     note = Notification(key=key, kind=kind.value, user_id=user_id, status=Status.PENDING,
                         object_type=None if target is None else
                         ("action" if isinstance(target, Action) else "record"),
                         object_id=None if target is None else target.id, attempts=0,
                         created_at=clock.now())
-    tdb.add(note)
-    tdb.flush()
+    try:
+        with tdb.begin_nested():
+            tdb.add(note)
+            tdb.flush()
+    except IntegrityError:
+        return None  # queued meanwhile by another request or run
     return note
+
+
+def skip(kind: Kind, user_id: int, key: str, reason: str) -> None:
+    """Record under ``key`` a notification that will not go, and why (unless queued)."""
+    note = queue(kind, user_id, key)
+    if note is not None:
+        note.status, note.error = Status.SKIPPED.value, reason
+        tdb.flush()
 
 
 def visible(user: User, target: Action | NonConformity) -> bool:

@@ -86,7 +86,9 @@ def queue_due(today: date) -> int:
         if action is not None and not delivery.visible(user, action):
             continue
         if action is None and not compose.digest_of(user, today):
-            continue  # an empty digest is not sent
+            # not sent, but remembered: the next runs of the day do not compute it again
+            delivery.skip(kind, user.id, key, "empty")
+            continue
         queued += delivery.queue(kind, user.id, key, action) is not None
     return queued
 

@@ -66,7 +66,7 @@ def local_now() -> datetime:
 
 
 def today() -> date:
-    return local_now().date()
+    return dates.today()
 
 
 def week_of(day: date) -> str:

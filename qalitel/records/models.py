@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from core import dates
 from qalitel.records.field_models import (
     LOT_MAX,
     UNIT_MAX,
@@ -76,7 +77,7 @@ def _utcnow() -> datetime:
 
 
 def _today() -> date:
-    return datetime.now(UTC).date()
+    return dates.today()
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

@@ -7,7 +7,9 @@ from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
+from core.text import fold
 from qalitel.records import visibility
 from qalitel.records.field_models import CATALOG_KINDS, CATALOG_NAME_MAX, CatalogEntry
 from qalitel.records.service.checks import PermissionDenied, RecordError, choice, text
@@ -19,24 +21,42 @@ def can_manage(user: User) -> bool:
     return visibility.is_manager(user)
 
 
+def _taken(name: str) -> RecordError:
+    return RecordError(_("This list already has an entry named “%(name)s”.", name=name))
+
+
 def _check_name(kind: str, name: Any, entry_id: int | None = None) -> str:
+    """The cleaned name, unless another entry of ``kind`` has it, compared folded in Python
+    (case and accents: SQLite's ``lower`` knows ASCII only; lists are short)."""
     cleaned = text(name, CATALOG_NAME_MAX, _("Name"), required=True, multiline=False)
-    clash = select(CatalogEntry.id).where(CatalogEntry.kind == kind,
-                                          func.lower(CatalogEntry.name) == cleaned.lower())
-    if entry_id is not None:
-        clash = clash.where(CatalogEntry.id != entry_id)
-    if tdb.execute(clash).first() is not None:
-        raise RecordError(_("This list already has an entry named “%(name)s”.", name=cleaned))
+    wanted = fold(cleaned)
+    others = tdb.execute(select(CatalogEntry.name).where(
+        CatalogEntry.kind == kind, CatalogEntry.id != (entry_id or 0))).scalars()
+    if any(fold(other) == wanted for other in others):
+        raise _taken(cleaned)
     return cleaned
+
+
+def _write(entry: CatalogEntry, name: str) -> None:
+    """Give ``entry`` ``name`` and flush it in a savepoint: a twin written meanwhile (two
+    requests at once) is the same clear error, the session left usable."""
+    old = entry.name
+    try:
+        with tdb.begin_nested():
+            entry.name = name
+            tdb.add(entry)
+            tdb.flush()
+    except IntegrityError:
+        entry.name = old
+        raise _taken(name) from None
 
 
 def add_entry(actor: User, kind: str, name: Any) -> CatalogEntry:
     if not can_manage(actor):
         raise PermissionDenied()
     kind = choice(kind, CATALOG_KINDS, _("List"))
-    entry = CatalogEntry(kind=kind, name=_check_name(kind, name))
-    tdb.add(entry)
-    tdb.flush()
+    entry = CatalogEntry(kind=kind)
+    _write(entry, _check_name(kind, name))
     return entry
 
 
@@ -47,8 +67,7 @@ def rename_entry(actor: User, entry: CatalogEntry, name: Any) -> bool:
         raise PermissionDenied()
     if isinstance(name, str) and name.strip() == entry.name:
         return False
-    entry.name = _check_name(entry.kind, name, entry.id)
-    tdb.flush()
+    _write(entry, _check_name(entry.kind, name, entry.id))
     return True
 
 

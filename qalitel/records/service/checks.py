@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import Row, false, func, select
 
-from core import validation
+from core import dates, validation
 from qalitel.records import visibility
 from qalitel.records.field_models import CatalogEntry
 from qalitel.records.models import Action, Folder, NonConformity
@@ -71,7 +71,7 @@ def now() -> datetime:
 
 
 def today() -> date:
-    return now().date()
+    return dates.today()
 
 
 def text(value: str | None, limit: int, label: str, *, required: bool = False,
