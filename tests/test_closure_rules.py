@@ -109,8 +109,10 @@ def test_a_closed_record_its_actions_shares_and_files_are_read_only(world):
     assert f"{base}/actions/{action_id}/edit" not in manager.get(
         f"{base}/actions/{action_id}").get_data(as_text=True)
 
+    assert f"{url}/analysis" not in page
     for path, data in ((f"{url}/edit", None), (f"{url}/actions/new", None),
-                       (f"{base}/actions/{action_id}/edit", None),
+                       (f"{base}/actions/{action_id}/edit", None), (f"{url}/analysis", None),
+                       (f"{url}/analysis", {"why_1": "Rewritten", "main_cause": "machine"}),
                        (f"{url}/edit", {"title": "Rewritten", "version": "v1"}),
                        (f"{url}/actions/new", {"title": "One more", "kind": "corrective",
                                                "status": "planned"}),
@@ -137,6 +139,7 @@ def _token(client, url):
 
 def test_the_services_refuse_writes_on_a_closed_record_too(world):
     from qalitel.records import service
+    from qalitel.records.fields import analysis
     from qalitel.records.models import Action, NonConformity
     from tenants.context import tdb
 
@@ -152,6 +155,7 @@ def test_the_services_refuse_writes_on_a_closed_record_too(world):
                         lambda: service.update_action(manager, action, title="x"),
                         lambda: service.check_effectiveness(manager, action, False),
                         lambda: service.share_record(manager, record, world.users["user2"]),
+                        lambda: analysis.update_analysis(manager, record, why_1="x"),
                         lambda: service.change_status(manager, record, "treatment")):
             with pytest.raises(service.RecordLocked):
                 attempt()

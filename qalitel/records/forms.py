@@ -56,7 +56,7 @@ FIELD_LABELS = {"title": _l("Title"), "description": _l("Description"),
                 "detected_by": _l("Detected by"), "origin": _l("Origin"),
                 "severity": _l("Severity"), "folder": _l("Folder"), "assignee": _l("Assignee"),
                 "status": _l("Status"), "shared_with": _l("Shared with"), "file": _l("File"),
-                "justification": _l("Justification")}
+                "justification": _l("Justification"), "effectiveness": _l("Effectiveness")}
 
 FIELD_LABELS.update(field_labels.FIELD_LABELS)
 

@@ -198,15 +198,16 @@ def edit(record_id: int):
     _prepare(form, record)
     if not form.is_submitted():
         form.version.data = service.record_version(record)
+    reassign = visibility.may_reassign(me(), record)
     if form.validate_on_submit():
+        assignee = {"assignee": form.assignee_id.data} if reassign else {}
         try:
             service.update_nonconformity(
                 me(), record, version=form.version.data or "", title=form.title.data,
                 description=form.description.data, cause_analysis=form.cause_analysis.data,
                 detected_on=form.detected_on.data, detected_by=form.detected_by_id.data,
                 origin=form.origin.data, severity=form.severity.data,
-                folder=form.folder_id.data, assignee=form.assignee_id.data,
-                **_field_values(form))
+                folder=form.folder_id.data, **assignee, **_field_values(form))
         except service.EditConflict as exc:
             return _edit_conflict(record, exc)
         except service.RecordError as exc:
@@ -215,7 +216,8 @@ def edit(record_id: int):
             flash(_("Changes saved."), "success")
             return redirect(url_for("tenant.records.show", record_id=record.id), 303)
     status = 400 if form.is_submitted() else 200
-    return render("records/form.html", status, form=form, record=record)
+    return render("records/form.html", status, form=form, record=record,
+                  fixed_assignee=not reassign)
 
 
 RECORD_ATTRIBUTES = {"detected_by": "detected_by_id", "folder": "folder_id",
@@ -230,7 +232,8 @@ def _edit_conflict(record: NonConformity, conflict: service.EditConflict):
     _prepare(form, record)
     form.version.data = service.record_version(record)
     yours = conflicts.announce(form, conflict, RECORD_ATTRIBUTES)
-    return render("records/form.html", 409, form=form, record=record, conflict=yours)
+    return render("records/form.html", 409, form=form, record=record, conflict=yours,
+                  fixed_assignee=not visibility.may_reassign(me(), record))
 
 
 # ------------------------------------------------------------------ detail

@@ -153,6 +153,24 @@ def can_edit_record(user: User, record: NonConformity) -> bool:
                                            record.created_by_id)
 
 
+def can_assign(user: User, record: NonConformity | None, assignee_id: int | None) -> bool:
+    """Whether ``user`` may make ``assignee_id`` the assignee of ``record`` (None: a new
+    record). Managers and admins choose anyone; the current assignee may hand the record over
+    to someone else; nobody else may name themselves, as the assignee's workflow rights would
+    follow."""
+    if is_manager(user):
+        return True
+    if record is None:
+        return assignee_id != user.id
+    return record.assignee_id is not None and record.assignee_id == user.id != assignee_id
+
+
+def may_reassign(user: User, record: NonConformity) -> bool:
+    """Whether the edit form lets ``user`` change the record's assignee at all."""
+    return is_manager(user) or (record.assignee_id is not None
+                                and record.assignee_id == user.id)
+
+
 def workflow_roles(user: User, record: NonConformity) -> frozenset[str]:
     """The roles of the workflow rules ``user`` holds on ``record``: ``manager`` (managers
     and admins), ``assignee`` (the record's assignee, whatever their profile)."""

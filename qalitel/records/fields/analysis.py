@@ -25,6 +25,7 @@ from qalitel.records.service.checks import (
     PermissionDenied,
     RecordError,
     choice,
+    lock_writable,
     now,
     same_text,
     text,
@@ -73,6 +74,7 @@ def update_analysis(actor: User, record: NonConformity, *, version: str | None =
     ``version``: as for :func:`~qalitel.records.service.update_nonconformity`."""
     if not visibility.can_edit_record(actor, record):
         raise PermissionDenied()
+    lock_writable(record)
     if set(changes) - set(ANALYSIS_FIELDS):
         raise RecordError(_("Unknown field."))
     stored = current(record)

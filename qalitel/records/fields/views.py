@@ -121,6 +121,7 @@ def record_analysis(record_id: int):
     record = record_or_404(record_id)
     if not visibility.can_edit_record(me(), record):
         abort(403)
+    service.ensure_writable(record)
     stored = analysis.current(record)
     form = AnalysisForm(data={k: v or "" for k, v in stored.items()})
     if not form.is_submitted():

@@ -27,7 +27,7 @@ from qalitel.records.models import Action, NonConformity, RecordHistory
 from qalitel.records.service.checks import (
     PermissionDenied,
     RecordError,
-    ensure_writable,
+    lock_writable,
 )
 from qalitel.transaction import after_commit
 from qalitel.users.models import User
@@ -121,7 +121,7 @@ def attach(actor: User, owner: Owner, stream: BinaryIO, filename: object) -> Att
     refused (nothing is kept then)."""
     if not can_change_files(actor, owner):
         raise PermissionDenied()
-    ensure_writable(owner)
+    lock_writable(owner)
     config = settings()
     name = clean_name(filename)
     count = tdb.execute(select(func.count()).select_from(Attachment)
@@ -161,7 +161,7 @@ def remove(actor: User, owner: Owner, attachment: Attachment) -> None:
     """Delete the row; its bytes go after the commit unless another row shares them."""
     if not can_change_files(actor, owner):
         raise PermissionDenied()
-    ensure_writable(owner)
+    lock_writable(owner)
     sha = attachment.sha256
     store = tenant_store()
     tdb.delete(attachment)

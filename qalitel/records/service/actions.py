@@ -18,6 +18,7 @@ from qalitel.records.models import (
     TITLE_MAX,
     Action,
     NonConformity,
+    RecordHistory,
 )
 from qalitel.records.service import concurrency
 from qalitel.records.service.checks import (
@@ -25,7 +26,7 @@ from qalitel.records.service.checks import (
     RecordError,
     active_user,
     choice,
-    ensure_writable,
+    lock_writable,
     now,
     same_text,
     text,
@@ -77,7 +78,7 @@ def create_action(actor: User, title: str, *, record: NonConformity | None = Non
     if record is not None and not visibility.can_edit_record(actor, record):
         raise PermissionDenied()
     if record is not None:
-        ensure_writable(record)
+        lock_writable(record)
     values = _values(dict(title=title, kind=kind, description=description,
                           owner=owner_id if owner_id is not None else actor.id,
                           due_date=due_date, status=status,
@@ -111,7 +112,7 @@ def update_action(actor: User, action: Action, *, version: str | None = None,
     ``version``: as for :func:`~.nonconformities.update_nonconformity`."""
     if not visibility.can_edit_action(actor, action):
         raise PermissionDenied()
-    ensure_writable(action)
+    lock_writable(action)
     if set(changes) - set(ACTION_FIELDS):
         raise RecordError(_("Unknown field."))
     if version is not None:
@@ -121,6 +122,8 @@ def update_action(actor: User, action: Action, *, version: str | None = None,
         action.completed_at = now()
     elif "status" in values and values["status"] != "done":
         action.completed_at = None
+        if action.status == "done" and action.effective:
+            _withdraw_verdict(actor, action)
     changed = [name for name, value in values.items() if getattr(action, name) != value]
     for attribute in changed:
         setattr(action, attribute, values[attribute])
@@ -130,11 +133,26 @@ def update_action(actor: User, action: Action, *, version: str | None = None,
     return changed
 
 
+def _withdraw_verdict(actor: User, action: Action) -> None:
+    """An action judged effective leaves "done" (reworked, cancelled): the verdict no longer
+    proves anything, so it must be checked again, and its record's history says so. A
+    verdict of not effective stays: it is still the last word until a new check."""
+    if action.record_id is not None:
+        tdb.add(RecordHistory(
+            record_id=action.record_id, user_id=actor.id, changed_at=now(),
+            field="effectiveness", old_value=_("“%(title)s”: effective", title=action.title),
+            new_value=_("“%(title)s”: to be checked again", title=action.title)))
+    action.effective = None
+    action.effectiveness_comment = ""
+    action.effectiveness_checked_by_id = None
+    action.effectiveness_checked_at = None
+
+
 def check_effectiveness(actor: User, action: Action, effective: bool, comment: str = "") -> None:
     """Record whether a finished action worked."""
     if not visibility.can_check_effectiveness(actor):
         raise PermissionDenied()
-    ensure_writable(action)
+    lock_writable(action)
     if action.status != "done":
         raise RecordError(_("Only a finished action can be checked for effectiveness."))
     action.effective = bool(effective)

@@ -66,6 +66,24 @@ def ensure_writable(target: NonConformity | Action) -> None:
         raise RecordLocked(record)
 
 
+def lock_record(record: NonConformity) -> NonConformity:
+    """Take the record's row lock for the rest of the transaction (``SELECT ... FOR UPDATE``
+    on PostgreSQL; SQLite serialises writers already) and reload it, so the checks that follow
+    see what the last writer committed: a record cannot be closed while an action is added
+    or changed beside it."""
+    locked = tdb.get(NonConformity, record.id, with_for_update=True, populate_existing=True)
+    assert locked is not None
+    return locked
+
+
+def lock_writable(target: NonConformity | Action) -> None:
+    """:func:`lock_record` of ``target``'s record (if any), then :func:`ensure_writable`."""
+    record = target if isinstance(target, NonConformity) else target.record
+    if record is not None:
+        lock_record(record)
+    ensure_writable(target)
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

@@ -29,7 +29,7 @@ from qalitel.records.service.checks import (
     RecordError,
     active_user,
     choice,
-    ensure_writable,
+    lock_writable,
     now,
     same_text,
     text,
@@ -105,9 +105,13 @@ def create_nonconformity(author: User, title: str, description: str = "", *,
         **record_fields.new_values(None, fields or {}),
     )
     detected_by = active_user(detected_by_id, _("Detected by")) or author.id
+    assignee = active_user(assignee_id, _("Assignee"))
+    if not visibility.can_assign(author, None, assignee):
+        raise RecordError(_("Assignee: only managers and admins may make themselves the "
+                            "assignee of a record."))
     record = NonConformity(status="open", **values, detected_by_id=detected_by,
                            created_by_id=author.id,
-                           assignee_id=active_user(assignee_id, _("Assignee")),
+                           assignee_id=assignee,
                            folder_id=usable_folder(author, folder_id))
     _insert_numbered(record)
     tdb.add(StatusChange(record_id=record.id, from_status=None, to_status="open",
@@ -139,6 +143,10 @@ def _new_values(actor: User, record: NonConformity, changes: dict[str, Any]) -> 
     if "assignee" in changes:
         new["assignee_id"] = active_user(changes["assignee"], _("Assignee"),
                                          keep=record.assignee_id)
+        if (new["assignee_id"] != record.assignee_id
+                and not visibility.can_assign(actor, record, new["assignee_id"])):
+            raise PermissionDenied(_("Only managers, admins and the record's assignee may "
+                                     "change its assignee."))
     if "folder" in changes and changes["folder"] != record.folder_id:
         if record.folder_id is not None and not visibility.can_see_folder(actor,
                                                                           record.folder_id):
@@ -171,7 +179,7 @@ def update_nonconformity(actor: User, record: NonConformity, *, version: str | N
     changed in one of them meanwhile."""
     if not visibility.can_edit_record(actor, record):
         raise PermissionDenied()
-    ensure_writable(record)
+    lock_writable(record)
     if set(changes) - set(EDITABLE):
         raise RecordError(_("Unknown field."))
     if version is not None:
@@ -198,7 +206,7 @@ def share_record(actor: User, record: NonConformity, user_id: int) -> bool:
     """Let one more user read the record; False when it was already shared with them."""
     if not visibility.can_edit_record(actor, record):
         raise PermissionDenied()
-    ensure_writable(record)
+    lock_writable(record)
     uid = active_user(user_id, _("User"))
     if uid is None:
         raise RecordError(_("User: unknown or suspended user."))
@@ -217,7 +225,7 @@ def share_record(actor: User, record: NonConformity, user_id: int) -> bool:
 def unshare_record(actor: User, record: NonConformity, user_id: int) -> bool:
     if not visibility.can_edit_record(actor, record):
         raise PermissionDenied()
-    ensure_writable(record)
+    lock_writable(record)
     share = tdb.get(RecordShare, (record.id, user_id))
     if share is None:
         return False

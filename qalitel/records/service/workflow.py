@@ -37,6 +37,7 @@ from qalitel.records.service.checks import (
     PermissionDenied,
     RecordError,
     RecordLocked,
+    lock_record,
     now,
     text,
 )
@@ -76,13 +77,16 @@ def closure_gaps(record: NonConformity) -> list[str]:
     """Why closing ``record`` needs a justification (empty: every corrective action not
     cancelled is done and judged effective)."""
     correctives = tdb.execute(select(Action.title, Action.status, Action.effective).where(
-        Action.record_id == record.id, Action.kind == "corrective",
-        Action.status != "cancelled").order_by(Action.id)).all()
-    if not correctives:
+        Action.record_id == record.id, Action.kind == "corrective").order_by(Action.id)).all()
+    if not any(status != "cancelled" for _title, status, _effective in correctives):
         return [_("it has no corrective action")]
     gaps = []
     for title, status, effective in correctives:
-        if status != "done":
+        if status == "cancelled":
+            if effective is False:
+                gaps.append(_("“%(title)s” was judged not effective, then cancelled",
+                              title=title))
+        elif status != "done":
             gaps.append(_("“%(title)s” is not finished", title=title))
         elif effective is None:
             gaps.append(_("“%(title)s” has not been checked for effectiveness", title=title))
@@ -117,6 +121,7 @@ def change_status(actor: User, record: NonConformity, to_status: str, comment: s
                   justification: str = "") -> StatusChange:
     """Move a record one step along :data:`TRANSITIONS`, as the tenant's rules allow,
     keeping who, when and (where the closure rules ask for it) why."""
+    lock_record(record)
     if record.is_final:
         raise RecordLocked(record)
     if to_status not in TRANSITIONS.get(record.status, ()):
@@ -145,6 +150,7 @@ def change_status(actor: User, record: NonConformity, to_status: str, comment: s
 def reopen(actor: User, record: NonConformity, reason: str) -> StatusChange:
     """Take a closed or unfounded record back to work (:data:`REOPEN_TO`), with the
     reason, who and when kept in its workflow and history."""
+    lock_record(record)
     if not record.is_final:
         raise RecordError(_("Only a closed or unfounded record can be reopened."))
     rules = workflow_rules()
