@@ -286,11 +286,10 @@ def _release_once_blocked(world, thread: threading.Thread, go: threading.Event) 
         engine.dispose()
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite: one writer
 @pytest.mark.parametrize("move", ["add an action", "rework the action"])
 def test_closing_and_changing_actions_at_once_cannot_both_succeed(world, monkeypatch, backend,
                                                                   move):
-    if backend != "postgresql":
-        pytest.skip("SQLite serialises the two writers")
     from qalitel.records.models import Action
     from tenants.context import tdb
 

@@ -6,7 +6,7 @@ space before high punctuation in every msgstr), the checks the page crawl of
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -139,3 +139,25 @@ def test_plural_count_of_decimals():
             assert [plural_n(v) for v in (0, 1, 1.5, 2, 2.5)] == [1, 1, 1, 2, 2]
         with force_locale("en"):
             assert [plural_n(v) for v in (0, 1, 1.5, 2, 2.5)] == [2, 1, 2, 2, 2]
+
+
+def test_csv_cells_are_what_the_readers_spreadsheet_reads():
+    from decimal import Decimal
+
+    from flask import Flask
+    from flask_babel import Babel, force_locale
+
+    from qalitel.records.export import csv_cell, number_cell
+
+    app = Flask(__name__)
+    Babel(app)
+    with app.test_request_context("/"):
+        with force_locale("fr"):
+            assert number_cell(Decimal("1234.5"), 2) == "1234,50"  # a number, not text
+            assert number_cell(Decimal("1.500")) == "1,5" and number_cell(None) == ""
+            assert csv_cell(Decimal("1.5")) == "1,5"  # never 1 May
+            assert csv_cell(date(2026, 1, 5)) == "05/01/2026"
+            assert csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+        with force_locale("en"):
+            assert number_cell(Decimal("1234.5"), 2) == "1234.50"
+            assert csv_cell(date(2026, 1, 5)) == "2026-01-05"

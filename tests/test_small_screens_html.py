@@ -55,3 +55,17 @@ def test_every_cell_of_a_list_names_its_column(shared_two_tenants):
         labels = re.findall(r'<td data-label="([^"]*)"', row)
         assert labels == headers[2:]  # the number and the title are the card's heading
         assert len(re.findall(r"<td[ >]", row)) == len(headers)
+
+
+def test_wide_screens_hide_the_summary_only_where_details_content_is_supported():
+    """An engine without ``::details-content`` keeps the summary to open the menu/filters."""
+    from qalitel import ROOT
+
+    css = (ROOT / "qalitel" / "static" / "app.css").read_text()
+    supported = css.split("@supports selector(::details-content) {", 1)
+    assert len(supported) == 2
+    before, guarded = supported[0], supported[1].split("\n}\n", 1)[0]
+    assert "details.fold > summary { display:none; }" in guarded
+    assert "details.fold > summary { display:none; }" not in before
+    assert "::details-content" not in before.split("/* small screens", 1)[-1].replace(
+        "@supports", "")

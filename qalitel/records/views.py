@@ -25,8 +25,8 @@ from qalitel.records import (
     workflow_views,
 )
 from qalitel.records.chart import layout_chart
-from qalitel.records.export import EXPORT_MAX, csv_response
-from qalitel.records.field_models import ITEM_KINDS, PARTY_KINDS, plain_number
+from qalitel.records.export import EXPORT_MAX, csv_response, number_cell
+from qalitel.records.field_models import ITEM_KINDS, PARTY_KINDS
 from qalitel.records.fields import indicators
 from qalitel.records.fields import views as field_views
 from qalitel.records.fields.catalog import entry_options
@@ -133,9 +133,8 @@ FIELD_HEADERS = ("product", "lot", "quantity", "quantity_unit", "partner", "imme
 
 
 def _field_cells(row) -> tuple:
-    return (row.product_name, row.lot, plain_number(row.quantity), row.quantity_unit,
-            row.partner_name, row.immediate_action,
-            plain_number(row.nq_cost, 2) if row.nq_cost is not None else "")
+    return (row.product_name, row.lot, number_cell(row.quantity), row.quantity_unit,
+            row.partner_name, row.immediate_action, number_cell(row.nq_cost, 2))
 
 
 def _folder_cell(row) -> str:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from flask_babel import format_currency, format_decimal
+from flask_babel import format_currency, format_decimal, ngettext
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core import dates
 from qalitel.records import visibility
@@ -38,6 +38,13 @@ from tenants.context import tdb
 
 NONE = "—"
 HISTORY_VALUE_MAX = 300
+# What one report lays out at most, so that a record of any size renders in bounded time
+# (the rest is on the record's page and in the CSV exports; the report says what it left out).
+ACTIONS_MAX = 60
+STEPS_MAX = 60
+HISTORY_MAX = 150
+TEXT_SHOWN_MAX = 5000
+CELL_MAX = 800
 CODED_FIELDS = ("status", "origin", "severity")
 
 Rows = list[tuple[str, str]]
@@ -55,6 +62,15 @@ def moment(value: datetime | None) -> str:
 def label(kind: str, code: str) -> str:
     """The translated label of a stored code (the code itself for one not listed yet)."""
     return str(translated_labels()[kind].get(code, code))
+
+
+def cut(text: str | None, limit: int | None = None) -> str:
+    """A free text as a report shows it: at most ``limit`` (default
+    :data:`TEXT_SHOWN_MAX`) characters."""
+    if not text:
+        return NONE
+    limit = limit or TEXT_SHOWN_MAX
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def name(person: User | None) -> str:
@@ -124,6 +140,7 @@ class Report:
     history: list[Change]
     team: Rows
     kinds: dict[str, list[ActionLine]]
+    omitted: list[str] = field(default_factory=list)
 
 
 def folder_value(user: User, record: NonConformity) -> str:
@@ -172,13 +189,13 @@ def cost(value: Decimal | None) -> str:
 
 def record_texts(record: NonConformity) -> Rows:
     """The record's free texts as (heading, text) paragraphs."""
-    return [(_("Description"), record.description or NONE),
+    return [(_("Description"), cut(record.description)),
             *immediate_texts(record),
-            (_("Cause analysis"), record.cause_analysis or NONE)]
+            (_("Cause analysis"), cut(record.cause_analysis))]
 
 
 def immediate_texts(record: NonConformity) -> Rows:
-    return [(_("Immediate action"), record.immediate_action or NONE)]
+    return [(_("Immediate action"), cut(record.immediate_action))]
 
 
 def analysis_rows(record: NonConformity) -> Rows:
@@ -187,7 +204,7 @@ def analysis_rows(record: NonConformity) -> Rows:
     analysis = tdb.get(RecordAnalysis, record.id)
     if analysis is None:
         return []
-    rows = [(str(field_label(f)), getattr(analysis, f))
+    rows = [(str(field_label(f)), cut(getattr(analysis, f)))
             for f in (*WHY_FIELDS, *ISHIKAWA_FIELDS) if getattr(analysis, f)]
     if analysis.main_cause:
         rows.append((str(field_label("main_cause")), str(CAUSE_LABELS[analysis.main_cause])))
@@ -195,17 +212,26 @@ def analysis_rows(record: NonConformity) -> Rows:
 
 
 def problem_texts(record: NonConformity) -> Rows:
-    return [(_("Description"), record.description or NONE)]
+    return [(_("Description"), cut(record.description))]
 
 
 def root_cause_texts(record: NonConformity) -> Rows:
-    return [(_("Cause analysis"), record.cause_analysis or NONE)]
+    return [(_("Cause analysis"), cut(record.cause_analysis))]
 
 
-def visible_actions(user: User, record: NonConformity) -> list[Action]:
-    return list(tdb.execute(
-        select(Action).where(Action.record_id == record.id, visibility.action_visibility(user))
-        .order_by(Action.due_date.is_(None), Action.due_date, Action.id)).scalars())
+def visible_actions(user: User, record: NonConformity) -> tuple[list[Action], int]:
+    """The first :data:`ACTIONS_MAX` actions of the record ``user`` sees, and how many more
+    there are."""
+    limit = ACTIONS_MAX
+    where = (Action.record_id == record.id, visibility.action_visibility(user))
+    actions = list(tdb.execute(
+        select(Action).where(*where)
+        .order_by(Action.due_date.is_(None), Action.due_date, Action.id).limit(limit)).scalars())
+    more = 0
+    if len(actions) == limit:
+        more = tdb.execute(select(func.count()).select_from(Action).where(*where)).scalar_one()
+        more -= limit
+    return actions, more
 
 
 def effectiveness(action: Action) -> str:
@@ -227,15 +253,20 @@ def action_line(action: Action) -> ActionLine:
         title=action.title, kind=label("kind", action.kind), owner=name(action.owner),
         due=day(action.due_date), status=label("action_status", action.status),
         done_on=moment(action.completed_at), result=effectiveness(action), checked=checked,
-        comment=action.effectiveness_comment or "", planned=day(action.effectiveness_due_on),
-        criteria=action.effectiveness_criteria or NONE)
+        comment=cut(action.effectiveness_comment, CELL_MAX) if action.effectiveness_comment
+        else "", planned=day(action.effectiveness_due_on),
+        criteria=cut(action.effectiveness_criteria, CELL_MAX))
 
 
 def workflow_steps(record: NonConformity) -> list[Step]:
-    steps = tdb.execute(select(StatusChange).where(StatusChange.record_id == record.id)
-                        .order_by(StatusChange.changed_at, StatusChange.id)).scalars()
+    """The last :data:`STEPS_MAX` status steps, oldest first."""
+    steps = list(tdb.execute(select(StatusChange).where(StatusChange.record_id == record.id)
+                             .order_by(StatusChange.changed_at.desc(), StatusChange.id.desc())
+                             .limit(STEPS_MAX)).scalars())
     return [Step(status=step_status(s), who=name(s.changed_by), when=moment(s.changed_at),
-                 comment=s.comment, justification=s.justification or "") for s in steps]
+                 comment=cut(s.comment, CELL_MAX) if s.comment else "",
+                 justification=cut(s.justification, CELL_MAX) if s.justification else "")
+            for s in reversed(steps)]
 
 
 def step_status(step: StatusChange) -> str:
@@ -252,16 +283,18 @@ def _shown(value: str | None, coded: dict[str, str] | None) -> str:
     return value if len(value) <= HISTORY_VALUE_MAX else value[:HISTORY_VALUE_MAX - 1] + "…"
 
 
-def history(user: User, record: NonConformity) -> list[Change]:
-    """The record's history as on its page (folder names masked), oldest first."""
+def history(user: User, record: NonConformity) -> tuple[list[Change], int]:
+    """The record's last :data:`HISTORY_MAX` changes as on its page (folder names masked),
+    oldest first, and how many older ones are left out."""
     labels = translated_labels()
     rows = []
-    for h in reversed(visible_history(user, record.id)):
+    changes = visible_history(user, record.id)
+    for h in reversed(changes[:HISTORY_MAX]):
         coded = labels.get(h.field) if h.field in CODED_FIELDS else None
         rows.append(Change(when=moment(h.changed_at), who=name(h.user),
                            field=str(labels["field"].get(h.field, h.field)),
                            before=_shown(h.old_value, coded), after=_shown(h.new_value, coded)))
-    return rows
+    return rows, max(len(changes) - HISTORY_MAX, 0)
 
 
 def team(record: NonConformity, actions: list[Action]) -> Rows:
@@ -275,8 +308,19 @@ def team(record: NonConformity, actions: list[Action]) -> Rows:
 def build(user: User, record: NonConformity, *, tenant_name: str, logo_url: str | None,
           now: datetime) -> Report:
     """Everything both reports show of ``record``, read as ``user`` may read it."""
-    actions = visible_actions(user, record)
+    actions, more_actions = visible_actions(user, record)
     lines = [action_line(a) for a in actions]
+    omitted = []
+    if more_actions:
+        omitted.append(ngettext("%(num)d more action is not in this report: see the record's "
+                                "page or the actions list.",
+                                "%(num)d more actions are not in this report: see the record's "
+                                "page or the actions list.", more_actions))
+    changes, older = history(user, record)
+    if older:
+        omitted.append(ngettext("%(num)d older change is not in this report: see the record's "
+                                "page.", "%(num)d older changes are not in this report: see "
+                                "the record's page.", older))
     kinds: dict[str, list[ActionLine]] = {"immediate": [], "corrective": [], "preventive": []}
     for action, line in zip(actions, lines, strict=True):
         kinds.setdefault(action.kind, []).append(line)
@@ -284,8 +328,8 @@ def build(user: User, record: NonConformity, *, tenant_name: str, logo_url: str 
         tenant_name=tenant_name, logo_url=logo_url, reference=record.reference,
         title=record.title, generated=moment(now), facts=record_facts(user, record),
         texts=record_texts(record), analysis=analysis_rows(record), actions=lines,
-        steps=workflow_steps(record), history=history(user, record), team=team(record, actions),
-        kinds=kinds)
+        steps=workflow_steps(record), history=changes, team=team(record, actions),
+        kinds=kinds, omitted=omitted)
 
 
 def eight_d(record: NonConformity, report: Report) -> list[Section]:
