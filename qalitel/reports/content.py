@@ -11,6 +11,7 @@ erased people's pseudonyms are translated when the templates print them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -45,6 +46,8 @@ STEPS_MAX = 60
 HISTORY_MAX = 150
 TEXT_SHOWN_MAX = 5000
 CELL_MAX = 800
+WORD_MAX = 40
+LONG_WORD = re.compile(rf"(\S{{{WORD_MAX}}})(?=\S)")
 CODED_FIELDS = ("status", "origin", "severity")
 
 Rows = list[tuple[str, str]]
@@ -66,11 +69,13 @@ def label(kind: str, code: str) -> str:
 
 def cut(text: str | None, limit: int | None = None) -> str:
     """A free text as a report shows it: at most ``limit`` (default
-    :data:`TEXT_SHOWN_MAX`) characters."""
+    :data:`TEXT_SHOWN_MAX`) characters, a line-break opportunity (a zero-width space) inside
+    every run of :data:`WORD_MAX` characters without one, so that laying it out stays linear."""
     if not text:
         return NONE
     limit = limit or TEXT_SHOWN_MAX
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    shown = text if len(text) <= limit else text[:limit - 1] + "…"
+    return LONG_WORD.sub("\\1\u200b", shown)
 
 
 def name(person: User | None) -> str:
@@ -250,7 +255,7 @@ def action_line(action: Action) -> ActionLine:
         checked = f"{name(action.effectiveness_checked_by)}, " \
                   f"{moment(action.effectiveness_checked_at)}"
     return ActionLine(
-        title=action.title, kind=label("kind", action.kind), owner=name(action.owner),
+        title=cut(action.title), kind=label("kind", action.kind), owner=name(action.owner),
         due=day(action.due_date), status=label("action_status", action.status),
         done_on=moment(action.completed_at), result=effectiveness(action), checked=checked,
         comment=cut(action.effectiveness_comment, CELL_MAX) if action.effectiveness_comment
@@ -280,7 +285,7 @@ def _shown(value: str | None, coded: dict[str, str] | None) -> str:
         return NONE
     if coded is not None:
         value = coded.get(value, value)
-    return value if len(value) <= HISTORY_VALUE_MAX else value[:HISTORY_VALUE_MAX - 1] + "…"
+    return cut(value, HISTORY_VALUE_MAX)
 
 
 def history(user: User, record: NonConformity) -> tuple[list[Change], int]:
