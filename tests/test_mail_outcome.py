@@ -6,7 +6,6 @@ nothing listens."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,22 +15,6 @@ from tests.conftest import _free_port, csrf_token, in_tenant, link_in, login, pr
 pytestmark = pytest.mark.usefixtures("english_clients")
 
 
-@pytest.fixture
-def refusing_smtp() -> Iterator[dict]:
-    """An SMTP server that answers every recipient with a permanent refusal."""
-    from aiosmtpd.controller import Controller
-
-    class Refuse:
-        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-            return "550 5.1.1 No such mailbox here"
-
-    port = _free_port()
-    controller = Controller(Refuse(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield {"smtp_host": "127.0.0.1", "smtp_port": port}
-    finally:
-        controller.stop()
 
 
 def _admin(app):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -53,22 +52,6 @@ def _stored(world) -> tuple[list, list]:
                 [row(r) for r in tdb.execute(select(NotificationPreference)).scalars()])
 
 
-@pytest.fixture
-def refusing_smtp() -> Iterator[dict]:
-    """An SMTP server that answers every recipient with a permanent refusal."""
-    from aiosmtpd.controller import Controller
-
-    class Refuse:
-        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-            return "550 5.1.1 No such mailbox here"
-
-    port = _free_port()
-    controller = Controller(Refuse(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield {"smtp_host": "127.0.0.1", "smtp_port": port}
-    finally:
-        controller.stop()
 
 
 def test_preferences_and_tenant_settings_decide_what_goes(make_app, backend, smtp_server,
