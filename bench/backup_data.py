@@ -35,7 +35,7 @@ def populate(app, slug: str, backend: str, records: int, files: int, file_bytes:
 
     from core.filestore import FileStore
     from qalitel.records.files.models import Attachment
-    from qalitel.records.models import ORIGINS, SEVERITIES, STATUSES, NonConformity
+    from qalitel.records.models import NonConformity
     from qalitel.users.models import User
     from tenants.context import tdb, tenant_context
     from tenants.engines import TenantInfo
@@ -49,16 +49,7 @@ def populate(app, slug: str, backend: str, records: int, files: int, file_bytes:
         with tenant_context(TenantInfo.from_row(made.tenant)):
             admin = tdb.execute(select(User.id)).scalars().first()
             start = datetime.now(UTC) - timedelta(days=365)
-            rows = []
-            for n in range(1, records + 1):
-                created = start + timedelta(minutes=n * 17)
-                rows.append({
-                    "number": n, "title": f"Non-conformity {n}: {rng.choice(WORDS)} "
-                    f"{rng.choice(WORDS)}", "description": " ".join(rng.choices(WORDS, k=30)),
-                    "status": rng.choice(STATUSES), "detected_on": created.date(),
-                    "detected_by_id": admin, "created_by_id": admin,
-                    "origin": rng.choice(ORIGINS), "severity": rng.choice(SEVERITIES),
-                    "cause_analysis": "", "created_at": created, "updated_at": created})
+            rows = [record_values(n, admin, rng, start) for n in range(1, records + 1)]
             for chunk in range(0, len(rows), 2000):
                 tdb.execute(insert(NonConformity), rows[chunk:chunk + 2000])
             first = tdb.execute(select(NonConformity.id).order_by(NonConformity.id)
@@ -72,6 +63,18 @@ def populate(app, slug: str, backend: str, records: int, files: int, file_bytes:
                                    size=staged.size, sha256=staged.sha256, kind="png",
                                    content_type="image/png", uploaded_by_id=admin))
             tdb.commit()
+
+
+def record_values(n: int, author: int, rng: random.Random, start: datetime) -> dict:
+    """The columns of the ``n``-th bench non-conformity (bulk inserts), by ``author``."""
+    from qalitel.records.models import ORIGINS, SEVERITIES, STATUSES
+
+    created = start + timedelta(minutes=n * 17)
+    return {"number": n, "title": f"Non-conformity {n}: {rng.choice(WORDS)} {rng.choice(WORDS)}",
+            "description": " ".join(rng.choices(WORDS, k=30)), "status": rng.choice(STATUSES),
+            "detected_on": created.date(), "detected_by_id": author, "created_by_id": author,
+            "origin": rng.choice(ORIGINS), "severity": rng.choice(SEVERITIES),
+            "cause_analysis": "", "created_at": created, "updated_at": created}
 
 
 def cpu_seconds() -> float:
