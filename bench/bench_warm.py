@@ -8,7 +8,7 @@ phases ``ours`` (signed in, ``/t/bs-0/records/``) and ``floor`` (the same URL on
 each after an unmeasured warm-up, ``--rounds`` times (A/B/A/B); prints every phase and the
 ratio of the medians of req/s, ours / floor (target ≥ 0.5).
 
-    .venv/bin/python bench/bench_warm.py [--requests 600] [--rounds 2] [--clients 4]
+    .venv/bin/python bench/bench_warm.py [--requests 1500] [--rounds 3] [--clients 4]
         [--workers 2 --threads 4] [--env NAME=VALUE] [--reuse --keep]
 """
 
@@ -28,9 +28,9 @@ TARGET = 0.5
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=600, help="measured requests per phase")
+    parser.add_argument("--requests", type=int, default=1500, help="measured requests per phase")
     parser.add_argument("--warmup", type=int, default=40, help="unmeasured requests per warm-up")
-    parser.add_argument("--rounds", type=int, default=2, help="ours/floor pairs of phases")
+    parser.add_argument("--rounds", type=int, default=3, help="ours/floor pairs of phases")
     parser.add_argument("--max-seconds", type=float, default=180.0, help="time limit per phase")
     serving.add_arguments(parser, clients=4)
     args = parser.parse_args(argv)

@@ -126,6 +126,31 @@ def request(client, slug: str, failures: list[str]) -> float:
     return elapsed
 
 
+class Statements:
+    """Counts the statements SQLAlchemy sends, by database (platform or tenant) and verb,
+    while :attr:`active` (the identity check's raw cursor is not seen: one per connection)."""
+
+    def __init__(self, platform_db: str) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        self.platform_db = platform_db
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.active = False
+        event.listen(Engine, "before_cursor_execute", self.count)
+
+    def count(self, conn, _cursor, statement: str, *_args) -> None:
+        if self.active:
+            where = "platform" if conn.engine.url.database == self.platform_db else "tenant"
+            self.counts[(where, (statement.split() or ["?"])[0].upper())] += 1
+
+    def line(self, requests: int) -> str:
+        parts = [f"{where} {verb} {n / requests:.1f}"
+                 for (where, verb), n in sorted(self.counts.items())]
+        return (f"{sum(self.counts.values()) / requests:.1f} statements a request: "
+                + ", ".join(parts))
+
+
 def top(profile: cProfile.Profile, key: str, count: int, calls: int) -> str:
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
@@ -169,13 +194,12 @@ def main(argv: list[str] | None = None) -> int:
 
         def cold_pass() -> list[float]:
             times = []
-            for slug in cold:
+            for slug in [*cold, hot]:  # the warm tenant last: connected again after
                 engines.clear()
                 times.append(request(clients[slug], slug, failures))
-            engines.clear()
-            request(clients[hot], hot, failures)  # the warm tenant connected again
             return times
 
+        statements = Statements(world.platform_db)
         sampler = Sampler(threading.get_ident(), args.interval / 1000)
         sampler.thread.start()
         sys.setswitchinterval(args.interval / 4000)
@@ -190,12 +214,16 @@ def main(argv: list[str] | None = None) -> int:
             run()
             sampler.active = False
             counts = dict(sampler.counts)
-            print(f"\n==== {name} request: median {wall:.1f} ms unprofiled "
-                  f"({args.warm if name == 'warm' else len(cold)} requests)")
+            statements.counts.clear()
+            statements.active = True
+            run()
+            statements.active = False
+            print(f"\n==== {name} request: median {wall:.1f} ms unprofiled ({calls} requests)")
             print(f"\n-- {name}: top {args.top} by cumulative time")
             print(top(profile, "cumulative", args.top, calls))
             print(f"-- {name}: top {args.top} by own time")
             print(top(profile, "tottime", args.top, calls))
+            print(f"-- {name}: {statements.line(calls)}")
             total = sum(counts.values()) or 1
             print(f"-- {name}: breakdown ({total} stack samples, shares scaled to "
                   f"{wall:.1f} ms)")
