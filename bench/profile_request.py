@@ -128,7 +128,8 @@ def request(client, slug: str, failures: list[str]) -> float:
 
 class Statements:
     """Counts the statements SQLAlchemy sends, by database (platform or tenant) and verb,
-    while :attr:`active` (the identity check's raw cursor is not seen: one per connection)."""
+    while :attr:`active`. Not seen: pool pre-pings, the identity check's raw cursor and the
+    dialect's first-connect queries (the cold path's own statements)."""
 
     def __init__(self, platform_db: str) -> None:
         from sqlalchemy import event
