@@ -19,8 +19,10 @@ from datetime import date
 from flask import Flask, abort
 from sqlalchemy import create_engine, text
 
+if not os.environ.get("FLOOR_DATABASE_URL"):
+    raise RuntimeError("FLOOR_DATABASE_URL (the tenant's own database URL) is required")
 app = Flask(__name__)
-engine = create_engine(os.environ.get("FLOOR_DATABASE_URL", "sqlite://"),
+engine = create_engine(os.environ["FLOOR_DATABASE_URL"],
                        pool_size=int(os.environ.get("FLOOR_POOL_SIZE", "4")), max_overflow=0)
 SLUG = os.environ.get("FLOOR_SLUG", "")
 PAGE = 25
