@@ -21,7 +21,7 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload
 
 from core.pagination import Page, paginate
 from qalitel.records import search
@@ -169,10 +169,20 @@ def record_page(user: User, spec: ListSpec, today: date) -> Page:
     return _page(record_rows(user, spec, today, conditions), count, spec)
 
 
-def visible_record(user: User, record_id: int) -> NonConformity | None:
-    """The record with this id if ``user`` may see it (else None: the view answers 404)."""
-    return tdb.execute(select(NonConformity).where(
-        NonConformity.id == record_id, record_visibility(user))).scalar_one_or_none()
+# What a record's page (and its report) shows of the rows it refers to: loaded with the
+# record, in one statement, instead of one lazy load each.
+RECORD_PAGE_LOADS = tuple(joinedload(relation) for relation in (
+    NonConformity.folder, NonConformity.detected_by, NonConformity.assignee,
+    NonConformity.created_by, NonConformity.product, NonConformity.partner))
+
+
+def visible_record(user: User, record_id: int, *, shown: bool = False) -> NonConformity | None:
+    """The record with this id if ``user`` may see it (else None: the view answers 404);
+    ``shown``: with the people, folder and catalogue entries its page shows."""
+    query = select(NonConformity).where(NonConformity.id == record_id, record_visibility(user))
+    if shown:
+        query = query.options(*RECORD_PAGE_LOADS)
+    return tdb.execute(query).unique().scalar_one_or_none()
 
 
 # ------------------------------------------------------------------ actions

@@ -86,8 +86,9 @@ def list_spec(name: str) -> specs.ListSpec:
     return specs.parse_spec(name, args)
 
 
-def record_or_404(record_id: int) -> NonConformity:
-    record = queries.visible_record(me(), id_or_404(record_id))
+def record_or_404(record_id: int, *, shown: bool = False) -> NonConformity:
+    """``shown``: for the record's page (see :func:`queries.visible_record`)."""
+    record = queries.visible_record(me(), id_or_404(record_id), shown=shown)
     if record is None:
         abort(404)
     return record
