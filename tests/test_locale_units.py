@@ -161,3 +161,23 @@ def test_csv_cells_are_what_the_readers_spreadsheet_reads():
         with force_locale("en"):
             assert number_cell(Decimal("1234.5"), 2) == "1234.50"
             assert csv_cell(date(2026, 1, 5)) == "2026-01-05"
+
+
+def test_template_strings_follow_a_forced_or_refreshed_locale(tmp_path):
+    """The templates' catalogue is looked up once per locale, not once per request:
+    ``force_locale`` (mail in the recipient's language) and ``refresh`` still switch it."""
+    from flask import render_template_string, session
+    from flask_babel import force_locale, refresh
+
+    from qalitel import create_app
+
+    app = create_app({"instance_dir": tmp_path / "instance"}, web=False)
+    page = "{{ _('Sign out') }}|{{ ngettext('%(num)d active', '%(num)d active', 2) }}"
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert render_template_string(page) == "Sign out|2 active"
+        with force_locale("fr"):
+            assert render_template_string(page).startswith("Se déconnecter|")
+        assert render_template_string(page) == "Sign out|2 active"
+        session["lang"] = "fr"
+        refresh()
+        assert render_template_string(page).startswith("Se déconnecter|")
