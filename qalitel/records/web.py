@@ -9,6 +9,7 @@ from flask import Blueprint, abort, render_template, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import Row
 
 from core import dates, validation
 from qalitel import prefs
@@ -115,7 +116,7 @@ def user_options(none_label: str | None = None, exclude: set[int] | None = None,
     return options(pairs + active)
 
 
-def folder_label(folder: Folder) -> str:
+def folder_label(folder: Folder | Row) -> str:
     """A folder's name in choices, marked when confidential: names are unique only among the
     folders one person sees, so a cleared person may see a plain and a confidential folder of
     the same name."""
