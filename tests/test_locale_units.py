@@ -181,3 +181,21 @@ def test_template_strings_follow_a_forced_or_refreshed_locale(tmp_path):
         session["lang"] = "fr"
         refresh()
         assert render_template_string(page).startswith("Se déconnecter|")
+
+
+def test_filter_options_escape_select_and_translate_pseudonyms(tmp_path):
+    """``select_options`` (the list filters' options in one call): values and texts escaped,
+    only a chosen string selected, an erased person's pseudonym in the reader's language."""
+    from qalitel import create_app
+    from qalitel.records.web import select_options
+
+    app = create_app({"instance_dir": tmp_path / "instance"}, web=False)
+    choices = [("1", "<b>Ann</b>"), (2, "Former user 7F3A"), ("none", "(nobody)")]
+    with app.test_request_context(headers={"Accept-Language": "fr"}):
+        html = str(select_options(choices, "2"))
+    assert html == ('<option value="1">&lt;b&gt;Ann&lt;/b&gt;</option>'
+                    '<option value="2" selected>Ancien utilisateur 7F3A</option>'
+                    '<option value="none">(nobody)</option>')
+    with app.test_request_context():
+        assert " selected" not in str(select_options(choices, None))
+        assert " selected" not in str(select_options(choices, ["2"]))

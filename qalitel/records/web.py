@@ -9,10 +9,12 @@ from flask import Blueprint, abort, render_template, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import Row
 
 from core import dates, validation
 from qalitel import prefs
+from qalitel.pseudonyms import translate_pseudonyms
 from qalitel.records import queries, service, specs, visibility
 from qalitel.records.forms import LABELS, NONE, options
 from qalitel.records.models import Action, Folder, NonConformity
@@ -66,6 +68,23 @@ def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     context.setdefault("can_manage_folders", visibility.can_manage_folders(user))
     context.setdefault("today", today())
     return render_template(template, **context), status
+
+
+_OPTION = Markup('<option value="{}"{}>{}</option>')
+_SELECTED = Markup(" selected")
+
+
+@bp.app_template_global("select_options")
+def select_options(choices: Any, chosen: Any) -> Markup:
+    """The ``<option>`` elements of a list filter, ``chosen`` (a value from the query string)
+    selected: built in one call, not one template loop step per option (a filter lists every
+    user and folder). Values and texts are escaped; pseudonyms are shown in the reader's
+    language, as every template value is."""
+    wanted = chosen if isinstance(chosen, str) else None
+    return Markup("").join(
+        _OPTION.format(value, _SELECTED if wanted is not None and wanted == str(value) else "",
+                       translate_pseudonyms(text))
+        for value, text in choices)
 
 
 def remember_page() -> None:
