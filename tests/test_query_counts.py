@@ -30,11 +30,11 @@ from tests.conftest import in_tenant, login, provision
 # server) and the maintenance banner's pending count; the tenant's starts with the user.
 EXPECTED = {
     "sqlite": {
-        "dashboard": (11, 2), "records": (5, 2), "record": (12, 2), "actions": (4, 2),
+        "dashboard": (11, 2), "records": (5, 2), "record": (11, 2), "actions": (4, 2),
         "folders": (3, 2), "users": (4, 2), "preferences": (4, 2), "my_data": (36, 9),
         "profile": (2, 2)},
     "postgresql": {
-        "dashboard": (11, 3), "records": (5, 3), "record": (12, 3), "actions": (4, 3),
+        "dashboard": (11, 3), "records": (5, 3), "record": (11, 3), "actions": (4, 3),
         "folders": (3, 3), "users": (4, 3), "preferences": (4, 3), "my_data": (36, 8),
         "profile": (2, 3)},
 }
