@@ -18,7 +18,7 @@ from typing import Any
 
 from babel import Locale
 from flask import Flask, g, has_request_context, request, session
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, get_translations
 
 from core import config, dates
 
@@ -90,6 +90,36 @@ def compile_catalogs(directory: Path | None = None) -> list[Path]:
     return written
 
 
+def _translations() -> Any:
+    """This request's catalogue, looked up once per locale object: Flask-Babel's own lookup
+    (context, domain, locale, cache key) runs for each of the ~60 strings of a page.
+    ``force_locale`` and ``refresh`` replace or drop the locale object, so a cached catalogue
+    never outlives the locale it was found for."""
+    ctx = g.get("_flask_babel") if has_request_context() else None
+    locale = getattr(ctx, "babel_locale", None)
+    if locale is None:
+        return get_translations()
+    domain = getattr(ctx, "babel_domain", None)
+    cached = getattr(ctx, "qalitel_translations", None)
+    if cached is not None and cached[0] is locale and cached[1] is domain:
+        return cached[2]
+    translations = get_translations()
+    ctx.qalitel_translations = (locale, domain, translations)
+    return translations
+
+
+def _install_template_gettext(app: Flask) -> None:
+    """The templates' ``_``/``gettext``/``ngettext``/``pgettext`` through :func:`_translations`
+    (same catalogues and new-style formatting as Flask-Babel's)."""
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: _translations().ugettext(s),
+        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: _translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
+    )
+
+
 def _template_values() -> dict[str, Any]:
     locale = get_locale()
     current = locale.language if locale is not None else DEFAULT
@@ -105,6 +135,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE",
                           app.extensions[config.EXTENSION].default_timezone)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    _install_template_gettext(app)
     app.jinja_env.filters.update(date_text=dates.date_text, datetime_text=dates.datetime_text,
                                  iso_text=dates.iso_text, from_iso=dates.from_iso)
     app.jinja_env.globals.update(time_tag=dates.time_tag, month_text=dates.month_text,

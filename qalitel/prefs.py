@@ -9,12 +9,15 @@ A tampered, expired, oversize, malformed or other-tenant cookie is ignored, neve
 
 Views read with :func:`current_prefs` / :func:`list_prefs` / :func:`landing_path` and change
 with :func:`set_pref` / :func:`save_list_prefs` / :func:`remember_page`; the cookie is written
-once, after the request, and only when something changed. :func:`forget_prefs` deletes it.
+once, after the request, and only when something changed or its signature is a day old (the
+year rolls on from the last day of use, at the cost of one cookie a day, not one a response).
+:func:`forget_prefs` deletes it.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
@@ -34,6 +37,9 @@ MAX_AGE = 365 * 24 * 3600
 MAX_BYTES = 3800
 MAX_INCOMING = 4096
 SALT = "qalitel-prefs-v1"
+# The year runs from the last use: an unchanged cookie is re-signed (and sent again) once its
+# signature is a day old, not on every response.
+REFRESH_AFTER = 24 * 3600  # seconds, on the clock itsdangerous signs and expires with
 
 LANGUAGES = ("fr", "en")
 DENSITIES = ("comfortable", "compact")
@@ -167,7 +173,8 @@ def _read(slug: str, uid: str, resign: bool = True) -> dict[str, Any]:
         return {}
     errors = (BadData, ValueError, TypeError, UnicodeError, RecursionError)
     try:
-        data = _serializer(current_only=True).loads(raw, max_age=MAX_AGE)
+        data, signed_at = _serializer(current_only=True).loads(raw, max_age=MAX_AGE,
+                                                               return_timestamp=True)
     except errors:
         if not current_app.config.get("SECRET_KEY_FALLBACKS"):
             return {}
@@ -179,7 +186,10 @@ def _read(slug: str, uid: str, resign: bool = True) -> dict[str, Any]:
         if resign:
             g.prefs_dirty = bool(cleaned)  # signed with a previous key: re-sign with the current
         return cleaned
-    return sanitize(data, slug, uid)
+    cleaned = sanitize(data, slug, uid)
+    if resign and cleaned and time.time() - signed_at.timestamp() > REFRESH_AFTER:
+        g.prefs_dirty = True  # the year rolls on from the last day the cookie was used
+    return cleaned
 
 
 def current_prefs() -> dict[str, Any]:

@@ -161,3 +161,41 @@ def test_csv_cells_are_what_the_readers_spreadsheet_reads():
         with force_locale("en"):
             assert number_cell(Decimal("1234.5"), 2) == "1234.50"
             assert csv_cell(date(2026, 1, 5)) == "2026-01-05"
+
+
+def test_template_strings_follow_a_forced_or_refreshed_locale(tmp_path):
+    """The templates' catalogue is looked up once per locale, not once per request:
+    ``force_locale`` (mail in the recipient's language) and ``refresh`` still switch it."""
+    from flask import render_template_string, session
+    from flask_babel import force_locale, refresh
+
+    from qalitel import create_app
+
+    app = create_app({"instance_dir": tmp_path / "instance"}, web=False)
+    page = "{{ _('Sign out') }}|{{ ngettext('%(num)d active', '%(num)d active', 2) }}"
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert render_template_string(page) == "Sign out|2 active"
+        with force_locale("fr"):
+            assert render_template_string(page).startswith("Se déconnecter|")
+        assert render_template_string(page) == "Sign out|2 active"
+        session["lang"] = "fr"
+        refresh()
+        assert render_template_string(page).startswith("Se déconnecter|")
+
+
+def test_filter_options_escape_select_and_translate_pseudonyms(tmp_path):
+    """``select_options`` (the list filters' options in one call): values and texts escaped,
+    only a chosen string selected, an erased person's pseudonym in the reader's language."""
+    from qalitel import create_app
+    from qalitel.records.web import select_options
+
+    app = create_app({"instance_dir": tmp_path / "instance"}, web=False)
+    choices = [("1", "<b>Ann</b>"), (2, "Former user 7F3A"), ("none", "(nobody)")]
+    with app.test_request_context(headers={"Accept-Language": "fr"}):
+        html = str(select_options(choices, "2"))
+    assert html == ('<option value="1">&lt;b&gt;Ann&lt;/b&gt;</option>'
+                    '<option value="2" selected>Ancien utilisateur 7F3A</option>'
+                    '<option value="none">(nobody)</option>')
+    with app.test_request_context():
+        assert " selected" not in str(select_options(choices, None))
+        assert " selected" not in str(select_options(choices, ["2"]))

@@ -256,6 +256,31 @@ def test_key_rotation_through_fallbacks(make_app, backend, password_hash):
     assert set_cookies(old.get("/t/alpha/login")) == []  # current key: no rewrite
 
 
+class _TwoDaysOldSigner(TimestampSigner):
+    def get_timestamp(self) -> int:
+        return int(time.time()) - 2 * 24 * 3600
+
+
+def test_the_year_rolls_on_once_a_day_not_on_every_response(two_tenants):
+    """An unchanged cookie is not sent again while its signature is fresh; signed more than
+    a day ago, it is re-signed now (same contents, Max-Age a year from today)."""
+    app, data = two_tenants.app, good(two_tenants)
+    fresh = app.test_client()
+    present(fresh, sign(data, app.secret_key))
+    assert set_cookies(fresh.get("/t/alpha/login")) == []
+    aged = app.test_client()
+    present(aged, sign(data, app.secret_key, signer=_TwoDaysOldSigner))
+    page = aged.get("/t/alpha/login")
+    assert prefilled(page) == two_tenants.a.user_email
+    value, attrs = prefs_cookie(page)
+    assert attrs["max-age"] == YEAR
+    contents, signed_at = URLSafeTimedSerializer(app.secret_key, salt=prefs.SALT).loads(
+        value, return_timestamp=True)
+    assert contents == data and time.time() - signed_at.timestamp() < 60
+    present(aged, value)
+    assert set_cookies(aged.get("/t/alpha/login")) == []  # re-signed today: not again
+
+
 # -- hostile or stale cookies are ignored, never an error page ----------------------------
 
 class _YearOldSigner(TimestampSigner):

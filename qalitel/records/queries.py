@@ -21,7 +21,7 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload
 
 from core.pagination import Page, paginate
 from qalitel.records import search
@@ -131,8 +131,11 @@ RECORD_SORT_KEYS: dict[str, Callable[[User], Any]] = {
 
 
 def record_rows(user: User, spec: ListSpec, today: date,
-                conditions: list[ColumnElement[bool]] | None = None) -> Select:
-    """Rows of the record list (without paging), with the names a table shows."""
+                conditions: list[ColumnElement[bool]] | None = None, *,
+                full: bool = True) -> Select:
+    """Rows of the record list (without paging), with the names a table shows; ``full``:
+    also the description, the detector and the record fields (the CSV export, the
+    dashboard), else only what the list page shows (fewer joins for the server to plan)."""
     has_overdue = exists().where(Action.record_id == NonConformity.id,
                                  overdue_action(today)).label("overdue")
     key = RECORD_SORT_KEYS[spec.sort_key](user)
@@ -141,20 +144,22 @@ def record_rows(user: User, spec: ListSpec, today: date,
         order.append(NonConformity.number.desc())
     if conditions is None:
         conditions = record_conditions(user, spec, today)
-    return (select(NonConformity.id, NonConformity.number, NonConformity.title,
-                   NonConformity.description, NonConformity.status, NonConformity.severity,
-                   NonConformity.origin, NonConformity.detected_on,
+    shown = select(NonConformity.id, NonConformity.number, NonConformity.title,
+                   NonConformity.status, NonConformity.severity, NonConformity.detected_on,
                    folder_name(user).label("folder_name"),
                    Folder.confidential.label("confidential"),
-                   ASSIGNEE.name.label("assignee_name"), DETECTOR.name.label("detected_by_name"),
-                   has_overdue, *RECORD_FIELD_COLUMNS)
-            .outerjoin(Folder, NonConformity.folder_id == Folder.id)
-            .outerjoin(ASSIGNEE, NonConformity.assignee_id == ASSIGNEE.id)
-            .outerjoin(DETECTOR, NonConformity.detected_by_id == DETECTOR.id)
-            .outerjoin(PRODUCT, NonConformity.product_id == PRODUCT.id)
-            .outerjoin(PARTNER, NonConformity.partner_id == PARTNER.id)
-            .where(*conditions)
-            .order_by(*order))
+                   ASSIGNEE.name.label("assignee_name"), has_overdue)
+    if full:
+        shown = (shown.add_columns(NonConformity.description, NonConformity.origin,
+                                   DETECTOR.name.label("detected_by_name"),
+                                   *RECORD_FIELD_COLUMNS))
+    query = (shown.outerjoin(Folder, NonConformity.folder_id == Folder.id)
+             .outerjoin(ASSIGNEE, NonConformity.assignee_id == ASSIGNEE.id))
+    if full:
+        query = (query.outerjoin(DETECTOR, NonConformity.detected_by_id == DETECTOR.id)
+                 .outerjoin(PRODUCT, NonConformity.product_id == PRODUCT.id)
+                 .outerjoin(PARTNER, NonConformity.partner_id == PARTNER.id))
+    return query.where(*conditions).order_by(*order)
 
 
 def _page(rows: Select, count: Select, spec: ListSpec) -> Page:
@@ -166,13 +171,23 @@ def _page(rows: Select, count: Select, spec: ListSpec) -> Page:
 def record_page(user: User, spec: ListSpec, today: date) -> Page:
     conditions = record_conditions(user, spec, today)
     count = select(func.count()).select_from(NonConformity).where(*conditions)
-    return _page(record_rows(user, spec, today, conditions), count, spec)
+    return _page(record_rows(user, spec, today, conditions, full=False), count, spec)
 
 
-def visible_record(user: User, record_id: int) -> NonConformity | None:
-    """The record with this id if ``user`` may see it (else None: the view answers 404)."""
-    return tdb.execute(select(NonConformity).where(
-        NonConformity.id == record_id, record_visibility(user))).scalar_one_or_none()
+# What a record's page (and its report) shows of the rows it refers to: loaded with the
+# record, in one statement, instead of one lazy load each.
+RECORD_PAGE_LOADS = tuple(joinedload(relation) for relation in (
+    NonConformity.folder, NonConformity.detected_by, NonConformity.assignee,
+    NonConformity.created_by, NonConformity.product, NonConformity.partner))
+
+
+def visible_record(user: User, record_id: int, *, shown: bool = False) -> NonConformity | None:
+    """The record with this id if ``user`` may see it (else None: the view answers 404);
+    ``shown``: with the people, folder and catalogue entries its page shows."""
+    query = select(NonConformity).where(NonConformity.id == record_id, record_visibility(user))
+    if shown:
+        query = query.options(*RECORD_PAGE_LOADS)
+    return tdb.execute(query).unique().scalar_one_or_none()
 
 
 # ------------------------------------------------------------------ actions

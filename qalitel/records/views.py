@@ -293,7 +293,7 @@ def _show(record: NonConformity, status: int = 200, *, status_form: StatusForm |
 @bp.get("/records/<int:record_id>")
 @login_required
 def show(record_id: int):
-    return _show(record_or_404(record_id))
+    return _show(record_or_404(record_id, shown=True))
 
 
 @bp.post("/records/<int:record_id>/status")

@@ -40,7 +40,11 @@ def of(record: NonConformity) -> RecordAnalysis | None:
 
 def current(record: NonConformity) -> dict[str, Any]:
     """The analysis as its form holds it (empty texts and no main cause when there is none)."""
-    analysis = of(record)
+    return values_of(of(record))
+
+
+def values_of(analysis: RecordAnalysis | None) -> dict[str, Any]:
+    """:func:`current` of an analysis row already read (None: there is none)."""
     return {name: getattr(analysis, name) if analysis is not None
             else (None if name == "main_cause" else "") for name in ANALYSIS_FIELDS}
 

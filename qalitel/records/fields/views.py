@@ -148,7 +148,7 @@ def record_analysis(record_id: int):
 def show_context(record: NonConformity) -> dict:
     """What the record page shows of the structured analysis."""
     found = analysis.of(record)
-    values = analysis.current(record)
+    values = analysis.values_of(found)
     return {"analysis": found if found is not None and not analysis.is_empty(values) else None,
             "why_steps": [(values[f"why_{i}"], values[f"because_{i}"])
                           for i in range(1, WHY_STEPS + 1)

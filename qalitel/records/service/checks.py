@@ -164,10 +164,12 @@ def assignable_users() -> list[Row]:
                             .order_by(func.lower(User.name), User.id)).all())
 
 
-def usable_folders(user: User) -> list[Folder]:
-    """The folders ``user`` sees and may file records in, by name."""
-    return list(tdb.execute(select(Folder).where(visibility.folder_visibility(user))
-                            .order_by(func.lower(Folder.name), Folder.id)).scalars())
+def usable_folders(user: User) -> list[Row]:
+    """(id, name, confidential) of the folders ``user`` sees and may file records in, by name
+    (rows, not objects: every list page asks for them)."""
+    return list(tdb.execute(select(Folder.id, Folder.name, Folder.confidential)
+                            .where(visibility.folder_visibility(user))
+                            .order_by(func.lower(Folder.name), Folder.id)).all())
 
 
 # ------------------------------------------------------------------ amounts and list entries

@@ -1,0 +1,147 @@
+"""How many SQL statements one signed-in GET of a main page issues, on the tenant and on the
+platform database, on both backends.
+
+The same page with 5 and with 25 of everything it lists (records, actions, users, folders,
+shares, comments) issues the same number of statements: a page that loads a row's assignee,
+author or folder one query at a time (N+1) fails here. The counts are also pinned to a bound
+per page, so a new per-request query is a decision, not an accident.
+
+Statements are counted on the client side (SQLAlchemy's ``before_cursor_execute`` on every
+engine), the platform's engine told apart from the tenant's; the transaction's own
+``BEGIN``/``COMMIT`` are not statements of the cursor and are not counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from tests.conftest import in_tenant, login, provision
+
+# One signed-in admin's GET of each page: (tenant statements, platform statements) on SQLite
+# and on PostgreSQL. The platform's share: the tenant row (plus, on PostgreSQL, its database
+# server) and the maintenance banner's pending count; the tenant's starts with the user.
+EXPECTED = {
+    "sqlite": {
+        "dashboard": (11, 2), "records": (5, 2), "record": (11, 2), "actions": (4, 2),
+        "folders": (3, 2), "users": (4, 2), "preferences": (4, 2), "my_data": (36, 9),
+        "profile": (2, 2)},
+    "postgresql": {
+        "dashboard": (11, 3), "records": (5, 3), "record": (11, 3), "actions": (4, 3),
+        "folders": (3, 3), "users": (4, 3), "preferences": (4, 3), "my_data": (36, 8),
+        "profile": (2, 3)},
+}
+# A plain user's record list: the user, the page's total, its rows, the assignee and folder
+# choices; on the platform, the tenant (and its server): no banner for a non-admin.
+USER_LIST = {"sqlite": (5, 1), "postgresql": (5, 2)}
+
+
+@contextmanager
+def counting(app: Flask) -> Iterator[Counter]:
+    """Count the statements sent while the block runs, by database (tenant / platform)."""
+    from core.db import db
+
+    with app.app_context():
+        platform_engine = db.engine
+    seen: Counter = Counter()
+
+    def count(conn, _cursor, _statement, *_args) -> None:
+        seen["platform" if conn.engine is platform_engine else "tenant"] += 1
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+
+
+def add_rows(app: Flask, slug: str, password_hash: str, count: int, first: int,
+             assignee: str | None = None) -> int:
+    """``count`` more of everything the pages list: users, folders, records assigned to and
+    detected by other people, in folders, shared, with actions owned by others and comments.
+    ``assignee``: the e-mail of the person every record is assigned to (else others).
+    Returns one record's id."""
+    from qalitel.records.models import Folder, RecordShare
+    from qalitel.records.service import create_action, create_nonconformity
+    from qalitel.users.models import Profile, User
+
+    with in_tenant(app, slug) as session:
+        admin = session.query(User).filter_by(profile=Profile.ADMIN).order_by(User.id).first()
+        people = [User(email=f"p{first + i}@{slug}.example", name=f"Person {first + i:03d}",
+                       password_hash=password_hash,
+                       profile=Profile.MANAGER if i % 3 == 0 else Profile.USER)
+                  for i in range(count)]
+        folders = [Folder(name=f"Folder {first + i:03d}", confidential=i % 4 == 0)
+                   for i in range(count)]
+        session.add_all(people + folders)
+        session.flush()
+        named = session.query(User).filter_by(email=assignee).one() if assignee else None
+        record_id = 0
+        for i in range(count):
+            person, folder = people[i], folders[i]
+            record = create_nonconformity(
+                admin, f"Record {first + i}", "text", detected_by_id=person.id,
+                folder_id=folder.id, assignee_id=(named or people[-1 - i]).id, severity="major",
+                detected_on=date.today() - timedelta(days=i))
+            create_action(admin, f"Action {first + i}", record=record, owner_id=person.id,
+                          due_date=date.today() - timedelta(days=1))
+            session.add(RecordShare(record_id=record.id, user_id=people[i - 1].id))
+            record_id = record.id
+        session.commit()
+    return record_id
+
+
+def pages(slug: str, record_id: int) -> dict[str, str]:
+    base = f"/t/{slug}"
+    return {"dashboard": f"{base}/", "records": f"{base}/records/?per_page=50",
+            "record": f"{base}/records/{record_id}", "actions": f"{base}/actions/?per_page=50",
+            "folders": f"{base}/folders/", "users": f"{base}/users/",
+            "preferences": f"{base}/preferences", "my_data": f"{base}/my-data",
+            "profile": f"{base}/profile"}
+
+
+def statements(app: Flask, client, url: str) -> tuple[int, int]:
+    client.get(url)  # warm: engine, pool, compiled statements, templates
+    with counting(app) as seen:
+        response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code)
+    return seen["tenant"], seen["platform"]
+
+
+@pytest.fixture
+def world(platform_app, password_hash):
+    app = platform_app
+    tenant = provision(app, "counted", password_hash, records=0)
+    record_id = add_rows(app, tenant.slug, password_hash, 5, first=0)
+    client = app.test_client()
+    login(client, tenant.slug, tenant.admin_email)
+    return app, tenant, client, record_id
+
+
+def test_main_pages_issue_the_same_statements_for_5_and_25_rows(world, backend, password_hash):
+    app, tenant, client, record_id = world
+    few = {name: statements(app, client, url)
+           for name, url in pages(tenant.slug, record_id).items()}
+    record_id = add_rows(app, tenant.slug, password_hash, 20, first=5)
+    many = {name: statements(app, client, url)
+            for name, url in pages(tenant.slug, record_id).items()}
+    assert many == few
+    assert few == EXPECTED[backend]
+
+
+def test_a_plain_users_list_of_25_rows_issues_5_statements(world, backend, password_hash):
+    """Visibility clauses, 25 rows shown of 30: as many statements as for 5 rows."""
+    app, tenant, _client, _record_id = world
+    add_rows(app, tenant.slug, password_hash, 30, first=5, assignee=tenant.user_email)
+    client = app.test_client()
+    login(client, tenant.slug, tenant.user_email)
+    url = f"/t/{tenant.slug}/records/"
+    assert client.get(url).get_data(as_text=True).count("<td>NC-") == 25
+    assert statements(app, client, url) == USER_LIST[backend]
