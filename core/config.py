@@ -44,7 +44,7 @@ class Settings:
     trusted_hosts: tuple[str, ...] = ()
     https: bool = False
     engine_cache_size: int = 16
-    dormant_engine_cache_size: int = 256
+    dormant_engine_cache_size: int = 1000
     tenant_pool_size: int = 2
     tenant_pool_timeout: float = 10.0
     platform_pool_size: int = 2
@@ -124,9 +124,9 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
     ("QALITEL_HTTPS", "https", bool, "0", "Served behind HTTPS: `Secure` cookies and HSTS."),
     ("QALITEL_ENGINE_CACHE_SIZE", "engine_cache_size", int, "16",
      "Tenant engines kept open per process (LRU)."),
-    ("QALITEL_DORMANT_ENGINE_CACHE_SIZE", "dormant_engine_cache_size", int, "256",
-     "Evicted tenant engines kept per process without connections (LRU, 0 to 100000): a "
-     "known tenant then costs one connect, not an engine build."),
+    ("QALITEL_DORMANT_ENGINE_CACHE_SIZE", "dormant_engine_cache_size", int, "1000",
+     "Evicted tenant engines kept per process without connections (LRU, 0 to 100000; "
+     "about 10 KiB each): a known tenant then costs one connect, not an engine build."),
     ("QALITEL_TENANT_POOL_SIZE", "tenant_pool_size", int, "2",
      "Connections per tenant engine (no overflow)."),
     ("QALITEL_TENANT_POOL_TIMEOUT", "tenant_pool_timeout", float, "10",
