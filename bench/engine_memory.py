@@ -8,6 +8,8 @@ this process, with ``tracemalloc`` (Python allocations) and RSS (``/proc/self/st
   connected;
 * one **connection** more per engine (the identity check and a query run on it);
 * a **dormant** engine: connected once, evicted (its pool drained), kept without connection;
+* for comparison, an engine with a dialect and compiled cache of its own (what every engine
+  was before ``tenants/dialects.py``), connected once and drained;
 
 and, on PostgreSQL when the server is local, the private memory of one server backend per
 connection (``/proc/<pid>/smaps_rollup``). Everything it made is dropped at the end.
@@ -80,7 +82,7 @@ def main() -> int:
 
     from qalitel import create_app
     from tenants import pg
-    from tenants.engines import EngineCache, TenantInfo
+    from tenants.engines import EngineCache, TenantInfo, build_engine
     from tenants.provisioning import create_tenant
 
     prefix = f"qem{secrets.token_hex(3)}_"
@@ -140,6 +142,13 @@ def main() -> int:
             assert small.dormant == n and small.checked_out() == 1
             small.clear()
             big.kits.clear()
+            meter.mark()
+            own = [build_engine(info, settings) for info in infos]  # a dialect each
+            for engine in own:
+                query(engine)
+                engine.dispose()
+            unshared = meter.since(n)
+            del own
     finally:
         with app.app_context():
             from core.db import db
@@ -151,7 +160,8 @@ def main() -> int:
     print(f"{args.backend}, {n} engines (Python allocations by tracemalloc / RSS delta):")
     for label, (py, rss) in (("idle engine (no connection)", idle),
                              ("+ one connection, per engine", connection),
-                             ("dormant engine (pool drained)", dormant)):
+                             ("dormant engine (pool drained)", dormant),
+                             ("unshared engine, connected once", unshared)):
         print(f"  {label:<32} {py:8.1f} KiB Python   {rss:8.1f} KiB RSS")
     if backends:
         backends.sort()

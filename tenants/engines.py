@@ -154,6 +154,8 @@ def build_engine(info: TenantInfo, settings: Settings, *, pooled: bool = True,
         engine = engine_on_dialect(kit.dialect, url, pool=pool, connect_args=connect_args)
     else:
         options: dict = {"pool_pre_ping": True, "connect_args": connect_args}
+        if kit is not None:
+            options["query_cache_size"] = 0  # the kit's cache serves instead
         if info.backend is Backend.POSTGRESQL:
             options["use_native_hstore"] = False  # no hstore: no type look-up per connection
         if not pooled:
@@ -170,7 +172,7 @@ def build_engine(info: TenantInfo, settings: Settings, *, pooled: bool = True,
         if info.backend is Backend.SQLITE:
             harden_sqlite(dbapi_connection)
         check_identity(dbapi_connection, info.uid, info.slug)
-        if kits is not None and kit is not None and kit.dialect is None:
+        if kit is not None and kit.dialect is None and kits is not None:
             kits.adopt(kit, engine.dialect)  # initialised by now (create_engine's listener)
 
     return engine
@@ -356,6 +358,8 @@ class EngineCache:
         """Drop every engine, live and dormant."""
         with self._cond:
             uids = list(self._entries) + list(self._dormant)
+            for draining in self._live:
+                draining.park = False
         for uid in uids:
             self.invalidate(uid)
 
