@@ -44,6 +44,7 @@ class Settings:
     trusted_hosts: tuple[str, ...] = ()
     https: bool = False
     engine_cache_size: int = 16
+    dormant_engine_cache_size: int = 1000
     tenant_pool_size: int = 2
     tenant_pool_timeout: float = 10.0
     platform_pool_size: int = 2
@@ -123,6 +124,9 @@ VARIABLES: list[tuple[str, str, type, str, str]] = [
     ("QALITEL_HTTPS", "https", bool, "0", "Served behind HTTPS: `Secure` cookies and HSTS."),
     ("QALITEL_ENGINE_CACHE_SIZE", "engine_cache_size", int, "16",
      "Tenant engines kept open per process (LRU)."),
+    ("QALITEL_DORMANT_ENGINE_CACHE_SIZE", "dormant_engine_cache_size", int, "1000",
+     "Evicted tenant engines kept per process without connections (LRU, 0 to 100000; "
+     "about 10 KiB each): a known tenant then costs one connect, not an engine build."),
     ("QALITEL_TENANT_POOL_SIZE", "tenant_pool_size", int, "2",
      "Connections per tenant engine (no overflow)."),
     ("QALITEL_TENANT_POOL_TIMEOUT", "tenant_pool_timeout", float, "10",
@@ -322,6 +326,8 @@ def load(overrides: Mapping[str, Any] | None = None,
         raise ConfigError("QALITEL_LOGIN_HISTORY_DAYS must be between 1 and 3650")
     if settings.engine_cache_size < 1 or settings.tenant_pool_size < 1:
         raise ConfigError("engine cache size and tenant pool size must be at least 1")
+    if not 0 <= settings.dormant_engine_cache_size <= 100_000:
+        raise ConfigError("QALITEL_DORMANT_ENGINE_CACHE_SIZE must be between 0 and 100000")
     if not 1 <= settings.file_max_bytes <= 2**31 - 1 or not 1 <= settings.file_max_count <= 1000:
         raise ConfigError("QALITEL_FILE_MAX_BYTES must be between 1 and 2147483647, "
                           "QALITEL_FILE_MAX_COUNT between 1 and 1000")

@@ -7,6 +7,7 @@ from contextlib import ExitStack
 
 from flask import Blueprint, Flask, abort, current_app, g
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from werkzeug.routing import BaseConverter
 
 from core import config
@@ -21,9 +22,11 @@ class SlugConverter(BaseConverter):
 
 
 def load_tenant(slug: str) -> TenantInfo | None:
+    """The registry row of ``slug`` and its server, in one platform query."""
     if not SLUG_RE.fullmatch(slug or ""):
         return None
-    row = db.session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none()
+    query = select(Tenant).options(joinedload(Tenant.server)).where(Tenant.slug == slug)
+    row = db.session.execute(query).scalar_one_or_none()
     return TenantInfo.from_row(row) if row is not None else None
 
 
