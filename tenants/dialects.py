@@ -19,6 +19,23 @@ Why sharing is safe:
   every tenant database on it: all are cloned from one template and provisioning sets no
   per-database option. An in-place major upgrade of a server needs the web processes
   restarted (a server moved to a new address is a new kit anyway).
+
+What sharing does not change, and what it costs:
+
+* A cached ``Compiled`` keeps the statement it was first compiled from, bound values
+  included (SQLAlchemy's own design, per engine before): one tenant's search words can stay
+  in this process's memory, reachable from another tenant's engine object, until the LRU
+  drops them. They are never sent or shown: each execution binds its own parameters, and
+  every value the app passes is a bound parameter (no literal is rendered into cached SQL).
+  The process memory of a web worker was already shared by every tenant it serves.
+* Dialect-level events (``do_execute``, ``do_connect``, ``do_setinputsizes``) registered on
+  one tenant engine fire for every engine of its kit: register nothing on a tenant engine's
+  dialect; per-tenant hooks go on the engine or its pool (``connect``, as the identity
+  check does).
+* :func:`engine_on_dialect` assembles an engine from SQLAlchemy's parts as ``create_engine``
+  does (``create_connect_args``, ``on_connect_url``, ``_builtin_onconnect``): the
+  ``sqlalchemy`` bound in ``pyproject.toml`` is the range it is tested on
+  (``tests/test_engine_sharing.py``).
 """
 
 from __future__ import annotations

@@ -31,12 +31,12 @@ from tests.conftest import in_tenant, login, provision
 # tenant's starts with the user.
 EXPECTED = {
     "sqlite": {
-        "dashboard": (11, 2), "records": (5, 2), "record": (11, 2), "actions": (4, 2),
+        "dashboard": (11, 2), "records": (5, 2), "record": (10, 2), "actions": (4, 2),
         "folders": (3, 2), "users": (4, 2), "preferences": (4, 2), "my_data": (36, 9),
         "profile": (2, 2)},
     "postgresql": {
-        "dashboard": (11, 2), "records": (5, 2), "record": (11, 2), "actions": (4, 2),
-        "folders": (3, 2), "users": (4, 2), "preferences": (4, 2), "my_data": (36, 8),
+        "dashboard": (11, 2), "records": (5, 2), "record": (10, 2), "actions": (4, 2),
+        "folders": (3, 2), "users": (4, 2), "preferences": (4, 2), "my_data": (36, 7),
         "profile": (2, 2)},
 }
 # A plain user's record list: the user, the page's total, its rows, the assignee and folder
@@ -146,3 +146,39 @@ def test_a_plain_users_list_of_25_rows_issues_5_statements(world, backend, passw
     url = f"/t/{tenant.slug}/records/"
     assert client.get(url).get_data(as_text=True).count("<td>NC-") == 25
     assert statements(app, client, url) == USER_LIST[backend]
+
+
+def crowd_record(app: Flask, slug: str, record_id: int, password_hash: str, count: int,
+                 first: int) -> None:
+    """``count`` more people around one record: each shares it, changed a field of it and
+    moved its status, so its page names ``count`` more people in each of those lists."""
+    from qalitel.records.models import RecordHistory, RecordShare, StatusChange
+    from qalitel.users.models import Profile, User
+
+    with in_tenant(app, slug) as session:
+        people = [User(email=f"c{first + i}@{slug}.example", name=f"Crowd {first + i:03d}",
+                       password_hash=password_hash, profile=Profile.USER)
+                  for i in range(count)]
+        session.add_all(people)
+        session.flush()
+        for person in people:
+            session.add_all([
+                RecordShare(record_id=record_id, user_id=person.id),
+                RecordHistory(record_id=record_id, user_id=person.id, field="title",
+                              old_value="a", new_value="b"),
+                StatusChange(record_id=record_id, from_status="open", to_status="open",
+                             changed_by_id=person.id, comment="")])
+        session.commit()
+
+
+def test_a_record_page_names_its_people_without_a_query_each(world, backend, password_hash):
+    """Shares, history and status steps by many people: the record page's statements stay
+    those of a record with one of each (their people are read with them, never one by one)."""
+    app, tenant, client, record_id = world
+    url = f"/t/{tenant.slug}/records/{record_id}"
+    crowd_record(app, tenant.slug, record_id, password_hash, 1, first=0)
+    few = statements(app, client, url)
+    crowd_record(app, tenant.slug, record_id, password_hash, 6, first=1)
+    many = statements(app, client, url)
+    assert many == few
+    assert client.get(url).get_data(as_text=True).count("Crowd 00") >= 3 * 7

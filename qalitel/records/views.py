@@ -13,6 +13,7 @@ from flask import abort, flash, redirect, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from core.pagination import PAGE_SIZES
 from qalitel.records import (
@@ -240,7 +241,8 @@ def _edit_conflict(record: NonConformity, conflict: service.EditConflict):
 
 def _history(user, record_id: int) -> list[SimpleNamespace]:
     """The record's history, newest first, as ``user`` may read it (folder names masked)."""
-    rows = tdb.execute(select(RecordHistory).where(RecordHistory.record_id == record_id)
+    rows = tdb.execute(select(RecordHistory).options(joinedload(RecordHistory.user))
+                       .where(RecordHistory.record_id == record_id)
                        .order_by(RecordHistory.changed_at.desc(), RecordHistory.id.desc())
                        ).scalars()
     seen: dict[int | None, bool] = {}
@@ -254,9 +256,11 @@ def _history(user, record_id: int) -> list[SimpleNamespace]:
 def _show(record: NonConformity, status: int = 200, *, status_form: StatusForm | None = None,
           share_form: ShareForm | None = None, reopen_form: ReopenForm | None = None):
     user = me()
-    shares = list(tdb.execute(select(RecordShare).where(RecordShare.record_id == record.id)
+    shares = list(tdb.execute(select(RecordShare).options(joinedload(RecordShare.user))
+                              .where(RecordShare.record_id == record.id)
                               .order_by(RecordShare.shared_at)).scalars())
-    steps = list(tdb.execute(select(StatusChange).where(StatusChange.record_id == record.id)
+    steps = list(tdb.execute(select(StatusChange).options(joinedload(StatusChange.changed_by))
+                             .where(StatusChange.record_id == record.id)
                              .order_by(StatusChange.changed_at, StatusChange.id)).scalars())
     history = _history(user, record.id)
     can_edit = visibility.can_edit_record(user, record) and not service.is_locked(record)
