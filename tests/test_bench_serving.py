@@ -93,3 +93,8 @@ def test_a_budget_over_max_connections_is_refused():
     assert done.returncode == 2, done.stdout + done.stderr
     assert "configured budget does not fit the server" in done.stdout
     assert "tenants:" not in done.stdout
+
+
+def test_bench_backend_start_reads_the_new_and_the_warm_backends_cpu():
+    out = run_bench("bench/bench_backend_start.py", "--tenants", "2", "--warm", "2")
+    assert re.search(r"server backend CPU:\s+new backend\s+[\d.]+ ms\s+warm\s+[\d.]+ ms", out), out
