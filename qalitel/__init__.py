@@ -61,10 +61,11 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, web: bool 
 def _init_web(app: Flask) -> None:
     """Pages, their security and the commands (``flask --app wsgi …``)."""
     from maintenance import console as staff_console
-    from qalitel import cli, prefs, prefs_views, security, views
+    from qalitel import cli, menu, prefs, prefs_views, security, views
     from qalitel.auth import views as auth
 
     security.init_app(app)
+    menu.init_app(app)
     auth.init_app(app)
     prefs.init_app(app)
     app.register_blueprint(prefs_views.site)
