@@ -36,7 +36,7 @@ EXPECTED = {
         "profile": (2, 2)},
     "postgresql": {
         "dashboard": (11, 2), "records": (5, 2), "record": (11, 2), "actions": (4, 2),
-        "folders": (3, 2), "users": (4, 2), "preferences": (4, 2), "my_data": (36, 8),
+        "folders": (3, 2), "users": (4, 2), "preferences": (4, 2), "my_data": (36, 7),
         "profile": (2, 2)},
 }
 # A plain user's record list: the user, the page's total, its rows, the assignee and folder
