@@ -42,6 +42,7 @@ from maintenance.audit import AuditWriteError
 from maintenance.labels import SCOPE_LABELS, STATE_LABELS, STATUS_LABELS
 from maintenance.models import Grant, MaintenanceRequest, RequestStatus
 from maintenance.requests import aware
+from tenants import hooks
 from tenants.context import current_tenant, has_tenant
 
 bp = Blueprint("maintenance", __name__)
@@ -64,15 +65,26 @@ def _tenant_id() -> int:
 # ---------------------------------------------------------------- banner (every tenant page)
 
 
+PENDING_VALUE = "maintenance_pending"
+"""Read with the tenant row when a request resolves its tenant (no statement of its own)."""
+hooks.add_request_tenant_value(PENDING_VALUE, grants.pending_count_of_tenant)
+
+
 def _pending_for_admin() -> int:
-    """Requests awaiting a decision, for an admin of the current tenant (0 for anyone else)."""
+    """Requests awaiting a decision, for an admin of the current tenant (0 for anyone else).
+    A GET or HEAD takes the count read with its tenant row; other methods may have just
+    decided a request, so they count again."""
     if "maintenance_pending" not in g:
         count = 0
         if has_tenant() and is_admin():
-            try:
-                count = grants.pending_count(_tenant_id())
-            except Exception:  # a banner never takes a page down
-                db.session.rollback()
+            read = g.get("tenant_values") or {}
+            if request.method in ("GET", "HEAD") and PENDING_VALUE in read:
+                count = int(read[PENDING_VALUE])
+            else:
+                try:
+                    count = grants.pending_count(_tenant_id())
+                except Exception:  # a banner never takes a page down
+                    db.session.rollback()
         g.maintenance_pending = count
     return g.maintenance_pending
 
