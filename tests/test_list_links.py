@@ -70,3 +70,33 @@ def test_the_kept_menu_follows_profile_language_and_tenant(shared_two_tenants):
         assert "Utilisateurs" in french and ">Users<" not in french
         other_menu = _menu(other, b.slug)
         assert f"/t/{b.slug}/" in other_menu and f"/t/{a.slug}/" not in other_menu
+
+
+def test_list_choices_are_the_users_and_folders_queries_in_one(platform_app, backend,
+                                                              password_hash):
+    """The record list's one statement for its filter choices gives what the two queries
+    give, for an admin (every folder) and a plain user (no confidential folder)."""
+    from datetime import UTC, datetime
+
+    from qalitel.records.models import Folder
+    from qalitel.records.service import assignable_users, list_choices, usable_folders
+    from qalitel.users.models import User
+    from tests.conftest import in_tenant, provision
+
+    tenant = provision(platform_app, "choices", password_hash, records=0)
+    with in_tenant(platform_app, tenant.slug) as session:
+        session.add_all([Folder(name="zeta", confidential=False),
+                         Folder(name="Alpha", confidential=True),
+                         Folder(name="beta", confidential=False),
+                         User(email="gone@choices.example", name="Gone", profile="user",
+                              password_hash=password_hash, suspended_at=datetime.now(UTC)),
+                         User(email="b@choices.example", name="bob", profile="user",
+                              password_hash=password_hash)])
+        session.commit()
+        for user in session.query(User).filter(User.suspended_at.is_(None)):
+            users, folders = list_choices(user)
+            assert [(u.id, u.name) for u in users] == [tuple(u) for u in assignable_users()]
+            expected = [(f.id, f.name, f.confidential) for f in usable_folders(user)]
+            assert [(f.id, f.name, f.confidential) for f in folders] == expected
+            assert len(expected) == (3 if user.profile.value == "admin" else 2)
+        assert "Gone" not in {u.name for u in users}
