@@ -31,9 +31,10 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
+from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 
-from core import dates
+from core import clock, dates
 from core.db import db
 from core.web import admin_required, is_admin
 from maintenance import grants, notify, revocations  # noqa: F401  (notify: the e-mail hook)
@@ -44,6 +45,7 @@ from maintenance.models import Grant, MaintenanceRequest, RequestStatus
 from maintenance.requests import aware
 from tenants import hooks
 from tenants.context import current_tenant, has_tenant
+from tenants.registry import Tenant
 
 bp = Blueprint("maintenance", __name__)
 api = Blueprint("api", __name__, url_prefix="/api/maintenance")
@@ -67,7 +69,19 @@ def _tenant_id() -> int:
 
 PENDING_VALUE = "maintenance_pending"
 """Read with the tenant row when a request resolves its tenant (no statement of its own)."""
-hooks.add_request_tenant_value(PENDING_VALUE, grants.pending_count_of_tenant)
+
+
+def _pending_of_tenant() -> Any:
+    """:func:`grants.pending_count` (same conditions) as a scalar subquery correlated with
+    the registry's tenant row."""
+    return (select(func.count()).select_from(MaintenanceRequest)
+            .where(MaintenanceRequest.tenant_id == Tenant.id,
+                   MaintenanceRequest.status == RequestStatus.PENDING,
+                   MaintenanceRequest.pending_until > clock.now())
+            .correlate(Tenant).scalar_subquery())
+
+
+hooks.add_request_tenant_value(PENDING_VALUE, _pending_of_tenant)
 
 
 def _pending_for_admin() -> int:

@@ -30,7 +30,6 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -153,16 +152,6 @@ def active_grants(tenant_id: int) -> list[Grant]:
                             Grant.ends_at > clock.now())
         .order_by(Grant.ends_at)).scalars()
     return [grant for grant in found if not revocations.pending(grant.id)]
-
-
-def pending_count_of_tenant() -> Any:
-    """:func:`pending_count` as a scalar subquery correlated with the registry's tenant row
-    (read with it when a request resolves its tenant: ``client_views``)."""
-    return (select(func.count()).select_from(MaintenanceRequest)
-            .where(MaintenanceRequest.tenant_id == Tenant.id,
-                   MaintenanceRequest.status == RequestStatus.PENDING,
-                   MaintenanceRequest.pending_until > clock.now())
-            .correlate(Tenant).scalar_subquery())
 
 
 def pending_count(tenant_id: int) -> int:

@@ -1,19 +1,18 @@
-"""The main menu of tenant pages (``templates/_menu.html``), rendered once per process for
-each place, language and profile, then reused: it is the same on every page of a tenant
-for those three, and rendering it (a dozen links and translations) cost more than a list
-row. The place is the request's scheme, host and script root and the tenant's slug (what
-``url_for`` builds its links from); the language is the request's locale; the profile is
-the signed-in user's, which alone decides which links are shown.
+"""The main menu of tenant pages (``templates/_menu.html``), rendered once per app for each
+place, language and profile, then reused: it is the same on every page of a tenant for those
+three, and rendering it (a dozen links and translations) cost more than a list row. The
+place is the request's scheme and host and the tenant's home URL (``url_for("tenant.index")``:
+script root and slug, what the menu's links are built from); the language is the request's
+locale; the profile is the signed-in user's, which alone decides which links are shown.
 """
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, render_template, request, url_for
 from flask_babel import get_locale
 from flask_login import current_user
 from markupsafe import Markup
-
-from tenants import context
+from werkzeug.routing import BuildError
 
 EXTENSION = "qalitel_menus"
 MAX_MENUS = 1024
@@ -27,10 +26,12 @@ def _render() -> Markup:
 
 def tenant_menu() -> Markup:
     """The menu for this request (signed-in users of a tenant)."""
-    if not context.has_tenant():
+    try:
+        home = url_for("tenant.index")
+    except BuildError:  # outside a tenant: nothing to keep it for
         return _render()
-    key = (request.scheme, request.host, request.script_root, context.current_tenant().slug,
-           str(get_locale()), str(getattr(current_user, "profile", None)))
+    key = (request.scheme, request.host, home, str(get_locale()),
+           str(getattr(current_user, "profile", None)))
     menus: dict[tuple[str, ...], Markup] = current_app.extensions[EXTENSION]
     menu = menus.get(key)
     if menu is None:
