@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, tzinfo
+from functools import lru_cache
 
 from babel import Locale
 from babel.dates import format_date, format_time, get_datetime_format
@@ -71,7 +72,14 @@ def date_text(value: date | datetime | None, tz: tzinfo | None = None) -> str:
         return ""
     if isinstance(value, datetime):
         value = local(value, tz).date()
-    return format_date(value, DATE_FORMAT, locale=_locale())
+    return _day_text(value, _locale())
+
+
+@lru_cache(maxsize=4096)
+def _day_text(day: date, locale: Locale) -> str:
+    """Babel's text of ``day`` in ``locale``, kept per process: a list shows a date per row
+    and the text depends on nothing else."""
+    return format_date(day, DATE_FORMAT, locale=locale)
 
 
 def datetime_text(value: datetime | None, tz: tzinfo | None = None) -> str:

@@ -49,7 +49,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, web: bool 
     from tenants import resolution
 
     db.init_app(app)
-    _platform_sqlite_pragmas(app)
+    _platform_pool(app)
     resolution.init_app(app)
     i18n.init_app(app)
     pseudonyms.init_app(app)
@@ -61,10 +61,11 @@ def create_app(config: Settings | Mapping[str, Any] | None = None, *, web: bool 
 def _init_web(app: Flask) -> None:
     """Pages, their security and the commands (``flask --app wsgi …``)."""
     from maintenance import console as staff_console
-    from qalitel import cli, prefs, prefs_views, security, views
+    from qalitel import cli, menu, prefs, prefs_views, security, views
     from qalitel.auth import views as auth
 
     security.init_app(app)
+    menu.init_app(app)
     auth.init_app(app)
     prefs.init_app(app)
     app.register_blueprint(prefs_views.site)
@@ -83,16 +84,20 @@ def _platform_engine_options(settings: Settings) -> dict[str, Any]:
     if settings.database_url.startswith("sqlite"):
         return {"connect_args": {"check_same_thread": False}}
     return {"pool_size": settings.platform_pool_size, "max_overflow": 2,
-            "pool_pre_ping": True, "pool_recycle": 1800}
+            "pool_recycle": 1800}
 
 
-def _platform_sqlite_pragmas(app: Flask) -> None:
+def _platform_pool(app: Flask) -> None:
+    """The platform pool pings only connections idle a while (``core.pool_ping``); SQLite
+    connections get the tenant engines' pragmas."""
     from sqlalchemy import event
 
     from core.db import db
+    from core.pool_ping import ping_when_idle
     from tenants.engines import harden_sqlite
 
     with app.app_context():
         engine = db.engine
+        ping_when_idle(engine)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", lambda conn, _r: harden_sqlite(conn))

@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from core.config import Settings
 from core.crypto import decrypt
+from core.pool_ping import ping_when_idle
 from tenants.dialects import Kits, engine_on_dialect
 from tenants.registry import Backend, Tenant, TenantStatus
 
@@ -141,7 +142,7 @@ def build_engine(info: TenantInfo, settings: Settings, *, pooled: bool = True,
     and the compiled-SQL cache of its server and schema revision (``tenants.dialects``).
     """
     url = tenant_url(info, settings)
-    pool: dict = {"pre_ping": True, "pool_size": settings.tenant_pool_size, "max_overflow": 0,
+    pool: dict = {"pool_size": settings.tenant_pool_size, "max_overflow": 0,
                   "timeout": settings.tenant_pool_timeout}
     if info.backend is Backend.POSTGRESQL:
         pool["recycle"] = 1800
@@ -153,7 +154,7 @@ def build_engine(info: TenantInfo, settings: Settings, *, pooled: bool = True,
     if kit is not None and kit.dialect is not None:
         engine = engine_on_dialect(kit.dialect, url, pool=pool, connect_args=connect_args)
     else:
-        options: dict = {"pool_pre_ping": True, "connect_args": connect_args}
+        options: dict = {"connect_args": connect_args}
         if kit is not None:
             options["query_cache_size"] = 0  # the kit's cache serves instead
         if info.backend is Backend.POSTGRESQL:
@@ -162,8 +163,10 @@ def build_engine(info: TenantInfo, settings: Settings, *, pooled: bool = True,
             options["poolclass"] = NullPool
         else:
             options.update({f"pool_{k}" if k in ("timeout", "recycle") else k: v
-                            for k, v in pool.items() if k != "pre_ping"})
+                            for k, v in pool.items()})
         engine = create_engine(url, **options)
+    if pooled:
+        ping_when_idle(engine)
     if kit is not None:
         engine.update_execution_options(compiled_cache=kit.compiled_cache)
 

@@ -78,6 +78,7 @@ def test_request_to_revocation(client_world):
         "/t/alpha/maintenance/")
     req, grant = _request(app, public_id), _grant(app, public_id)
     assert req.status is RequestStatus.APPROVED and req.decided_by_name == "Admin alpha"
+    assert BANNER not in admin.get("/t/alpha/").get_data(as_text=True)  # decided: no banner
     assert req.decided_by_email == "admin@alpha.example"
     assert grant.scope is Scope.READ and grant.status is GrantStatus.ACTIVE
     assert aware(grant.ends_at) - aware(grant.starts_at) == timedelta(hours=1.5)

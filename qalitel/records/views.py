@@ -95,14 +95,14 @@ def index():
     spec = list_spec("records")
     page = queries.record_page(me(), spec, today())
     remember_page()
-    users = service.assignable_users()
+    users, folders = service.list_choices(me())
     labels = translated_labels()
     choices = {
         "status": [("active", _("In progress")), *labels["status"].items()],
         "severity": list(labels["severity"].items()),
         "origin": list(labels["origin"].items()),
         "folder": [("none", _("(no folder)"))]
-        + [(str(f.id), folder_label(f)) for f in service.usable_folders(me())],
+        + [(str(f.id), folder_label(f)) for f in folders],
         "assignee": [("me", _("Me")), ("none", _("(nobody)"))]
         + [(str(u.id), u.name) for u in users],
     }

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, abort, render_template, request
 from flask_babel import get_locale
@@ -11,6 +13,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import Row
+from werkzeug.datastructures import iter_multi_items
 
 from core import dates, validation
 from qalitel import prefs
@@ -85,6 +88,38 @@ def select_options(choices: Any, chosen: Any) -> Markup:
         _OPTION.format(value, _SELECTED if wanted is not None and wanted == str(value) else "",
                        translate_pseudonyms(text))
         for value, text in choices)
+
+
+_QUERY_SAFE = "!$'()*,/:;?@"  # what Werkzeug's URL builder leaves unquoted (werkzeug.urls)
+
+
+@bp.app_template_global("list_url")
+def list_url(base: str, args: Mapping[str, Any]) -> str:
+    """``url_for(endpoint, **args)`` of a list, given ``base = url_for(endpoint)``: the links of
+    a list (sort headers, pager, reset) differ only by their query string, built as Werkzeug
+    builds it (arguments in order, None left out, its quoting) without a URL build each."""
+    query = urlencode([item for item in iter_multi_items(args) if item[1] is not None],
+                      safe=_QUERY_SAFE)
+    return f"{base}?{query}" if query else base
+
+
+_HEADER = Markup('<th scope="col"{}>\n    <a href="{}">{}{}</a>\n  </th>')
+_ARIA_SORT = Markup(' aria-sort="{}"')
+
+
+@bp.app_template_global("sort_headers")
+def sort_headers(spec: specs.ListSpec, base: str, columns: Mapping[str, str],
+                 keys: Iterable[str] | None = None) -> Markup:
+    """The ``<th>`` of each sortable column (``keys``, default all of ``columns``: key ->
+    title), linking to the list sorted by it (again: the other way), the sorted one marked."""
+    cells = []
+    for key in columns if keys is None else keys:
+        active = spec.sort_key == key
+        cells.append(_HEADER.format(
+            _ARIA_SORT.format("descending" if spec.descending else "ascending") if active else "",
+            list_url(base, spec.sort_args(key)), translate_pseudonyms(columns[key]),
+            (" ↓" if spec.descending else " ↑") if active else ""))
+    return Markup("\n    ").join(cells)
 
 
 def remember_page() -> None:

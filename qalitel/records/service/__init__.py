@@ -22,6 +22,7 @@ from qalitel.records.service.checks import (
     assignable_users,
     ensure_writable,
     is_locked,
+    list_choices,
     today,
     usable_folders,
 )
@@ -55,7 +56,7 @@ __all__ = ["ACTION_FIELDS", "EDITABLE", "JUSTIFICATION_MAX", "EditConflict",
            "PermissionDenied", "RecordError", "RecordLocked", "action_values",
            "action_version", "assignable_users", "change_status", "check_effectiveness",
            "closure_gaps", "create_action", "create_folder", "create_nonconformity",
-           "current_values", "ensure_writable", "grant_clearance", "is_locked", "record_version",
-           "refusal", "reopen", "revoke_clearance", "save_rules", "share_record",
+           "current_values", "ensure_writable", "grant_clearance", "is_locked", "list_choices",
+           "record_version", "refusal", "reopen", "revoke_clearance", "save_rules", "share_record",
            "step_label", "today", "unshare_record", "update_action", "update_folder",
            "update_nonconformity", "usable_folders"]
