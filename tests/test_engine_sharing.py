@@ -17,7 +17,7 @@ import pytest
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import event, select, update
 
-from tests.test_engines import _cache, _make_tenants, _touch
+from tests.test_engines import _cache, _make_tenants, _touch, watch_builds
 
 IDENTITY_SQL = "SELECT tenant_uid, slug FROM tenant_identity WHERE id = 1"
 
@@ -60,18 +60,7 @@ class FirstConnects:
 
 @pytest.fixture
 def first_connects(monkeypatch) -> FirstConnects:
-    from tenants import engines
-
-    watcher = FirstConnects()
-    build = engines.build_engine
-
-    def build_and_watch(*args, **kwargs):
-        engine = build(*args, **kwargs)
-        watcher.watch(engine)
-        return engine
-
-    monkeypatch.setattr(engines, "build_engine", build_and_watch)
-    return watcher
+    return watch_builds(monkeypatch, FirstConnects())
 
 
 def _engine_of(app, info):

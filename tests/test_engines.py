@@ -101,18 +101,22 @@ class OpenConnections:
 def opened(monkeypatch) -> OpenConnections:
     """Counts the connections of every tenant engine built during the test (the real
     engines, watched through their pool events)."""
+    return watch_builds(monkeypatch, OpenConnections())
+
+
+def watch_builds(monkeypatch, watcher):
+    """Have ``watcher.watch(engine)`` see every tenant engine built during the test."""
     from tenants import engines
 
-    counter = OpenConnections()
     build = engines.build_engine
 
     def build_and_watch(*args, **kwargs):
         engine = build(*args, **kwargs)
-        counter.watch(engine)
+        watcher.watch(engine)
         return engine
 
     monkeypatch.setattr(engines, "build_engine", build_and_watch)
-    return counter
+    return watcher
 
 
 def _settle(predicate, timeout: float = 60.0) -> bool:
