@@ -7,15 +7,21 @@ per request, although a connection checked in a few milliseconds ago is almost a
 :class:`sqlalchemy.exc.DisconnectionError`, the pool invalidates that connection and checks
 out a fresh one, the caller sees no error).
 
-The trade-off: a connection that died within the threshold of its last use (a server
-restart, ``pg_terminate_backend``, a network cut in that window) is not caught at checkout.
-Its first statement then fails; SQLAlchemy's disconnect detection (``is_disconnect``)
-invalidates the connection and every older one of its pool, so that request gets an error
-and the next ones reconnect, as without any pre-ping.
+A connection used less than that ago is not pinged, but its socket is polled (no round
+trip): a PostgreSQL backend that was terminated or shut down sends its ``FATAL`` message and
+closes, so the socket reads as ready while the connection sits idle, and such a connection is
+pinged (and replaced) too. Under steady traffic no connection idles 2 s, and this poll is what
+keeps a restart from failing requests.
+
+What is left: a connection whose server vanished without a word within the threshold (a
+network cut, a crashed host) is not caught at checkout. Its first statement then fails;
+SQLAlchemy's disconnect detection (``is_disconnect``) invalidates the connection and every
+older one of its pool, so that request gets an error and the next ones reconnect.
 """
 
 from __future__ import annotations
 
+import select
 import time
 from typing import Any
 
@@ -40,8 +46,10 @@ def ping_when_idle(target: Pool | Engine) -> None:
 
     def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         since = record.info.pop(IDLE_SINCE, None)
-        if since is None or time.monotonic() - since <= IDLE_PING_SECONDS:
-            return  # just connected, or used a moment ago
+        if since is None:
+            return  # just connected
+        if time.monotonic() - since <= IDLE_PING_SECONDS and not _has_news(dbapi_connection):
+            return  # used a moment ago, and the server said nothing since
         try:
             dialect.do_ping(dbapi_connection)
         except Exception as error:
@@ -49,3 +57,16 @@ def ping_when_idle(target: Pool | Engine) -> None:
 
     event.listen(pool, "checkin", checkin)
     event.listen(pool, "checkout", checkout)
+
+
+def _has_news(dbapi_connection: Any) -> bool:
+    """Whether an idle connection's socket has something to read (a server's goodbye, or its
+    EOF): no round trip. Connections without a socket (SQLite) have none."""
+    fileno = getattr(dbapi_connection, "fileno", None)
+    if fileno is None:
+        return False
+    try:
+        readable, _, _ = select.select([fileno()], [], [], 0)
+    except Exception:  # noqa: BLE001  (closed already: psycopg2 raises its InterfaceError)
+        return True
+    return bool(readable)

@@ -31,10 +31,9 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, generate_csrf
-from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 
-from core import clock, dates
+from core import dates
 from core.db import db
 from core.web import admin_required, is_admin
 from maintenance import grants, notify, revocations  # noqa: F401  (notify: the e-mail hook)
@@ -43,9 +42,7 @@ from maintenance.audit import AuditWriteError
 from maintenance.labels import SCOPE_LABELS, STATE_LABELS, STATUS_LABELS
 from maintenance.models import Grant, MaintenanceRequest, RequestStatus
 from maintenance.requests import aware
-from tenants import hooks
 from tenants.context import current_tenant, has_tenant
-from tenants.registry import Tenant
 
 bp = Blueprint("maintenance", __name__)
 api = Blueprint("api", __name__, url_prefix="/api/maintenance")
@@ -67,38 +64,15 @@ def _tenant_id() -> int:
 # ---------------------------------------------------------------- banner (every tenant page)
 
 
-PENDING_VALUE = "maintenance_pending"
-"""Read with the tenant row when a request resolves its tenant (no statement of its own)."""
-
-
-def _pending_of_tenant() -> Any:
-    """:func:`grants.pending_count` (same conditions) as a scalar subquery correlated with
-    the registry's tenant row."""
-    return (select(func.count()).select_from(MaintenanceRequest)
-            .where(MaintenanceRequest.tenant_id == Tenant.id,
-                   MaintenanceRequest.status == RequestStatus.PENDING,
-                   MaintenanceRequest.pending_until > clock.now())
-            .correlate(Tenant).scalar_subquery())
-
-
-hooks.add_request_tenant_value(PENDING_VALUE, _pending_of_tenant)
-
-
 def _pending_for_admin() -> int:
-    """Requests awaiting a decision, for an admin of the current tenant (0 for anyone else).
-    A GET or HEAD takes the count read with its tenant row; other methods may have just
-    decided a request, so they count again."""
+    """Requests awaiting a decision, for an admin of the current tenant (0 for anyone else)."""
     if "maintenance_pending" not in g:
         count = 0
         if has_tenant() and is_admin():
-            read = g.get("tenant_values") or {}
-            if request.method in ("GET", "HEAD") and PENDING_VALUE in read:
-                count = int(read[PENDING_VALUE])
-            else:
-                try:
-                    count = grants.pending_count(_tenant_id())
-                except Exception:  # a banner never takes a page down
-                    db.session.rollback()
+            try:
+                count = grants.pending_count(_tenant_id())
+            except Exception:  # a banner never takes a page down
+                db.session.rollback()
         g.maintenance_pending = count
     return g.maintenance_pending
 

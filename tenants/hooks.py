@@ -9,9 +9,6 @@
   closure's drop, or ``destroy_tenant``), once the tenant is closed and before its database
   goes (maintenance purges the access log there, as an explicit, recorded operation). A hook
   that raises stops the drop.
-- ``request tenant values``: named scalar subqueries correlated with the registry's tenant
-  row, read with that row in the one statement that resolves a request's tenant
-  (``tenants.resolution``), so a value every page needs costs no round trip of its own.
 """
 
 from __future__ import annotations
@@ -46,13 +43,10 @@ Row = tuple[Any, dict[str, Any]]
 """A ``(sqlalchemy.Table, column values)`` pair to insert into a new tenant database."""
 FirstRows = Callable[[FirstAdmin], list[Row]]
 BeforeDestroy = Callable[[Any, Any], None]
-TenantValue = Callable[[], Any]
-"""Builds (per request) a scalar subquery correlated with ``tenants.registry.Tenant``."""
 
 lineages: dict[str, Lineage] = {}
 first_rows_providers: list[FirstRows] = []
 before_destroy: list[BeforeDestroy] = []
-request_tenant_values: dict[str, TenantValue] = {}
 
 
 class HookMissingError(LookupError):
@@ -99,9 +93,3 @@ def on_before_destroy(hook: BeforeDestroy) -> BeforeDestroy:
 def run_before_destroy(settings: Any, tenant: Any) -> None:
     for hook in list(before_destroy):
         hook(settings, tenant)
-
-
-def add_request_tenant_value(name: str, build: TenantValue) -> TenantValue:
-    """Read ``build()`` with each request's tenant row, into ``g.tenant_values[name]``."""
-    request_tenant_values[name] = build
-    return build

@@ -12,7 +12,7 @@ from werkzeug.routing import BaseConverter
 
 from core import config
 from core.db import db
-from tenants import context, hooks
+from tenants import context
 from tenants.engines import EngineCache, EngineCacheFullError, TenantInfo
 from tenants.registry import SLUG_RE, Tenant, TenantStatus
 
@@ -66,26 +66,11 @@ def tenant_of_path(path: str) -> TenantInfo | None:
     return info if info is not None and info.status is TenantStatus.ACTIVE else None
 
 
-def _load_for_request(slug: str) -> TenantInfo | None:
-    """:func:`load_tenant`, with the registered request tenant values (``tenants.hooks``) in
-    the same statement, kept in ``g.tenant_values``."""
-    builders = dict(hooks.request_tenant_values)
-    if not builders or not SLUG_RE.fullmatch(slug or ""):
-        return load_tenant(slug)
-    query = (select(Tenant, *(build().label(name) for name, build in builders.items()))
-             .options(joinedload(Tenant.server)).where(Tenant.slug == slug))
-    row = db.session.execute(query).one_or_none()
-    if row is None:
-        return None
-    g.tenant_values = dict(zip(builders, row[1:], strict=True))
-    return TenantInfo.from_row(row[0])
-
-
 def _open_tenant(_endpoint: str | None, values: dict | None) -> None:
     slug = (values or {}).pop("slug", None)
     if slug is None:
         abort(404)
-    info = _load_for_request(slug)
+    info = load_tenant(slug)
     if info is None or info.status is TenantStatus.PROVISIONING:
         g.tenant_error = "unknown"
         abort(404)

@@ -161,3 +161,29 @@ def test_a_connection_killed_while_idle_is_replaced_without_an_error(world, back
         assert fresh and not set(map(id, fresh)) & set(map(id, idle[name])), name
         if backend == "postgresql":
             assert not {d.get_backend_pid() for d in fresh} & set(pids), name
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # a server's goodbye
+def test_a_connection_terminated_a_moment_after_use_is_replaced_without_an_error(
+        world, backend, monkeypatch, monitor):
+    """Under steady traffic no connection idles past the threshold: a backend terminated
+    (restart, ``pg_terminate_backend``) is found by its socket having its FATAL to read, with
+    no round trip for the healthy ones."""
+    from core import pool_ping
+
+    app, client, slug = world
+    monkeypatch.setattr(pool_ping, "IDLE_PING_SECONDS", 3600.0)  # every connection "just used"
+    engines = _engines(app, slug)
+    idle = {name: _idle_dbapi(engine) for name, engine in engines.items()}
+    healthy = [dbapi for found in idle.values() for dbapi in found]
+    assert healthy and not any(pool_ping._has_news(dbapi) for dbapi in healthy)
+    pids = [dbapi.get_backend_pid() for dbapi in healthy]
+    with monitor.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s) AS pid", (pids,))
+    _wait_gone(monitor, pids)
+    for _ in range(3):
+        page = client.get(f"/t/{slug}/records/")
+        assert page.status_code == 200
+    for name, engine in engines.items():
+        fresh = _idle_dbapi(engine)
+        assert fresh and not {d.get_backend_pid() for d in fresh} & set(pids), name

@@ -26,18 +26,18 @@ from sqlalchemy.engine import Engine
 from tests.conftest import in_tenant, login, provision
 
 # One signed-in admin's GET of each page: (tenant statements, platform statements) on SQLite
-# and on PostgreSQL. The platform's share: one statement reading the tenant row with (on
-# PostgreSQL) its database server and the maintenance banner's pending count
-# (tenants.hooks.request_tenant_values); the tenant's starts with the user.
+# and on PostgreSQL. The platform's share: the tenant row (plus, on PostgreSQL, its database
+# server, read with it in one statement) and the maintenance banner's pending count; the
+# tenant's starts with the user.
 EXPECTED = {
     "sqlite": {
-        "dashboard": (11, 1), "records": (4, 1), "record": (10, 1), "actions": (4, 1),
-        "folders": (3, 1), "users": (4, 1), "preferences": (4, 1), "my_data": (36, 8),
-        "profile": (2, 1)},
+        "dashboard": (11, 2), "records": (4, 2), "record": (10, 2), "actions": (4, 2),
+        "folders": (3, 2), "users": (4, 2), "preferences": (4, 2), "my_data": (36, 9),
+        "profile": (2, 2)},
     "postgresql": {
-        "dashboard": (11, 1), "records": (4, 1), "record": (10, 1), "actions": (4, 1),
-        "folders": (3, 1), "users": (4, 1), "preferences": (4, 1), "my_data": (36, 6),
-        "profile": (2, 1)},
+        "dashboard": (11, 2), "records": (4, 2), "record": (10, 2), "actions": (4, 2),
+        "folders": (3, 2), "users": (4, 2), "preferences": (4, 2), "my_data": (36, 7),
+        "profile": (2, 2)},
 }
 # A plain user's record list: the user, the page's total, its rows, the assignee and folder
 # choices (one statement); on the platform, the tenant and its server (no banner shown).
