@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.pool import NullPool
 
@@ -118,6 +117,8 @@ def check_identity(dbapi_connection, expected_uid: str, slug: str) -> None:
         finally:
             cursor.close()
     else:
+        from psycopg2.extensions import TRANSACTION_STATUS_IDLE  # loaded with the connection
+
         idle = (dbapi_connection.get_transaction_status() == TRANSACTION_STATUS_IDLE)
         autocommit = dbapi_connection.autocommit
         if idle and not autocommit:
