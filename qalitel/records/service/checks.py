@@ -11,7 +11,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import Row, false, func, literal, select, union_all
+from sqlalchemy import ColumnElement, Row, false, func, literal, select, union_all
 
 from core import dates, validation
 from qalitel.records import visibility
@@ -158,9 +158,14 @@ def usable_folder(actor: User, folder_id: int | None, *, keep: int | None = None
     return folder_id
 
 
+def _assignable() -> ColumnElement[bool]:
+    """Who may be chosen as assignee, owner or share: the tenant's active users."""
+    return User.suspended_at.is_(None)
+
+
 def assignable_users() -> list[Row]:
     """(id, name) of the tenant's active users, by name: choices for assignee, owner, share."""
-    return list(tdb.execute(select(User.id, User.name).where(User.suspended_at.is_(None))
+    return list(tdb.execute(select(User.id, User.name).where(_assignable())
                             .order_by(func.lower(User.name), User.id)).all())
 
 
@@ -176,7 +181,7 @@ def list_choices(user: User) -> tuple[list[Row], list[Row]]:
     """:func:`assignable_users` and :func:`usable_folders` of ``user``, read in one statement
     (a list page's filter form needs both on every request)."""
     users = select(literal(0).label("kind"), User.id, User.name,
-                   false().label("confidential")).where(User.suspended_at.is_(None))
+                   false().label("confidential")).where(_assignable())
     folders = select(literal(1).label("kind"), Folder.id, Folder.name,
                      Folder.confidential).where(visibility.folder_visibility(user))
     both = union_all(users, folders).subquery()
