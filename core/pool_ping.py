@@ -9,9 +9,9 @@ out a fresh one, the caller sees no error).
 
 A connection used less than that ago is not pinged, but its socket is polled (no round
 trip): a PostgreSQL backend that was terminated or shut down sends its ``FATAL`` message and
-closes, so the socket reads as ready while the connection sits idle, and such a connection is
-pinged (and replaced) too. Under steady traffic no connection idles 2 s, and this poll is what
-keeps a restart from failing requests.
+closes, so the socket polls as readable while the connection sits idle, and such a
+connection is pinged (and replaced) too. Under steady traffic no connection idles 2 s, and
+this poll is what keeps a restart from failing requests.
 
 What is left: a connection whose server vanished without a word within the threshold (a
 network cut, a crashed host) is not caught at checkout. Its first statement then fails;
@@ -66,7 +66,8 @@ def _has_news(dbapi_connection: Any) -> bool:
     if fileno is None:
         return False
     try:
-        readable, _, _ = select.select([fileno()], [], [], 0)
+        poller = select.poll()  # not select.select: no limit on the descriptor's number
+        poller.register(fileno(), select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))  # readable, or hung up / in error
     except Exception:  # noqa: BLE001  (closed already: psycopg2 raises its InterfaceError)
         return True
-    return bool(readable)
