@@ -45,7 +45,9 @@ COLD = (("engine build", "tenants/engines.py", {"build_engine"}),
         ("identity check", "tenants/engines.py", {"check_identity"}),
         ("dialect init", "sqlalchemy/engine/create.py", {"first_connect"}),
         ("dialect init", "sqlalchemy/dialects/postgresql/", {"initialize", "on_connect"}),
-        ("pool pre-ping", "sqlalchemy/engine/default.py", {"do_ping"}))
+        ("pool pre-ping", "sqlalchemy/engine/default.py", {"do_ping"}),
+        ("pool pre-ping", "sqlalchemy/dialects/postgresql/_psycopg_common.py", {"do_ping"}),
+        ("pool pre-ping", "core/pool_ping.py", None))
 SQL = (("SQL compile", "sqlalchemy/sql/elements.py", {"_compile_w_cache"}),
        ("query execution", "sqlalchemy/engine/default.py", {"do_execute",
                                                            "do_execute_no_params"}))
