@@ -38,9 +38,20 @@ class Page:
 
 def paginate(session: Session, rows: Select, count: Select, page: int, page_size: int,
              *, scalars: bool = False) -> Page:
-    """Run ``count`` then the page of ``rows`` (a page past the end shows the last one)."""
+    """Run ``count`` then the page of ``rows`` (a page past the end shows the last one).
+
+    The first page is read first: when it is not full it holds every row, so its length is
+    the total and ``count`` is not sent (a short or filtered list costs one statement)."""
+
+    def read(query: Select) -> list[Any]:
+        result = session.execute(query)
+        return list(result.scalars()) if scalars else list(result.all())
+
+    if page <= 1:
+        items = read(rows.limit(page_size))
+        total = len(items) if len(items) < page_size else session.execute(count).scalar() or 0
+        return Page(rows=items, total=total, page=1, page_size=page_size)
     total = session.execute(count).scalar() or 0
     page = min(max(page, 1), max(1, -(-total // page_size)))
-    result = session.execute(rows.limit(page_size).offset((page - 1) * page_size))
-    items = list(result.scalars()) if scalars else list(result.all())
+    items = read(rows.limit(page_size).offset((page - 1) * page_size))
     return Page(rows=items, total=total, page=page, page_size=page_size)

@@ -25,18 +25,19 @@ from sqlalchemy.engine import Engine
 
 from tests.conftest import in_tenant, login, provision
 
-# One signed-in admin's GET of each page: (tenant statements, platform statements) on SQLite
+# One signed-in admin's GET of each page (the lists ask for 50 a page, so their first page is
+# not full and needs no count: core.pagination): (tenant statements, platform statements) on SQLite
 # and on PostgreSQL. The platform's share: the tenant row (plus, on PostgreSQL, its database
 # server, read with it in one statement) and the maintenance banner's pending count; the
 # tenant's starts with the user.
 EXPECTED = {
     "sqlite": {
-        "dashboard": (11, 2), "records": (4, 2), "record": (10, 2), "actions": (4, 2),
-        "folders": (3, 2), "users": (4, 2), "preferences": (4, 2), "my_data": (36, 9),
+        "dashboard": (11, 2), "records": (3, 2), "record": (10, 2), "actions": (3, 2),
+        "folders": (3, 2), "users": (3, 2), "preferences": (4, 2), "my_data": (36, 9),
         "profile": (2, 2)},
     "postgresql": {
-        "dashboard": (11, 2), "records": (4, 2), "record": (10, 2), "actions": (4, 2),
-        "folders": (3, 2), "users": (4, 2), "preferences": (4, 2), "my_data": (36, 7),
+        "dashboard": (11, 2), "records": (3, 2), "record": (10, 2), "actions": (3, 2),
+        "folders": (3, 2), "users": (3, 2), "preferences": (4, 2), "my_data": (36, 7),
         "profile": (2, 2)},
 }
 # A plain user's record list: the user, the page's total, its rows, the assignee and folder
@@ -182,3 +183,18 @@ def test_a_record_page_names_its_people_without_a_query_each(world, backend, pas
     many = statements(app, client, url)
     assert many == few
     assert client.get(url).get_data(as_text=True).count("Crowd 00") >= 3 * 7
+
+
+def test_a_full_first_page_counts_the_rest_and_a_short_one_does_not(world, backend,
+                                                                     password_hash):
+    """The list's total: counted when the first page is full, its length when it is not."""
+    app, tenant, client, _record_id = world
+    add_rows(app, tenant.slug, password_hash, 25, first=5)  # 30 records
+    full = f"/t/{tenant.slug}/records/?per_page=25"
+    short = f"/t/{tenant.slug}/records/?per_page=50"
+    assert statements(app, client, full)[0] == statements(app, client, short)[0] + 1
+    assert "30 non-conformités" in client.get(full).get_data(as_text=True)
+    page = client.get(short).get_data(as_text=True)
+    assert "30 non-conformités" in page and page.count("<td>NC-") == 30
+    last = client.get(f"/t/{tenant.slug}/records/?per_page=25&page=2").get_data(as_text=True)
+    assert last.count("<td>NC-") == 5 and "26–30" in last
