@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tenants", type=int, default=40)
     parser.add_argument("--warm", type=int, default=20, help="warm requests per tenant")
-    serving.add_arguments(parser, workers=1)
+    serving.add_arguments(parser, workers=1, cache_size=1, pool_size=1)
     args = parser.parse_args(argv)
     if args.tenants < 1 or args.warm < 1:
         parser.error("want --tenants ≥ 1 and --warm ≥ 1")
@@ -61,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     cold_wall, warm_wall, cold_cpu, warm_cpu = [], [], [], []
     try:
         slugs = serving.provision(world, args.tenants)
-        os.environ.update({**world.env, "QALITEL_ENGINE_CACHE_SIZE": "1",
-                           "QALITEL_TENANT_POOL_SIZE": "1", **serving.extra_env(args.env)})
+        os.environ.update(serving.app_env(world, serving.Budget.of(args), args))
         from qalitel import create_app
 
         app = create_app()

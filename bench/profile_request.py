@@ -178,10 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[str] = []
     try:
         slugs = serving.provision(world, args.tenants + 1)
-        os.environ.update({**world.env, "QALITEL_ENGINE_CACHE_SIZE": str(args.cache_size),
-                           "QALITEL_TENANT_POOL_SIZE": str(args.pool_size),
-                           "QALITEL_PLATFORM_POOL_SIZE": str(args.platform_pool_size),
-                           **serving.extra_env(args.env)})
+        os.environ.update(serving.app_env(world, serving.Budget.of(args), args))
         from qalitel import create_app
 
         app = create_app()

@@ -12,9 +12,9 @@
   variables, then ``--env NAME=VALUE`` (last wins), so settings added later pass through.
   Several workers need shared throttle counters: Redis at ``--throttle-uri`` (default
   ``redis://127.0.0.1:6379/0``, a key prefix of the run's own).
-* :class:`Budget` is ``workers × (engines × pool + platform pool + overflow)``; a budget
-  that does not fit ``max_connections − superuser_reserved`` (less the bench's own two admin
-  connections) is refused before anything starts.
+* :class:`Budget` (``bench/serving_budget.py``) is ``workers × (engines × pool + platform
+  pool + overflow)``; a budget that does not fit ``max_connections − superuser_reserved``
+  (less the bench's own two admin connections) is refused before anything starts.
 
 The HTTP side (sessions, load phases, connection sampling, printing) is in
 ``bench/serving_load.py``.
@@ -45,11 +45,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.backup_data import record_values  # noqa: E402  (after the path is set)
+from bench.serving_budget import BENCH_CONNECTIONS, PLATFORM_OVERFLOW, Budget, check_budget  # noqa: E402, F401, I001
 
 DEFAULT_PG = os.environ.get("QALITEL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "bench serving password"
-PLATFORM_OVERFLOW = 2  # max_overflow of the platform engine (qalitel._platform_engine_options)
-BENCH_CONNECTIONS = 2  # the sampler's and the bench's own admin connection
 RECORDS = 30  # per tenant: the list page shows 25 of them
 REUSE_PREFIX = "qtbs_"
 SLUG_FORMAT = "bs-{}"
@@ -112,56 +111,6 @@ def run(script: str, argv: list[str] | None, args: argparse.Namespace,
             server.stop()
         close_world(world, args.keep)
     return 1 if failures else 0
-
-
-# ---------------------------------------------------------------- budget
-
-
-@dataclass(frozen=True)
-class Budget:
-    workers: int
-    cache_size: int
-    pool_size: int
-    platform_pool_size: int = 2
-    overflow: int = PLATFORM_OVERFLOW
-
-    @classmethod
-    def of(cls, args: argparse.Namespace, workers: int | None = None) -> Budget:
-        return cls(workers or args.workers, args.cache_size, args.pool_size,
-                   args.platform_pool_size)
-
-    @property
-    def per_worker(self) -> int:
-        return self.cache_size * self.pool_size + self.platform_pool_size + self.overflow
-
-    @property
-    def total(self) -> int:
-        return self.workers * self.per_worker
-
-    def describe(self) -> str:
-        return (f"{self.workers} workers × ({self.cache_size} engines × {self.pool_size} "
-                f"+ platform {self.platform_pool_size}+{self.overflow}) = {self.total}")
-
-
-def check_budget(pg_url: str, budgets: list[Budget], extra: int = 0) -> bool:
-    """Print the budgets beside the server's connections; False when they do not fit."""
-    from tenants import pg
-
-    with pg.admin_connection(pg_url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT current_setting('max_connections')::int, "
-                    "current_setting('superuser_reserved_connections')::int")
-        max_connections, reserved = cur.fetchone()
-    usable = max_connections - reserved - BENCH_CONNECTIONS
-    wanted = sum(b.total for b in budgets) + extra
-    for budget in budgets:
-        print(f"budget: {budget.describe()}")
-    print(f"server: max_connections {max_connections} − reserved {reserved} − bench "
-          f"{BENCH_CONNECTIONS} = {usable} usable; wanted {wanted}", flush=True)
-    if wanted > usable:
-        print("configured budget does not fit the server; lower --cache-size, --pool-size "
-              "or --workers")
-        return False
-    return True
 
 
 # ---------------------------------------------------------------- tenants
@@ -336,6 +285,16 @@ def children(pid: int) -> list[int]:
     return [int(x) for x in text.split()]
 
 
+def app_env(world: World, budget: Budget, args: argparse.Namespace,
+            env: dict[str, str] | None = None) -> dict[str, str]:
+    """The app's configuration for a bench: the world's, the budget's sizes, ``env``, then
+    ``--env`` (a served app's, or one a script builds in process)."""
+    return {**world.env, "QALITEL_ENGINE_CACHE_SIZE": str(budget.cache_size),
+            "QALITEL_TENANT_POOL_SIZE": str(budget.pool_size),
+            "QALITEL_PLATFORM_POOL_SIZE": str(budget.platform_pool_size),
+            **(env or {}), **extra_env(args.env)}
+
+
 class Server:
     """``gunicorn -c gunicorn.conf.py`` on a free loopback port, with this environment."""
 
@@ -345,12 +304,9 @@ class Server:
         self.world, self.budget, self.app, self.label = world, budget, app, label
         self.port = free_port()
         inherited = {k: v for k, v in os.environ.items() if k != "QALITEL_TEST_PG_URL"}
-        self.env = {**inherited, **world.env,
-                    "QALITEL_ENGINE_CACHE_SIZE": str(budget.cache_size),
-                    "QALITEL_TENANT_POOL_SIZE": str(budget.pool_size),
-                    "QALITEL_PLATFORM_POOL_SIZE": str(budget.platform_pool_size),
+        self.env = {**inherited,
                     "QALITEL_RATELIMIT_KEY_PREFIX": f"qbench{secrets.token_hex(4)}",
-                    **(env or {}), **extra_env(args.env)}
+                    **app_env(world, budget, args, env)}
         if budget.workers > 1:
             self.env.setdefault("QALITEL_RATELIMIT_STORAGE_URI", args.throttle_uri)
         self.command = [str(Path(sys.executable).with_name("gunicorn")), "-c", "gunicorn.conf.py",
